@@ -1,0 +1,330 @@
+"""Runs and their results: plain dataclasses built from the API's JSON, and the state logic.
+
+Which life-cycle states end a run, and which results count as success, is decided here and only
+here (``is_finished``, ``RunResult.ok``). The Arazzo seed only knows PENDING/RUNNING/TERMINATING as
+"keep polling" and stops early on anything else; here every state that is not known to be final
+keeps the poller going, so QUEUED, BLOCKED, WAITING_FOR_RETRY and values the API adds later are waited
+through, while TERMINATED, SKIPPED and INTERNAL_ERROR (or ``status.state == "TERMINATED"``) end it.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .errors import RunFailed, RunNotFinished
+
+__all__ = [
+    "ACTIVE_STATES",
+    "FINAL_STATES",
+    "OK_RESULTS",
+    "RunResult",
+    "TaskResult",
+    "is_finished",
+]
+
+FINAL_STATES = frozenset({"TERMINATED", "SKIPPED", "INTERNAL_ERROR"})
+ACTIVE_STATES = frozenset({"QUEUED", "PENDING", "RUNNING", "TERMINATING", "BLOCKED", "WAITING_FOR_RETRY"})
+OK_RESULTS = frozenset({"SUCCESS", "SUCCESS_WITH_FAILURES"})
+
+
+def _state(run: dict[str, Any]) -> dict[str, Any]:
+    state = run.get("state")
+    return state if isinstance(state, dict) else {}
+
+
+def _status(run: dict[str, Any]) -> dict[str, Any]:
+    status = run.get("status")
+    return status if isinstance(status, dict) else {}
+
+
+def is_finished(run: dict[str, Any]) -> bool:
+    """True when a ``runs/get`` answer describes a run that will not change any more."""
+    return _state(run).get("life_cycle_state") in FINAL_STATES or _status(run).get("state") == "TERMINATED"
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """One task of a run: its state, and once finished its notebook exit value or error.
+
+    Attributes:
+        key: The task key.
+        run_id: The task run's own id (``runs/get-output`` takes this one).
+        life_cycle_state: e.g. ``RUNNING``; shown verbatim even when unknown.
+        result_state: e.g. ``SUCCESS``, ``FAILED``; None until the task is finished.
+        state_message: The API's message for the task, often empty.
+        output: The value the notebook passed to ``dbutils.notebook.exit``, if any.
+        output_truncated: True when the API truncated that value.
+        error: The error, for a failed task.
+        error_trace: The error's trace, for a failed task.
+        run_page_url: The task run's page.
+    """
+
+    key: str
+    run_id: int | None
+    life_cycle_state: str | None
+    result_state: str | None = None
+    state_message: str = ""
+    output: str | None = None
+    output_truncated: bool = False
+    error: str | None = None
+    error_trace: str | None = None
+    run_page_url: str | None = None
+    start_time: int | None = None
+    end_time: int | None = None
+
+    @classmethod
+    def from_api(cls, task: dict[str, Any]) -> TaskResult:
+        state = _state(task)
+        status = _status(task)
+        return cls(
+            key=str(task.get("task_key", "")),
+            run_id=_int_or_none(task.get("run_id")),
+            life_cycle_state=state.get("life_cycle_state") or status.get("state"),
+            result_state=state.get("result_state"),
+            state_message=state.get("state_message") or "",
+            run_page_url=task.get("run_page_url"),
+            start_time=_int_or_none(task.get("start_time")) or None,
+            end_time=_int_or_none(task.get("end_time")) or None,
+        )
+
+    def with_output(self, output: dict[str, Any]) -> TaskResult:
+        """Return a copy holding what ``runs/get-output`` said for this task."""
+        notebook = output.get("notebook_output") or {}
+        return replace(
+            self,
+            output=notebook.get("result"),
+            output_truncated=bool(notebook.get("truncated")),
+            error=output.get("error") or None,
+            error_trace=output.get("error_trace") or None,
+        )
+
+    @property
+    def failed(self) -> bool:
+        return self.result_state is not None and self.result_state not in OK_RESULTS
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A run as last seen: the seed workflow's outputs and everything else worth having.
+
+    ``job_id``, ``run_id``, ``result_state`` and ``run_page_url`` are the seed's outputs; the same
+    four come as a dict under the seed's own names in ``outputs``.
+    """
+
+    job_id: int | None
+    run_id: int
+    job_name: str | None = None
+    number_in_job: int | None = None
+    life_cycle_state: str | None = None
+    result_state: str | None = None
+    state_message: str = ""
+    run_page_url: str | None = None
+    tasks: tuple[TaskResult, ...] = ()
+    run: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    finished: bool = False
+    termination_code: str | None = None
+    queue_reason: str | None = None
+    start_time: int | None = None
+    end_time: int | None = None
+    warnings: tuple[str, ...] = ()
+    idempotency_token: str | None = None
+    expected_duration: float | None = None
+
+    @classmethod
+    def from_api(
+        cls,
+        run: dict[str, Any],
+        *,
+        job_name: str | None = None,
+        run_id: int | None = None,
+        job_id: int | None = None,
+        idempotency_token: str | None = None,
+        expected_duration: float | None = None,
+    ) -> RunResult:
+        """Build a RunResult from a ``runs/get`` answer (fields it lacks stay None)."""
+        state = _state(run)
+        status = _status(run)
+        termination = status.get("termination_details") or {}
+        queue = status.get("queue_details") or {}
+        life_cycle = state.get("life_cycle_state") or status.get("state")
+        result_state = state.get("result_state")
+        finished = is_finished(run)
+        if finished and result_state is None:
+            # The new `status` says how it ended where the legacy `state` does not.
+            code = termination.get("code")
+            if code in OK_RESULTS:
+                result_state = code
+            elif life_cycle == "INTERNAL_ERROR" or termination.get("type") == "INTERNAL_ERROR":
+                result_state = "INTERNAL_ERROR"
+            elif code:
+                result_state = code
+        warnings = []
+        if result_state == "SUCCESS_WITH_FAILURES":
+            warnings.append("The run succeeded, but some of its tasks failed (SUCCESS_WITH_FAILURES).")
+        return cls(
+            job_id=_int_or_none(run.get("job_id")) or job_id,
+            run_id=_int_or_none(run.get("run_id")) or int(run_id or 0),
+            job_name=job_name or run.get("run_name"),
+            number_in_job=_int_or_none(run.get("number_in_job")),
+            life_cycle_state=life_cycle,
+            result_state=result_state,
+            state_message=state.get("state_message") or termination.get("message") or "",
+            run_page_url=run.get("run_page_url"),
+            tasks=tuple(TaskResult.from_api(t) for t in run.get("tasks") or () if isinstance(t, dict)),
+            run=run,
+            finished=finished,
+            termination_code=termination.get("code"),
+            queue_reason=state.get("queue_reason") or queue.get("message"),
+            start_time=_int_or_none(run.get("start_time")) or None,
+            end_time=_int_or_none(run.get("end_time")) or None,
+            warnings=tuple(warnings),
+            idempotency_token=idempotency_token,
+            expected_duration=expected_duration,
+        )
+
+    # -- the seed's outputs -------------------------------------------------------------------
+    @property
+    def outputs(self) -> dict[str, Any]:
+        """The seed workflow's outputs under its own names."""
+        return {
+            "jobId": self.job_id,
+            "runId": self.run_id,
+            "resultState": self.result_state,
+            "runPageUrl": self.run_page_url,
+        }
+
+    # -- verdict ------------------------------------------------------------------------------
+    @property
+    def ok(self) -> bool:
+        """True when the run finished with SUCCESS (or SUCCESS_WITH_FAILURES, with a warning)."""
+        return self.finished and self.life_cycle_state != "INTERNAL_ERROR" and self.result_state in OK_RESULTS
+
+    @property
+    def failed_tasks(self) -> tuple[TaskResult, ...]:
+        return tuple(t for t in self.tasks if t.failed)
+
+    @property
+    def output(self) -> str | None:
+        """The exit value, when exactly one task has one."""
+        values = [t.output for t in self.tasks if t.output is not None]
+        return values[0] if len(values) == 1 else None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end (or to now's last sight, when still running)."""
+        if not self.start_time:
+            return None
+        end = self.end_time or None
+        return None if end is None else max(0.0, (end - self.start_time) / 1000)
+
+    def failure_summary(self) -> str:
+        """One paragraph saying how the run ended and why, with the failing task and the link."""
+        name = f" of job {self.job_name!r}" if self.job_name else ""
+        state = self.result_state or self.life_cycle_state or "UNKNOWN"
+        if self.life_cycle_state in ("SKIPPED", "INTERNAL_ERROR") and state != self.life_cycle_state:
+            state = f"{self.life_cycle_state} ({state})"
+        text = f"Run {self.run_id}{name} ended {state}"
+        if self.state_message:
+            text += f": {self.state_message.rstrip('.')}"
+        text += "."
+        for task in self.failed_tasks[:3]:
+            text += f" Task {task.key!r} {task.result_state}"
+            if task.error:
+                text += f": {_headline(task.error)}"
+            text += "."
+        if self.run_page_url:
+            text += f" See {self.run_page_url}"
+        return text
+
+    def raise_for_state(self) -> RunResult:
+        """Return self when the run succeeded; raise otherwise.
+
+        Raises:
+            RunNotFinished: the run is still going.
+            RunFailed: the run finished without success; the message says how and why.
+        """
+        if not self.finished:
+            raise RunNotFinished(
+                f"Run {self.run_id} is still {self.life_cycle_state or 'starting'}: wait for it "
+                f"with `%dbx_wait {self.run_id}` or run_job_and_wait(..., timeout=None).",
+                run_id=self.run_id,
+                result=self,
+            )
+        if not self.ok:
+            raise RunFailed(self.failure_summary(), run_id=self.run_id, result=self)
+        return self
+
+    # -- display ------------------------------------------------------------------------------
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        if cycle:
+            p.text("RunResult(...)")
+            return
+        p.text(self.summary_text())
+
+    def summary_text(self) -> str:
+        state = self.result_state or self.life_cycle_state or "UNKNOWN"
+        head = f"RunResult: run {self.run_id}"
+        if self.job_name:
+            head += f" of {self.job_name!r}"
+        lines = [f"{head} {state}" + ("" if self.finished else " (not finished)")]
+        if self.state_message:
+            lines.append(f"  {self.state_message}")
+        for task in self.tasks:
+            lines.append(f"  task {task.key}: {task.result_state or task.life_cycle_state}")
+        if self.output is not None:
+            lines.append(f"  output: {_shorten(self.output)}")
+        if self.run_page_url:
+            lines.append(f"  {self.run_page_url}")
+        lines.extend(f"  warning: {w}" for w in self.warnings)
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        state = self.result_state or self.life_cycle_state or "UNKNOWN"
+        colour = "#2e7d32" if self.ok else ("#1565c0" if not self.finished else "#c62828")
+        esc = html.escape
+        link = (
+            f'<a href="{esc(self.run_page_url)}" target="_blank" rel="noopener">run {self.run_id}</a>'
+            if self.run_page_url
+            else f"run {self.run_id}"
+        )
+        name = f" of <b>{esc(self.job_name)}</b>" if self.job_name else ""
+        parts = [
+            f'<div class="dbx-result">{link}{name}: '
+            f'<span style="color:{colour};font-weight:bold">{esc(state)}</span>'
+        ]
+        if self.state_message:
+            parts.append(f"<div>{esc(self.state_message)}</div>")
+        if self.tasks:
+            rows = "".join(
+                f"<tr><td>{esc(t.key)}</td><td>{esc(t.result_state or t.life_cycle_state or '')}</td>"
+                f"<td>{esc(_shorten(t.output or t.error or ''))}</td></tr>"
+                for t in self.tasks
+            )
+            parts.append(f"<table><tr><th>task</th><th>state</th><th>output</th></tr>{rows}</table>")
+        parts.extend(f"<div>&#9888; {esc(w)}</div>" for w in self.warnings)
+        parts.append("</div>")
+        return "".join(parts)
+
+    def output_json(self) -> Any:
+        """The exit value parsed as JSON (None when there is no single exit value)."""
+        return None if self.output is None else json.loads(self.output)
+
+
+def _headline(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
