@@ -89,18 +89,20 @@ class DatabricksError(Exception):
         self.result = result
 
     def __str__(self) -> str:
-        if self.run_id is not None and "%dbx_wait" not in self.message:
-            return (
-                f"{self.message} (run {self.run_id} was started; `%dbx_wait {self.run_id}` re-attaches to it)"
-            )
         return self.message
 
     def attach_run(self, run_id: int, result: RunResult | None = None) -> DatabricksError:
-        """Record the run this error concerns (so the message names it) and return self."""
+        """Record the run that was going when this error struck, say so in the message, return self."""
         if self.run_id is None:
             self.run_id = run_id
         if result is not None and self.result is None:
             self.result = result
+        if "%dbx_wait" not in self.message:
+            self.message = (
+                f"{self.message.rstrip('.')} (run {run_id} was started and goes on; "
+                f"`%dbx_wait {run_id}` re-attaches to it)."
+            )
+            self.args = (self.message,)
         return self
 
     def _render_traceback_(self) -> list[str]:

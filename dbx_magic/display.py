@@ -1,0 +1,33 @@
+"""Which progress display a shell gets: the widget where a widget frontend exists, text otherwise."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .models import RunResult
+from .progress import TextProgress
+
+__all__ = ["has_widget_frontend", "progress_display"]
+
+
+def has_widget_frontend(shell: Any) -> bool:
+    """True inside a Jupyter kernel (a frontend that can render widgets is attached)."""
+    return getattr(shell, "kernel", None) is not None
+
+
+def progress_display(shell: Any, *, cancel_on_interrupt: bool = False) -> Callable[[RunResult], Any]:
+    """Show a progress display for a run that blocks the cell; return its ``on_update`` callback.
+
+    In a Jupyter kernel this is the progress widget (with no Cancel button: a busy cell gets no
+    clicks, so it points at the kernel's interrupt); elsewhere, text lines.
+    """
+    if has_widget_frontend(shell):
+        from IPython.display import display
+
+        from .widgets import ProgressWidget
+
+        widget = ProgressWidget(blocking=True, cancel_on_interrupt=cancel_on_interrupt)
+        display(widget.widget)
+        return widget
+    return TextProgress()

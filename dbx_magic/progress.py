@@ -1,0 +1,192 @@
+"""What a run looks like while it is watched: one pure ``describe()``, and the plain-text display.
+
+``describe(result, elapsed)`` turns a RunResult into a ``View``: the words, the colour, the progress
+fraction and ETA, the task rows. The progress widget (``widgets.py``) and ``TextProgress`` (for
+terminals and plain-text outputs) both render that one View, so they never disagree.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO
+
+from .models import RunResult
+
+__all__ = ["TaskRow", "TextProgress", "View", "describe", "format_duration"]
+
+#: The colour of a state, in Bootstrap's words, as ipywidgets' ``bar_style`` and ``button_style`` take.
+INFO, SUCCESS, DANGER, WARNING = "info", "success", "danger", "warning"
+
+
+def format_duration(seconds: float | None) -> str:
+    """``75.2`` -> ``"1:15"``; ``3725`` -> ``"1:02:05"``; None -> ``"?"``."""
+    if seconds is None:
+        return "?"
+    total = max(0, round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    key: str
+    state: str
+    colour: str
+    detail: str
+    run_page_url: str | None
+
+
+@dataclass(frozen=True)
+class View:
+    """Everything a display shows about a run at one moment.
+
+    Attributes:
+        title: ``job name · run N``.
+        state: The state word shown (result state once finished, else the life-cycle state).
+        colour: ``info`` while running, ``success``, ``danger`` or ``warning`` once finished.
+        elapsed: Seconds since the run started (or since we began watching).
+        fraction: 0..1 when the job's history gives an expected duration, else None.
+        eta: Seconds left by that estimate; None without one, 0 when overrunning.
+        overrun: True when the run has gone past its expected duration.
+        message: The state message (queue reason, failure reason).
+        tasks: One row a task, for multi-task runs.
+        finished: True once the run is over.
+        run_id, run_page_url: For the link.
+        line: The whole view as one line of text.
+    """
+
+    title: str
+    state: str
+    colour: str
+    elapsed: float
+    fraction: float | None
+    eta: float | None
+    overrun: bool
+    message: str
+    tasks: tuple[TaskRow, ...]
+    finished: bool
+    run_id: int
+    run_page_url: str | None
+    line: str
+
+
+def _colour(result: RunResult) -> str:
+    if not result.finished:
+        return INFO
+    if result.ok:
+        return WARNING if result.warnings else SUCCESS
+    return DANGER
+
+
+def _task_colour(state: str | None, result_state: str | None) -> str:
+    if result_state is None:
+        return INFO
+    return SUCCESS if result_state in ("SUCCESS", "SUCCESS_WITH_FAILURES") else DANGER
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def describe(result: RunResult, elapsed: float) -> View:
+    """Describe a run for display (pure: same inputs, same View).
+
+    Args:
+        result: The run as last polled.
+        elapsed: Seconds since the run started (the caller's clock; it ticks between polls).
+    """
+    state = (result.result_state if result.finished else None) or result.life_cycle_state or "LAUNCHING"
+    expected = result.expected_duration
+    fraction = eta = None
+    overrun = False
+    if result.finished:
+        fraction = 1.0 if expected else None
+        eta = 0.0 if expected else None
+    elif expected and expected > 0:
+        fraction = min(0.99, elapsed / expected)
+        eta = max(0.0, expected - elapsed)
+        overrun = elapsed > expected
+    title = f"{result.job_name} · run {result.run_id}" if result.job_name else f"run {result.run_id}"
+    tasks = tuple(
+        TaskRow(
+            key=t.key,
+            state=t.result_state or t.life_cycle_state or "PENDING",
+            colour=_task_colour(t.life_cycle_state, t.result_state),
+            detail=_last_line(t.error or t.output or t.state_message or ""),
+            run_page_url=t.run_page_url,
+        )
+        for t in result.tasks
+    )
+    message = result.state_message or (result.queue_reason or "")
+    parts = [f"{title}: {state}", f"elapsed {format_duration(elapsed)}"]
+    if not result.finished and expected:
+        if overrun:
+            parts.append(f"over the usual {format_duration(expected)}")
+        else:
+            parts.append(f"~{format_duration(eta)} left ({fraction:.0%})")
+    if message:
+        parts.append(message)
+    if len(tasks) > 1:
+        parts.append("tasks: " + ", ".join(f"{t.key} {t.state}" for t in tasks))
+    return View(
+        title=title,
+        state=state,
+        colour=_colour(result),
+        elapsed=elapsed,
+        fraction=fraction,
+        eta=eta,
+        overrun=overrun,
+        message=message,
+        tasks=tasks,
+        finished=result.finished,
+        run_id=result.run_id,
+        run_page_url=result.run_page_url,
+        line=" · ".join(parts),
+    )
+
+
+class TextProgress:
+    """The plain-text display: one line when something changes, and a heartbeat while nothing does.
+
+    Use it as an ``on_update`` callback. Lines go to ``stream`` (default stdout).
+
+    Args:
+        stream: Where lines go.
+        heartbeat: Seconds between lines while the state does not change.
+        clock: A monotonic clock, for elapsed time.
+    """
+
+    def __init__(
+        self,
+        stream: IO[str] | None = None,
+        heartbeat: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._stream = stream
+        self._heartbeat = heartbeat
+        self._clock = clock
+        self._started = clock()
+        self._last_key: tuple[object, ...] | None = None
+        self._last_time = 0.0
+        self.lines: list[str] = []
+
+    def __call__(self, result: RunResult) -> None:
+        now = self._clock()
+        view = describe(result, now - self._started)
+        key = (view.state, view.message, tuple((t.key, t.state) for t in view.tasks))
+        if key == self._last_key and now - self._last_time < self._heartbeat and not view.finished:
+            return
+        if key == self._last_key and view.finished:
+            return
+        self._last_key, self._last_time = key, now
+        line = view.line
+        if view.finished and view.run_page_url:
+            line += f" · {view.run_page_url}"
+        self.lines.append(line)
+        stream = self._stream or sys.stdout
+        print(line, file=stream, flush=True)
