@@ -1,0 +1,192 @@
+"""The live progress widget. It only renders: every word and colour comes from ``progress.describe``.
+
+Elapsed time ticks every second from a small timer thread, whatever the poll interval; widget
+updates from a thread reach the frontend even while a cell is busy (outgoing messages are not
+blocked, only incoming clicks are). While ``%%dbx_run`` blocks the cell the kernel sees no clicks,
+so there the widget shows no Cancel button and points at the kernel's interrupt instead.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as widgets
+
+from .models import RunResult
+from .progress import DANGER, INFO, SUCCESS, WARNING, View, describe, format_duration
+
+__all__ = ["ProgressWidget"]
+
+_COLOURS = {INFO: "#1565c0", SUCCESS: "#2e7d32", DANGER: "#c62828", WARNING: "#ef6c00"}
+
+
+def _bar_value(view: View) -> float:
+    """The bar's fill: the estimate when there is one; without history, a pulse that shows life."""
+    if view.finished:
+        return 1.0
+    if view.fraction is not None:
+        return view.fraction
+    return (view.elapsed % 4.0) / 4.0
+
+
+def _badge(state: str, colour: str) -> str:
+    return (
+        f'<span class="dbx-state-badge" style="background:{_COLOURS[colour]};color:white;'
+        f'padding:1px 8px;border-radius:8px;font-weight:bold">{html.escape(state)}</span>'
+    )
+
+
+class ProgressWidget:
+    """A run's live progress: name, linked run id, state colour, elapsed, bar with ETA, tasks, Cancel.
+
+    Use it as ``on_update``; ``widget`` is the ipywidgets box to display.
+
+    Args:
+        cancel: Called when Cancel is clicked; None shows no Cancel button.
+        blocking: True while the watching blocks the cell (``%%dbx_run``): the widget then says
+            that the kernel's interrupt stops the waiting, instead of offering a button.
+        cancel_on_interrupt: Whether an interrupt also cancels the run (for that hint).
+        tick: Seconds between elapsed-time updates.
+        clock: A monotonic clock.
+    """
+
+    def __init__(
+        self,
+        *,
+        cancel: Callable[[], Any] | None = None,
+        blocking: bool = False,
+        cancel_on_interrupt: bool = False,
+        tick: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._clock = clock
+        self._started = clock()
+        self._tick = tick
+        self._lock = threading.Lock()
+        self._result: RunResult | None = None
+        self._danger_seen = False
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        self._cancel = cancel
+
+        self.header = widgets.HTML(value="Launching…")
+        self.header.add_class("dbx-progress-header")
+        self.state = widgets.HTML(value=_badge("LAUNCHING", INFO))
+        self.state.add_class("dbx-progress-state")
+        self.elapsed = widgets.HTML(value="elapsed 0:00")
+        self.elapsed.add_class("dbx-progress-elapsed")
+        self.bar = widgets.FloatProgress(value=0.0, min=0.0, max=1.0, bar_style=INFO, description="")
+        self.bar.add_class("dbx-progress-bar")
+        self.message = widgets.HTML(value="")
+        self.message.add_class("dbx-progress-message")
+        self.tasks = widgets.HTML(value="")
+        self.tasks.add_class("dbx-progress-tasks")
+        self.cancel_button = widgets.Button(description="Cancel run", button_style=DANGER, icon="stop")
+        self.cancel_button.add_class("dbx-progress-cancel")
+        self.cancel_button.on_click(self._on_cancel)
+        self.cancel_button.layout.display = None if cancel else "none"
+        hint = ""
+        if blocking:
+            hint = "Interrupt the kernel (■) to stop waiting" + (
+                "; the run will be cancelled." if cancel_on_interrupt else "; the run goes on."
+            )
+        self.hint = widgets.HTML(value=f"<small>{html.escape(hint)}</small>" if hint else "")
+        self.hint.add_class("dbx-progress-hint")
+        row = widgets.HBox([self.state, self.elapsed, self.cancel_button])
+        self.widget = widgets.VBox([self.header, row, self.bar, self.message, self.tasks, self.hint])
+        self.widget.add_class("dbx-progress")
+
+    # -- on_update ------------------------------------------------------------------------------
+    def __call__(self, result: RunResult) -> None:
+        with self._lock:
+            self._result = result
+        self._render()
+        if result.finished:
+            self.close()
+        elif self._ticker is None:
+            self._ticker = threading.Thread(target=self._tick_loop, name="dbx-progress-tick", daemon=True)
+            self._ticker.start()
+
+    def view(self) -> View | None:
+        """The View currently shown (None before the first update)."""
+        with self._lock:
+            result = self._result
+        if result is None:
+            return None
+        return describe(result, self._elapsed(result))
+
+    def close(self) -> None:
+        """Stop the elapsed-time ticker (the widget stays on screen)."""
+        self._stop.set()
+
+    # -- rendering ------------------------------------------------------------------------------
+    def _elapsed(self, result: RunResult) -> float:
+        if result.finished and result.start_time and result.end_time:
+            return (result.end_time - result.start_time) / 1000
+        return self._clock() - self._started
+
+    def _render(self) -> None:
+        view = self.view()
+        if view is None:
+            return
+        # A later success never paints over a danger.
+        colour = DANGER if self._danger_seen else view.colour
+        self._danger_seen = colour == DANGER
+        link = (
+            f'<a class="dbx-run-link" href="{html.escape(view.run_page_url)}" target="_blank" '
+            f'rel="noopener">run {view.run_id}</a>'
+            if view.run_page_url
+            else f"run {view.run_id}"
+        )
+        name = view.title.rsplit(" · run ", 1)[0] if " · run " in view.title else ""
+        self.header.value = f"<b>{html.escape(name)}</b> · {link}" if name else link
+        self.state.value = _badge(view.state, colour)
+        self.elapsed.value = self._elapsed_text(view)
+        self.bar.bar_style = colour
+        self.bar.value = _bar_value(view)
+        self.message.value = f"<small>{html.escape(view.message)}</small>" if view.message else ""
+        self.tasks.value = self._task_table(view)
+        if view.finished:
+            self.cancel_button.layout.display = "none"
+            self.hint.value = ""
+
+    def _elapsed_text(self, view: View) -> str:
+        text = f"elapsed {format_duration(view.elapsed)}"
+        if not view.finished and view.eta is not None:
+            text += " · overrunning" if view.overrun else f" · ~{format_duration(view.eta)} left"
+        return text
+
+    @staticmethod
+    def _task_table(view: View) -> str:
+        if len(view.tasks) < 2:
+            return ""
+        rows = "".join(
+            f"<tr><td>{html.escape(t.key)}</td><td>{_badge(t.state, t.colour)}</td>"
+            f"<td>{html.escape(t.detail[:120])}</td></tr>"
+            for t in view.tasks
+        )
+        return f'<table class="dbx-task-table"><tr><th>task</th><th>state</th><th></th></tr>{rows}</table>'
+
+    def _tick_loop(self) -> None:
+        while not self._stop.wait(self._tick):
+            view = self.view()
+            if view is None or view.finished:
+                return
+            self.elapsed.value = self._elapsed_text(view)
+            self.bar.value = _bar_value(view)
+
+    def _on_cancel(self, _button: Any) -> None:
+        if self._cancel is None:
+            return
+        self.cancel_button.disabled = True
+        self.cancel_button.description = "Cancelling…"
+        try:
+            self._cancel()
+        except Exception as exc:  # shown, never lost
+            self.message.value = f"<small>Cancel failed: {html.escape(str(exc))}</small>"
+            self.cancel_button.disabled = False
+            self.cancel_button.description = "Cancel run"

@@ -1,0 +1,67 @@
+"""The notebooks a person opens first, executed by nbclient as they are shipped."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+# Every sandbox token has this shape; none may reach a saved notebook, widget state included.
+SANDBOX_TOKEN = re.compile(r"dsbx-[0-9a-f]{16,}")
+
+
+def execute(name: str, tmp_path: Path) -> tuple[nbformat.NotebookNode, str]:
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    # store_widget_state=True on purpose: the saved widget state is where a credential would hide.
+    client = NotebookClient(
+        nb,
+        timeout=180,
+        kernel_name="python3",
+        store_widget_state=True,
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
+    client.execute()
+    saved = tmp_path / name
+    nbformat.write(nb, saved)
+    return nb, saved.read_text()
+
+
+def errors(nb: nbformat.NotebookNode) -> list[tuple[int, str]]:
+    found = []
+    for index, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                found.append((index, output.get("ename", "")))
+    return found
+
+
+@pytest.mark.parametrize("name", ["quickstart.ipynb", "python_api.ipynb"])
+def test_notebook_runs_with_no_error_but_the_one_meant_to_fail(name, tmp_path):
+    nb, text = execute(name, tmp_path)
+    expected = [
+        i for i, c in enumerate(nb.cells) if "raises-exception" in c.get("metadata", {}).get("tags", [])
+    ]
+    assert [i for i, _ in errors(nb)] == expected
+    assert not SANDBOX_TOKEN.search(text), "a token reached the saved notebook"
+    for index, ename in errors(nb):
+        assert ename == "RunFailed"
+        tb = "".join(nb.cells[index].outputs[-1].get("traceback", []))
+        assert "Traceback" not in tb and "ended FAILED" in tb  # one short message, no stack
+
+
+def test_quickstart_shows_results_and_the_form(tmp_path):
+    nb, text = execute("quickstart.ipynb", tmp_path)
+    assert "application/vnd.jupyter.widget-view+json" in text  # the form and the progress widgets
+    assert nb.metadata.get("widgets"), "widget state was stored (and checked for tokens)"
+    outputs = "\n".join(
+        o.get("text", "") + o.get("data", {}).get("text/plain", "")
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+    )
+    assert "'resultState': 'SUCCESS'" in outputs and '"table": "main.sales"' in outputs
+    assert re.search(r"\(True,\s+'https://adb-", outputs)  # from_form.ok, the run page link
