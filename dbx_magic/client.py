@@ -354,10 +354,9 @@ def _exhausted(
     failure: DatabricksError, attempts: int, spent: float, retry_after: float | None
 ) -> DatabricksError:
     if attempts > 1 or retry_after is not None:
+        extra = ""
         if retry_after is not None and isinstance(failure, TooManyRequests):
-            extra = f" (the workspace asked to wait {retry_after:.0f} s more)"
-        else:
-            extra = ""
+            extra = f"; the workspace asked to wait {retry_after:.0f} s more"
         failure.message = (
             f"{failure.message.rstrip('.')} (gave up after {attempts} attempt"
             f"{'s' if attempts != 1 else ''} in {spent:.1f} s{extra})."

@@ -249,7 +249,7 @@ def _hint(cls: type[ApiError], status: int, message: str, host: str) -> str:
     if cls is ResourceDoesNotExist:
         return "check the id (`%dbx_form` lists the workspace's jobs)"
     if cls is TooManyRequests:
-        return "the workspace is rate-limiting requests; wait a minute and try again"
+        return "the workspace is rate-limiting requests: try again in a minute"
     if cls is ServerError:
         return "the workspace had a server error and retries did not help; try again later"
     return "check the arguments"

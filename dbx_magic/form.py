@@ -21,10 +21,12 @@ from .params import normalise_params
 from .widgets import ProgressWidget
 from .workflow import JobInfo, resolve_job, run_job_and_wait
 
-__all__ = ["RunForm"]
+__all__ = ["ParamRow", "RunForm"]
 
 
-class _ParamRow:
+class ParamRow:
+    """One parameter of the form: a name field, a value field and a remove button."""
+
     def __init__(self, form: RunForm, name: str = "", value: str = "") -> None:
         self.name = widgets.Text(value=name, placeholder="name", layout=widgets.Layout(width="30%"))
         self.name.add_class("dbx-param-name")
@@ -34,7 +36,7 @@ class _ParamRow:
             description="", icon="trash", tooltip="remove", layout=widgets.Layout(width="40px")
         )
         self.remove.add_class("dbx-param-remove")
-        self.remove.on_click(lambda _b: form._remove_row(self))
+        self.remove.on_click(lambda _b: form.remove_row(self))
         self.box = widgets.HBox([self.name, self.value, self.remove])
         self.box.add_class("dbx-param-row")
 
@@ -72,7 +74,7 @@ class RunForm:
         self._done = threading.Event()
         self._done.set()
         self._thread: threading.Thread | None = None
-        self._rows: list[_ParamRow] = []
+        self.rows: list[ParamRow] = []
         self.progress: ProgressWidget | None = None
 
         style = {"description_width": "130px"}
@@ -84,7 +86,7 @@ class RunForm:
         self.params.add_class("dbx-form-params")
         self.add_button = widgets.Button(description="Add parameter", icon="plus")
         self.add_button.add_class("dbx-form-add")
-        self.add_button.on_click(lambda _b: self._add_row())
+        self.add_button.on_click(lambda _b: self.add_row())
         self.token = widgets.Text(
             description="Idempotency token", placeholder="optional: one is made for you", style=style
         )
@@ -135,22 +137,24 @@ class RunForm:
         return f"RunForm(job={self.job.value!r}, out={self.out.value!r})"
 
     # -- parameters -----------------------------------------------------------------------------
-    def _add_row(self, name: str = "", value: str = "") -> _ParamRow:
-        row = _ParamRow(self, name, value)
-        self._rows.append(row)
-        self.params.children = tuple(r.box for r in self._rows)
+    def add_row(self, name: str = "", value: str = "") -> ParamRow:
+        """Add a parameter row (what "Add parameter" does) and return it."""
+        row = ParamRow(self, name, value)
+        self.rows.append(row)
+        self.params.children = tuple(r.box for r in self.rows)
         return row
 
-    def _remove_row(self, row: _ParamRow) -> None:
-        self._rows = [r for r in self._rows if r is not row]
-        self.params.children = tuple(r.box for r in self._rows)
+    def remove_row(self, row: ParamRow) -> None:
+        """Remove a parameter row (what its remove button does)."""
+        self.rows = [r for r in self.rows if r is not row]
+        self.params.children = tuple(r.box for r in self.rows)
 
     def set_params(self, params: dict[str, Any]) -> None:
         """Replace the parameter rows with these names and values."""
-        self._rows = []
+        self.rows = []
         for name, value in params.items():
-            self._add_row(str(name), str(value))
-        if not self._rows:
+            self.add_row(str(name), str(value))
+        if not self.rows:
             self.params.children = ()
 
     def get_params(self) -> dict[str, str]:
@@ -160,7 +164,7 @@ class RunForm:
             InvalidInput: a row with a value but no name, or a name given twice.
         """
         params: dict[str, str] = {}
-        for number, row in enumerate(self._rows, start=1):
+        for number, row in enumerate(self.rows, start=1):
             name, value = row.name.value.strip(), row.value.value
             if not name:
                 if value.strip():

@@ -153,7 +153,7 @@ class DbxMagics(Magics):
             %dbx_run "nightly report" --no-wait
         """
         self._refuse_secrets(line, cell)
-        args = parse_argstring(self.dbx_run, line)
+        args = _parse(self.dbx_run, line)
         out = _check_name(args.out)
         job = _strip_quotes(args.job)
         try:
@@ -224,7 +224,7 @@ class DbxMagics(Magics):
     def dbx_wait(self, line: str) -> RunResult:
         """Re-attach to a run (after --no-wait, an interrupt or a kernel restart) and wait for it."""
         self._refuse_secrets(line)
-        args = parse_argstring(self.dbx_wait, line)
+        args = _parse(self.dbx_wait, line)
         out = _check_name(args.out)
         try:
             run_id = positive_id(args.run_id, "run id")
@@ -250,7 +250,7 @@ class DbxMagics(Magics):
     def dbx_cancel(self, line: str) -> None:
         """Cancel a run. Cancelling is asynchronous: ``%dbx_wait RUN_ID`` shows it end."""
         self._refuse_secrets(line)
-        args = parse_argstring(self.dbx_cancel, line)
+        args = _parse(self.dbx_cancel, line)
         try:
             run_id = positive_id(args.run_id, "run id")
         except InvalidInput as exc:
@@ -265,15 +265,13 @@ class DbxMagics(Magics):
     @line_magic
     def dbx_sandbox(self, line: str) -> None:
         """Start the embedded sandbox workspace (a Jobs API emulator on loopback) and use it here."""
-        args = parse_argstring(self.dbx_sandbox, line)
-        if self.sandbox is not None:
-            self.sandbox.stop()
-            self.sandbox, self._sandbox_client, self._sandbox_token = None, None, None
+        args = _parse(self.dbx_sandbox, line)
+        if not args.stop and args.speed <= 0:
+            raise UsageError(f"--speed {args.speed:g} is not positive: give e.g. --speed 5.")
+        self.stop()
         if args.stop:
             print("Sandbox stopped; the magics use your configured workspace again.")
             return
-        if args.speed <= 0:
-            raise UsageError(f"--speed {args.speed:g} is not positive: give e.g. --speed 5.")
         from .sandbox import Sandbox
 
         sandbox = Sandbox(speed=args.speed)
@@ -292,7 +290,7 @@ class DbxMagics(Magics):
     def dbx_form(self, line: str) -> Any:
         """Show the form: pick a job, edit its parameters, Run; the result lands in the namespace."""
         self._refuse_secrets(line)
-        args = parse_argstring(self.dbx_form, line)
+        args = _parse(self.dbx_form, line)
         out = _check_name(args.out)
         from .form import RunForm
 
@@ -305,6 +303,15 @@ class DbxMagics(Magics):
         if self.sandbox is not None:
             self.sandbox.stop()
             self.sandbox, self._sandbox_client, self._sandbox_token = None, None, None
+
+
+def _parse(magic: Callable[..., Any], line: str) -> Any:
+    """Parse a magic's flags; a mistake says which magic's help lists them."""
+    try:
+        return parse_argstring(magic, line)
+    except UsageError as exc:
+        name = getattr(magic, "__name__", "dbx_run")
+        raise UsageError(f"{str(exc).rstrip('.')}: `%{name}?` lists the flags.") from None
 
 
 def _strip_quotes(text: str) -> str:

@@ -20,7 +20,15 @@ from dataclasses import replace
 from typing import Any
 
 from .client import MAX_IDEMPOTENCY_TOKEN, DatabricksClient, new_idempotency_token
-from .errors import DatabricksError, InvalidInput, RunInterrupted, TransportError, WaitTimeout
+from .errors import (
+    DatabricksError,
+    InvalidInput,
+    RunInterrupted,
+    ServerError,
+    TooManyRequests,
+    TransportError,
+    WaitTimeout,
+)
 from .models import RunResult, TaskResult
 from .params import normalise_params
 from .polling import History, PollPolicy, history_from_runs
@@ -195,9 +203,18 @@ def _launch(
 ) -> dict[str, Any]:
     # The token makes the launch idempotent, so an answer without a run id is safely asked again.
     for _ in range(_LAUNCH_ATTEMPTS):
-        answer = client.run_now(
-            job_id, idempotency_token=token, notebook_params=notebook, job_parameters=jobp
-        )
+        try:
+            answer = client.run_now(
+                job_id, idempotency_token=token, notebook_params=notebook, job_parameters=jobp
+            )
+        except (TransportError, ServerError, TooManyRequests) as exc:
+            # The workspace may have started the run before the answer was lost.
+            exc.message = (
+                f"{exc.message.rstrip('.')}. A run may have started: launch again with idempotency "
+                f"token {token!r} to get it back without starting a second one."
+            )
+            exc.args = (exc.message,)
+            raise
         if isinstance(answer.get("run_id"), int | str) and str(answer["run_id"]).isdigit():
             return answer
     raise TransportError(
@@ -248,6 +265,7 @@ def run_job_and_wait(
         DatabricksError: any other failure; once the run exists, the message names it.
         RunInterrupted: the kernel was interrupted (a ``KeyboardInterrupt``).
     """
+    _check_timeout(timeout)
     started_at = clock()
     launched = start_run(client, job, notebook_params, job_parameters, idempotency_token)
     remaining = None if timeout is None else max(0.0, timeout - (clock() - started_at))
@@ -282,6 +300,7 @@ def wait_for_run(
     ``run_job_and_wait``; ``launched`` is what ``start_run`` returned, when known.
     """
     run_id = positive_id(run_id, "run id")
+    _check_timeout(timeout)
     policy = policy or PollPolicy()
     result = launched or RunResult(job_id=None, run_id=run_id)
     deadline = None if timeout is None else clock() + timeout
@@ -331,6 +350,16 @@ def wait_for_run(
             sleep(delay)
     except KeyboardInterrupt:
         raise _interrupted(client, result, cancel_on_interrupt, clock, sleep) from None
+
+
+def _check_timeout(timeout: float | None) -> None:
+    if timeout is None:
+        return
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        raise InvalidInput(
+            f"The timeout {timeout!r} is not a positive number of seconds: pass e.g. 600, or None to wait "
+            "as long as the run lasts."
+        )
 
 
 def _has_state(run: Mapping[str, Any]) -> bool:

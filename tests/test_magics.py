@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from dbx_magic import RunFailed, RunInterrupted, RunResult, WaitTimeout
@@ -146,44 +145,6 @@ def test_interrupt_with_cancel_cancels_the_run(ip, sandbox, capsys):
     assert isinstance(res.error_in_exec, RunInterrupted) and res.error_in_exec.cancelled
     assert ip.user_ns["inter"].result_state == "CANCELED"
     assert "Cancelled run" in capsys.readouterr().out
-
-
-BAD_LINES = [
-    ("%dbx_run 0", "not a positive integer"),
-    ("%dbx_run -5", "not a positive integer"),
-    ("%%dbx_run daily-sales-report\ndate 2026\n", "has no '='"),
-    ("%%dbx_run daily-sales-report\na = 1\na = 2\n", "given twice"),
-    ("%dbx_run daily-sales-report --out 1bad", "not a valid Python variable name"),
-    ("%dbx_run daily-sales-report --params not_defined_anywhere", "could not be evaluated"),
-    ("%dbx_run daily-sales-report --params 5", "not a dict"),
-    ("%dbx_run daily-sales-report --timeout -1", "not positive"),
-    ("%dbx_run daily-sales-report --token abc", "token does not belong"),
-    (
-        "%%dbx_run daily-sales-report\nkey = " + "dapi" + "0f" * 16 + "\n",
-        "token does not belong",
-    ),  # a PAT's shape
-    ("%%dbx_run daily-sales-report\ntable = {undefined_name}.x\n", "not defined in the notebook"),
-    ("%dbx_run daily-sales-report --idempotency-token " + "x" * 65, "1 to 64 characters"),
-    ("%dbx_run daily-sales-report --bogus-flag", "unrecognized arguments"),
-    ("%%dbx_run daily-sales-report\n" + "big = " + "x" * 10_001 + "\n", "limit of 10,000"),
-    ("%dbx_wait abc\n", "not a positive integer"),
-    ("%dbx_cancel 0\n", "not a positive integer"),
-]
-
-
-@pytest.mark.parametrize(("cell", "match"), BAD_LINES)
-def test_bad_input_is_a_usage_error_and_sends_nothing(ip, sandbox, capsys, cell, match):
-    res = run(ip, cell)
-    assert type(res.error_in_exec) is UsageError, res.error_in_exec
-    assert match in str(res.error_in_exec)
-    assert sandbox.requests == []
-
-
-def test_unknown_job_name_is_a_usage_error_and_launches_nothing(ip, sandbox):
-    res = run(ip, '%dbx_run "daily-sales-reprot"')
-    assert type(res.error_in_exec) is UsageError
-    assert "did you mean 'daily-sales-report'" in str(res.error_in_exec)
-    assert launches(sandbox) == []
 
 
 def test_no_token_in_any_output(ip, sandbox, capsys):
