@@ -25,6 +25,7 @@ from typing import Any
 import requests
 from urllib3.util.retry import Retry
 
+from .auth import BearerAuth, TokenProvider, token_rejected, token_source
 from .config import Config, normalise_host
 from .errors import (
     DatabricksError,
@@ -33,6 +34,7 @@ from .errors import (
     TransportError,
     error_from_response,
 )
+from .ratelimit import RateLimiter, default_limiter
 
 __all__ = ["DatabricksClient", "RetryPolicy", "new_idempotency_token"]
 
@@ -76,38 +78,34 @@ class RetryPolicy:
         return base * (1 + self.jitter * random.random())
 
 
-class _BearerAuth(requests.auth.AuthBase):
-    """Sets the Authorization header; never shows the token."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = f"Bearer {self._token}"
-        return request
-
-    def __repr__(self) -> str:
-        return "BearerAuth(***)"
-
-
 class DatabricksClient:
     """A synchronous client for the Jobs API endpoints dbx-magic uses.
 
     Args:
         host: The workspace URL (a host without a scheme gets ``https://``).
-        token: A personal access token; never shown in a repr, message or log line.
+        token: A personal access token, or a token provider (a callable returning a fresh token; see
+            :mod:`dbx_magic.auth`), or a ready :class:`~dbx_magic.auth.BearerAuth`. Never shown in a
+            repr, message or log line.
         timeout: ``(connect, read)`` seconds for each HTTP request.
         retry: How transient faults are retried.
         api_version: ``"2.1"`` or ``"2.2"``.
         session: A ``requests.Session`` to use (one is made otherwise).
         sleep: The function that waits between retries (a parameter so tests can skip the waits).
         clock: A monotonic clock in seconds, for the retry budget.
+        azure_workspace_resource_id: Sent as ``X-Databricks-Azure-Workspace-Resource-Id`` (Azure
+            service principals and managed identities need it to be let in as workspace users).
+        rate_limiter: Takes a token before every HTTP attempt (default: the process-wide
+            :func:`dbx_magic.ratelimit.default_limiter`, shared by every client).
+
+    Attributes:
+        last_retry_after: The ``Retry-After`` (seconds) the last request was told, None if it was
+            not; the poller waits at least this long before its next poll.
     """
 
     def __init__(
         self,
         host: str,
-        token: str,
+        token: str | TokenProvider | BearerAuth,
         *,
         timeout: tuple[float, float] = (10.0, 60.0),
         retry: RetryPolicy | None = None,
@@ -115,20 +113,26 @@ class DatabricksClient:
         session: requests.Session | None = None,
         sleep: Callable[[float], Any] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        azure_workspace_resource_id: str | None = None,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
-        if not token or not str(token).strip():
-            raise InvalidInput(
-                "The token is empty: set DATABRICKS_TOKEN or a token in your ~/.databrickscfg profile."
-            )
+        # An empty token is refused (InvalidInput) before anything else.
+        self._auth = (
+            token
+            if isinstance(token, BearerAuth)
+            else BearerAuth(token, workspace_resource_id=azure_workspace_resource_id)
+        )
         self.host = normalise_host(host)
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self.api_version = api_version
         self._session = session or requests.Session()
-        self._session.auth = _BearerAuth(str(token).strip())
+        self._session.auth = self._auth
         self._session.headers["User-Agent"] = "dbx-magic/0.1"
         self._sleep = sleep
         self._clock = clock
+        self._limiter = rate_limiter or default_limiter()
+        self.last_retry_after: float | None = None
 
     @classmethod
     def from_config(
@@ -137,21 +141,28 @@ class DatabricksClient:
         *,
         host: str | None = None,
         token: str | None = None,
+        config: Config | None = None,
         **kwargs: Any,
     ) -> DatabricksClient:
         """Build a client from arguments, then ``DATABRICKS_HOST``/``DATABRICKS_TOKEN``, then a profile.
+
+        A profile or environment that names another sign-in method (``auth_type``, Azure service
+        principal or managed identity settings) signs in through :func:`dbx_magic.auth.token_source`.
 
         Args:
             profile: A ``~/.databrickscfg`` profile (default: ``DATABRICKS_CONFIG_PROFILE``, else DEFAULT).
             host: The workspace URL, overriding everything else.
             token: The token, overriding everything else.
+            config: A Config already resolved (``Config.resolve``); profile, host and token are then unused.
             **kwargs: Passed to the constructor (timeout, retry, ...).
 
         Raises:
-            ConfigError: something is missing; the message lists the profiles found.
+            ConfigError: something is missing (the message lists the profiles found), or the sign-in
+                method cannot be set up.
         """
-        config = Config.resolve(host=host, token=token, profile=profile)
-        return cls(config.host, config.token, **kwargs)
+        config = config or Config.resolve(host=host, token=token, profile=profile)
+        kwargs.setdefault("azure_workspace_resource_id", config.azure_workspace_resource_id)
+        return cls(config.host, token_source(config), **kwargs)
 
     def __repr__(self) -> str:
         return f"DatabricksClient(host={self.host!r})"
@@ -263,9 +274,12 @@ class DatabricksClient:
         policy = self.retry
         started = self._clock()
         attempt = 0
+        refreshed = False
+        self.last_retry_after = None
         while True:
             attempt += 1
             retry_after: float | None = None
+            self._limiter.acquire()
             t0 = time.perf_counter()
             try:
                 response = self._session.request(method, url, params=params, json=json, timeout=self.timeout)
@@ -315,9 +329,20 @@ class DatabricksClient:
                         what=what,
                         fallback_text="" if parsed else response.text,
                     )
+                    # A refused token is renewed once per request, and the request sent once more.
+                    if (
+                        not refreshed
+                        and token_rejected(response.status_code, failure.api_message or "")
+                        and self._auth.refresh()
+                    ):
+                        refreshed = True
+                        log.debug("%s %s: the token was refused; retrying with a new one", method, endpoint)
+                        continue
                     if response.status_code not in RETRY_STATUSES:
                         raise failure
                     retry_after = _retry_after(response)
+                    if retry_after is not None:
+                        self.last_retry_after = retry_after
 
             spent = self._clock() - started
             wait = policy.wait(attempt, retry_after)

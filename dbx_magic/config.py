@@ -4,6 +4,14 @@ As every Databricks tool does: explicit arguments, then the environment (``DATAB
 ``DATABRICKS_TOKEN``), then a profile of ``~/.databrickscfg`` (or ``DATABRICKS_CONFIG_FILE``), the
 profile named by the argument, else ``DATABRICKS_CONFIG_PROFILE``, else ``[DEFAULT]``. Values from the
 file only fill what is still unset. The token never shows in a repr or a message.
+
+Where no token is found but the same layers name another sign-in method (``auth_type`` /
+``DATABRICKS_AUTH_TYPE``; Azure service principal settings ``azure_client_id``, ``azure_client_secret``,
+``azure_tenant_id`` / ``ARM_CLIENT_ID``, ``ARM_CLIENT_SECRET``, ``ARM_TENANT_ID``; managed identity
+``azure_use_msi`` / ``ARM_USE_MSI``; or only ``azure_workspace_resource_id`` /
+``DATABRICKS_AZURE_RESOURCE_ID``, which means the Azure CLI), the Config says which method in
+``auth_type``, and the client signs in through :mod:`dbx_magic.auth`. An ``auth_type`` other than
+``pat`` wins over a token, as in the Databricks tools.
 """
 
 from __future__ import annotations
@@ -21,6 +29,16 @@ from .errors import ConfigError
 __all__ = ["Config", "normalise_host"]
 
 _HOST_CHARS = re.compile(r"^[A-Za-z0-9.\-]+$")
+
+# The settings that name a sign-in method: the profile key (the SDK's attribute name) -> its variable.
+_AUTH_SETTINGS = {
+    "auth_type": "DATABRICKS_AUTH_TYPE",
+    "azure_workspace_resource_id": "DATABRICKS_AZURE_RESOURCE_ID",
+    "azure_client_id": "ARM_CLIENT_ID",
+    "azure_client_secret": "ARM_CLIENT_SECRET",
+    "azure_tenant_id": "ARM_TENANT_ID",
+    "azure_use_msi": "ARM_USE_MSI",
+}
 
 
 def normalise_host(host: str) -> str:
@@ -62,25 +80,48 @@ def _mask(token: str) -> str:
 
 @dataclass(frozen=True)
 class Config:
-    """A resolved workspace host and token.
+    """A resolved workspace host and the way to sign in to it.
 
     Attributes:
         host: The workspace URL, with a scheme and no trailing slash.
-        token: The bearer token. It is never shown by ``repr``.
+        token: The personal access token (empty for other methods). It is never shown by ``repr``.
         profile: The ``~/.databrickscfg`` profile the values came from, if any.
         source: Where the values came from, in words (for messages).
+        auth_type: The sign-in method: ``"pat"`` for a token, else the Databricks tools' name for it
+            (``"azure-client-secret"``, ``"azure-cli"``, ``"azure-msi"``, ``"databricks-cli"``, ...).
+        azure_workspace_resource_id: The workspace's Azure resource id, when configured.
+        azure_client_id: An Azure service principal's or user-assigned identity's client id.
+        azure_client_secret: The service principal's secret; never shown by ``repr``.
+        azure_tenant_id: The Entra ID tenant.
+        azure_use_msi: Sign in with the Azure managed identity.
+        config_file: The profile file, when a profile was used (the SDK reads the same one).
     """
 
     host: str
     token: str = field(repr=False)
     profile: str | None = None
     source: str = "arguments"
+    auth_type: str = "pat"
+    azure_workspace_resource_id: str | None = None
+    azure_client_id: str | None = None
+    azure_client_secret: str | None = field(default=None, repr=False)
+    azure_tenant_id: str | None = None
+    azure_use_msi: bool = False
+    config_file: str | None = None
 
     def __repr__(self) -> str:
-        return (
+        text = (
             f"Config(host={self.host!r}, token={_mask(self.token)}, profile={self.profile!r}, "
-            f"source={self.source!r})"
+            f"source={self.source!r}"
         )
+        if self.auth_type != "pat":
+            text += f", auth_type={self.auth_type!r}"
+            for name in ("azure_workspace_resource_id", "azure_client_id", "azure_tenant_id"):
+                if getattr(self, name):
+                    text += f", {name}={getattr(self, name)!r}"
+            if self.azure_client_secret:
+                text += ", azure_client_secret=***"
+        return text + ")"
 
     @classmethod
     def resolve(
@@ -90,53 +131,97 @@ class Config:
         token: str | None = None,
         profile: str | None = None,
         env: Mapping[str, str] | None = None,
+        auth_type: str | None = None,
     ) -> Config:
-        """Resolve host and token: arguments > environment > profile file.
+        """Resolve host and sign-in: arguments > environment > profile file.
 
         Args:
             host: The workspace URL; a host without a scheme gets ``https://``.
             token: A personal access token.
             profile: A ``~/.databrickscfg`` profile to read (overrides ``DATABRICKS_CONFIG_PROFILE``).
             env: The environment to read (default ``os.environ``).
+            auth_type: A sign-in method to use (overrides ``DATABRICKS_AUTH_TYPE`` and the profile's).
 
         Raises:
             ConfigError: something is missing, or the profile does not exist.
         """
         env = os.environ if env is None else env
-        sources = []
+        sources = []  # where the host and token came from
+        settings: dict[str, str] = {"auth_type": auth_type.strip()} if auth_type and auth_type.strip() else {}
+        settings_sources = ["arguments"] if settings else []  # where the other sign-in settings came from
         if host or token:
             sources.append("arguments")
         # The environment is consulted only where no profile was asked for: naming a profile
         # means "use that profile", as the Databricks CLI does.
         if profile is None:
             env_host, env_token = env.get("DATABRICKS_HOST"), env.get("DATABRICKS_TOKEN")
+            env_settings = _unset(settings, {key: env.get(var) for key, var in _AUTH_SETTINGS.items()})
             if (env_host and not host) or (env_token and not token):
                 sources.append("environment")
+            if env_settings:
+                settings_sources.append("environment")
             host = host or env_host or None
             token = token or env_token or None
+            settings.update(env_settings)
 
         profile_name = profile or env.get("DATABRICKS_CONFIG_PROFILE") or None
         path = Path(env.get("DATABRICKS_CONFIG_FILE") or Path.home() / ".databrickscfg").expanduser()
         used_profile: str | None = None
-        if not (host and token) or profile_name:
+        settings_profile: str | None = None
+        # The file is skipped when the arguments and environment already give a host and a way to
+        # sign in, and no profile was asked for (a stray ARM_TENANT_ID alone is no way to sign in).
+        if not (host and _sign_in_method(token, settings)) or profile_name:
             parser = _read_profiles(path)
             name = profile_name or "DEFAULT"
             section = _profile_section(parser, name, path, explicit=profile_name is not None)
             if section is not None:
                 file_host, file_token = section.get("host"), section.get("token")
+                file_settings = _unset(settings, {key: section.get(key) for key in _AUTH_SETTINGS})
                 if (file_host and not host) or (file_token and not token):
                     used_profile = name
                     sources.append(f"profile [{name}] of {path}")
+                if file_settings:
+                    settings_profile = name
+                    settings_sources.append(f"profile [{name}] of {path}")
                 host = host or file_host or None
                 token = token or file_token or None
+                settings.update(file_settings)
 
+        method = _sign_in_method(token, settings)
+        if method not in (None, "pat"):
+            if not host:
+                raise ConfigError(
+                    f"No Databricks host configured for signing in with {method}: set DATABRICKS_HOST, "
+                    "or host in the profile, to your workspace URL."
+                )
+            profile_used = used_profile or settings_profile
+            return cls(
+                host=normalise_host(host),
+                token="",
+                profile=profile_used,
+                # arguments, environment, profile: the order of precedence
+                source=", ".join(sorted(set(sources + settings_sources), key=_layer_order)),
+                auth_type=method,
+                azure_workspace_resource_id=settings.get("azure_workspace_resource_id"),
+                azure_client_id=settings.get("azure_client_id"),
+                azure_client_secret=settings.get("azure_client_secret"),
+                azure_tenant_id=settings.get("azure_tenant_id"),
+                azure_use_msi=method == "azure-msi",
+                config_file=str(path) if profile_used else None,
+            )
         if not host or not token:
             missing = " and ".join(what for what, value in (("host", host), ("token", token)) if not value)
             found = _profile_names(path)
             where = f"profiles in {path}: {', '.join(found)}" if found else f"no profiles in {path}"
+            if settings.get("azure_client_id") and not settings.get("azure_client_secret"):
+                where += (
+                    "; azure_client_id is set without azure_client_secret: set that too for a "
+                    "service principal, or azure_use_msi = true for a managed identity"
+                )
             raise ConfigError(
                 f"No Databricks {missing} configured: set DATABRICKS_HOST and DATABRICKS_TOKEN, "
-                f"or name a profile with --profile / DATABRICKS_CONFIG_PROFILE ({where}); "
+                f"or name a profile with --profile / DATABRICKS_CONFIG_PROFILE ({where}), or sign in "
+                'another way with auth_type (the README\'s "Signing in"); '
                 "to try dbx-magic without a workspace, run %dbx_sandbox."
             )
         return cls(
@@ -145,6 +230,33 @@ class Config:
             profile=used_profile,
             source=", ".join(sources) or "arguments",
         )
+
+
+def _unset(settings: Mapping[str, str], found: Mapping[str, str | None]) -> dict[str, str]:
+    """The non-blank values in ``found`` for keys that ``settings`` does not have yet."""
+    return {k: v.strip() for k, v in found.items() if v and v.strip() and k not in settings}
+
+
+def _layer_order(source: str) -> int:
+    return {"arguments": 0, "environment": 1}.get(source, 2)
+
+
+def _sign_in_method(token: str | None, settings: Mapping[str, str]) -> str | None:
+    """The method the settings name: an explicit auth_type, a token, then the Azure settings."""
+    named = settings.get("auth_type", "").lower()
+    if named and named != "pat":
+        return named
+    if token:
+        return "pat"
+    if named == "pat":
+        return None
+    if settings.get("azure_use_msi", "").lower() in ("1", "true", "yes", "on"):
+        return "azure-msi"
+    if settings.get("azure_client_id") and settings.get("azure_client_secret"):
+        return "azure-client-secret"
+    if settings.get("azure_workspace_resource_id"):
+        return "azure-cli"
+    return None
 
 
 def _read_profiles(path: Path) -> configparser.ConfigParser:
