@@ -33,7 +33,15 @@ from .models import RunResult, TaskResult
 from .params import normalise_params
 from .polling import History, PollPolicy, history_from_runs
 
-__all__ = ["JobInfo", "positive_id", "resolve_job", "run_job_and_wait", "start_run", "wait_for_run"]
+__all__ = [
+    "JobInfo",
+    "fetch_outputs",
+    "positive_id",
+    "resolve_job",
+    "run_job_and_wait",
+    "start_run",
+    "wait_for_run",
+]
 
 log = logging.getLogger("dbx_magic.workflow")
 
@@ -159,33 +167,57 @@ def start_run(
     """
     notebook = normalise_params(notebook_params, "notebook parameter")
     jobp = normalise_params(job_parameters, "job parameter")
-    if idempotency_token is not None:
-        idempotency_token = str(idempotency_token).strip()
-        if not idempotency_token or len(idempotency_token) > MAX_IDEMPOTENCY_TOKEN:
-            raise InvalidInput(
-                f"The idempotency token must be 1 to {MAX_IDEMPOTENCY_TOKEN} characters, not "
-                f"{len(idempotency_token)}: use a shorter one, or none to get a fresh one."
-            )
-    token = idempotency_token or new_idempotency_token()
+    _check_token(idempotency_token)
     try:
         job_id = resolve_job(client, job)
         info = JobInfo(job_id, client.get_job(job_id))
-        notebook, jobp = _route_params(info, notebook, jobp)
     except KeyboardInterrupt:
         raise RunInterrupted("Interrupted before the launch: no run was started.") from None
+    return launch_run(client, info, notebook, jobp, idempotency_token)
+
+
+def _check_token(token: str | None) -> None:
+    if token is not None and not (0 < len(str(token).strip()) <= MAX_IDEMPOTENCY_TOKEN):
+        raise InvalidInput(
+            f"The idempotency token must be 1 to {MAX_IDEMPOTENCY_TOKEN} characters, not "
+            f"{len(str(token).strip())}: use a shorter one, or none to get a fresh one."
+        )
+
+
+def launch_run(
+    client: DatabricksClient,
+    info: JobInfo,
+    notebook_params: Mapping[str, Any] | None = None,
+    job_parameters: Mapping[str, Any] | None = None,
+    idempotency_token: str | None = None,
+) -> RunResult:
+    """runJobNow for a job already looked up (``JobInfo``): the parameters go the way it takes them.
+
+    Raises:
+        InvalidInput: bad parameters, or both kinds given.
+        DatabricksError: the workspace refused; a lost answer names the idempotency token.
+        RunInterrupted: the kernel was interrupted; names the token that finds the run.
+    """
+    _check_token(idempotency_token)
+    notebook, jobp = _route_params(
+        info,
+        normalise_params(notebook_params, "notebook parameter"),
+        normalise_params(job_parameters, "job parameter"),
+    )
+    token = str(idempotency_token).strip() if idempotency_token else new_idempotency_token()
     try:
-        launched = _launch(client, job_id, token, notebook, jobp)
+        launched = _launch(client, info.job_id, token, notebook, jobp)
     except KeyboardInterrupt:
         raise RunInterrupted(
-            f"Interrupted while launching job {job_id}: a run may have started. Launch again with "
-            f"idempotency token {token!r} (--idempotency-token {token}) to get that run back "
+            f"Interrupted while launching job {info.job_id}: a run may have started. Launch again "
+            f"with idempotency token {token!r} (--idempotency-token {token}) to get that run back "
             "without starting a second one.",
             idempotency_token=token,
         ) from None
     run_id = int(launched["run_id"])
-    log.debug("launched job %s as run %s", job_id, run_id)
+    log.debug("launched job %s as run %s", info.job_id, run_id)
     return RunResult(
-        job_id=job_id,
+        job_id=info.job_id,
         run_id=run_id,
         job_name=info.name,
         number_in_job=launched.get("number_in_job"),
@@ -308,6 +340,8 @@ def wait_for_run(
     history: History | None = None
     history_asked = False
     polls = 0
+    age = 0.0  # how long the run had been going when the waiting began (when re-attaching)
+    seen: tuple[str | None, float] = (None, began)  # the state last seen, and since when
     try:
         while True:
             try:
@@ -315,17 +349,23 @@ def wait_for_run(
             except DatabricksError as exc:
                 raise exc.attach_run(run_id, result) from None
             polls += 1
+            polled_at = clock()
+            throttled = getattr(client, "last_retry_after", None)  # before runs/list resets it
             if _has_state(run):
                 result = _merge(result, run)
             else:
                 log.debug("run %s: answer without state, polling again", run_id)
+            if polls == 1 and launched is None and result.start_time:
+                age = max(0.0, time.time() - result.start_time / 1000 - (clock() - began))
+            if result.life_cycle_state != seen[0]:
+                seen = (result.life_cycle_state, polled_at)
             if not history_asked and result.job_id:
                 history_asked = True
                 history = _history(client, result.job_id)
                 if history is not None:
                     result = replace(result, expected_duration=history.median)
             if result.finished:
-                result = _with_outputs(client, result)
+                result = fetch_outputs(client, result)
                 _notify(on_update, result)
                 return result
             _notify(on_update, result)
@@ -340,16 +380,22 @@ def wait_for_run(
                     result=result,
                 )
             delay = policy.next_delay(
-                elapsed=now - began,
+                elapsed=now - began + age,
                 polls=polls,
                 life_cycle_state=result.life_cycle_state,
                 history=history,
+                queued=_seconds(run.get("queue_duration")),
+                state_elapsed=polled_at - seen[1],
+                retry_after=throttled,  # Retry-After wins
             )
             if deadline is not None:
                 delay = min(delay, max(0.0, deadline - now))
             sleep(delay)
     except KeyboardInterrupt:
-        raise _interrupted(client, result, cancel_on_interrupt, clock, sleep) from None
+        interrupted = _interrupted(client, result, cancel_on_interrupt, clock, sleep)
+        if interrupted.cancelled and interrupted.result is not None:
+            _notify(on_update, interrupted.result)  # the last poll, the cancelled end, is shown too
+        raise interrupted from None
 
 
 def _check_timeout(timeout: float | None) -> None:
@@ -360,6 +406,14 @@ def _check_timeout(timeout: float | None) -> None:
             f"The timeout {timeout!r} is not a positive number of seconds: pass e.g. 600, or None to wait "
             "as long as the run lasts."
         )
+
+
+def _seconds(milliseconds: Any) -> float:
+    """A duration the API gives in milliseconds, in seconds (0 when absent or not a number)."""
+    try:
+        return max(0.0, float(milliseconds) / 1000) if milliseconds else 0.0
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _has_state(run: Mapping[str, Any]) -> bool:
@@ -398,8 +452,11 @@ def _notify(on_update: OnUpdate | None, result: RunResult) -> None:
         log.warning("on_update raised while showing run %s", result.run_id, exc_info=True)
 
 
-def _with_outputs(client: DatabricksClient, result: RunResult) -> RunResult:
-    """Fetch each task's exit value or error (get-output takes task run ids, not the job's)."""
+def fetch_outputs(client: DatabricksClient, result: RunResult) -> RunResult:
+    """Fetch each task's exit value or error (get-output takes task run ids, not the job's).
+
+    A task whose output cannot be fetched keeps its state, with a warning on the result.
+    """
     warnings = list(result.warnings)
     tasks: list[TaskResult] = []
     for task in result.tasks:
