@@ -8,7 +8,7 @@ from typing import Any
 from .models import RunResult
 from .progress import TextProgress
 
-__all__ = ["has_widget_frontend", "progress_display"]
+__all__ = ["has_widget_frontend", "progress_display", "sweep_display"]
 
 
 def has_widget_frontend(shell: Any) -> bool:
@@ -31,3 +31,18 @@ def progress_display(shell: Any, *, cancel_on_interrupt: bool = False) -> Callab
         display(widget.widget)
         return widget
     return TextProgress()
+
+
+def sweep_display(shell: Any, params: list[dict[str, str]]) -> Callable[[list[RunResult | None]], Any]:
+    """Show a sweep's progress (the grid widget in a kernel, summary lines elsewhere)."""
+    if has_widget_frontend(shell):
+        from IPython.display import display
+
+        from .widgets import SweepWidget
+
+        grid = SweepWidget(params, blocking=True)
+        display(grid.widget)
+        return grid
+    from .progress import TextSweepProgress
+
+    return TextSweepProgress(params)

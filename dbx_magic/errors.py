@@ -68,6 +68,7 @@ class DatabricksError(Exception):
         api_message: The API's own ``message``, verbatim.
         run_id: The run this error concerns, once a run exists.
         result: The last known state of that run, when there is one.
+        results: For a sweep, every run as last seen (None for a run never launched).
     """
 
     def __init__(
@@ -79,6 +80,7 @@ class DatabricksError(Exception):
         api_message: str | None = None,
         run_id: int | None = None,
         result: RunResult | None = None,
+        results: list[RunResult | None] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -87,6 +89,7 @@ class DatabricksError(Exception):
         self.api_message = api_message
         self.run_id = run_id
         self.result = result
+        self.results = results
 
     def __str__(self) -> str:
         return self.message
@@ -190,6 +193,7 @@ class RunInterrupted(KeyboardInterrupt):
         result: RunResult | None = None,
         idempotency_token: str | None = None,
         cancelled: bool = False,
+        results: list[RunResult | None] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -197,6 +201,7 @@ class RunInterrupted(KeyboardInterrupt):
         self.result = result
         self.idempotency_token = idempotency_token
         self.cancelled = cancelled
+        self.results = results
 
     def __str__(self) -> str:
         return self.message

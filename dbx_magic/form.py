@@ -268,7 +268,7 @@ class RunForm:
         if result.ok:
             self._say(f"Run {result.run_id} {result.result_state}; the result is in `{out}`.", "success")
         else:
-            self._say(f"{result.failure_summary()} The result is in `{out}`.", "danger")
+            self._say(f"The result is in `{out}`. {result.failure_summary()}", "danger")
 
     def cancel(self) -> None:
         """Cancel the run the form launched (asynchronous: the progress shows it end)."""

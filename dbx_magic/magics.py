@@ -18,6 +18,7 @@ from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from .client import DatabricksClient
+from .config import Config
 from .errors import DatabricksError, InvalidInput, RunInterrupted
 from .models import RunResult
 from .params import normalise_params, parse_param_lines
@@ -68,13 +69,18 @@ class DbxMagics(Magics):
         self.sandbox: Any = None
         self._sandbox_client: DatabricksClient | None = None
         self._sandbox_token: str | None = None
+        # One client per resolved configuration, so a sign-in (an Azure CLI call, a token) is reused.
+        self._clients: dict[Config, DatabricksClient] = {}
 
     # -- shared steps ---------------------------------------------------------------------------
     def client(self, profile: str | None = None) -> DatabricksClient:
         """The client the magics use: the sandbox's after ``%dbx_sandbox``, else the configuration."""
         if profile is None and self._sandbox_client is not None:
             return self._sandbox_client
-        return DatabricksClient.from_config(profile=profile)
+        config = Config.resolve(profile=profile)
+        if config not in self._clients:
+            self._clients[config] = DatabricksClient.from_config(config=config)
+        return self._clients[config]
 
     def _publish(self, name: str, value: Any) -> None:
         self.shell.user_ns[name] = value
@@ -106,6 +112,8 @@ class DbxMagics(Magics):
             if exc.result is not None:
                 self._publish(out, exc.result)
                 exc.message += f" The run as last seen is in `{out}`."
+            if not exc.cancelled:  # the display stops with the waiting, saying so
+                getattr(progress, "close", lambda note=None: None)(note=exc.message)
             raise
         except DatabricksError as exc:
             if exc.result is not None:
@@ -135,8 +143,15 @@ class DbxMagics(Magics):
     @argument(
         "--cancel-on-interrupt", action="store_true", help="interrupting the kernel also cancels the run"
     )
+    @argument(
+        "--foreach",
+        default=None,
+        metavar="EXPR",
+        help="a list of dicts from the namespace: one run each, merged over the cell's parameters",
+    )
+    @argument("--max-parallel", type=int, default=None, help="with --foreach: at most N runs at once")
     @line_cell_magic
-    def dbx_run(self, line: str, cell: str | None = None) -> RunResult | None:
+    def dbx_run(self, line: str, cell: str | None = None) -> RunResult | list[RunResult] | None:
         """Run an existing Databricks job, watch it, and put the RunResult in the namespace.
 
         The cell holds the parameters, one ``name = value`` per line (``#`` comments; ``{name}``
@@ -151,6 +166,9 @@ class DbxMagics(Magics):
             table = {catalog}.sales
 
             %dbx_run "nightly report" --no-wait
+
+            %%dbx_run train-model --foreach grid --out runs
+            epochs = 5
         """
         self._refuse_secrets(line, cell)
         args = _parse(self.dbx_run, line)
@@ -166,9 +184,18 @@ class DbxMagics(Magics):
                 raise InvalidInput(
                     f"--timeout {args.timeout:g} is not positive: give seconds, e.g. --timeout 600."
                 )
+            sets = self._foreach(args.foreach, params) if args.foreach else None
+            if args.max_parallel is not None and (not sets or args.max_parallel < 1):
+                raise InvalidInput(
+                    "--max-parallel goes with --foreach and must be at least 1: e.g. --max-parallel 4."
+                )
+            if sets is not None and args.no_wait:
+                raise InvalidInput("--foreach waits for its runs: leave out --no-wait.")
         except InvalidInput as exc:
             raise UsageError(str(exc)) from None
         client = self.client(args.profile)
+        if sets is not None:
+            return self._sweep(out, client, job, sets, args)
         if args.no_wait:
             try:
                 launched = start_run(client, job, params, idempotency_token=args.idempotency_token)
@@ -194,15 +221,71 @@ class DbxMagics(Magics):
             cancel_on_interrupt=args.cancel_on_interrupt,
         )
 
+    def _eval(self, flag: str, expr: str, wanted: str) -> Any:
+        """Evaluate a flag's expression in the notebook's namespace (it is the user's own code)."""
+        try:
+            return eval(expr, self.shell.user_ns)
+        except Exception as exc:
+            raise InvalidInput(
+                f"{flag} {expr} could not be evaluated ({type(exc).__name__}: {exc}): pass {wanted} from the notebook."
+            ) from None
+
+    def _foreach(self, expr: str, params: dict[str, str]) -> list[dict[str, str]]:
+        items = self._eval("--foreach", expr, "a list of dicts")
+        if (
+            isinstance(items, Mapping | str)
+            or not isinstance(items, list | tuple)
+            or not all(isinstance(i, Mapping) for i in items)
+        ):
+            raise InvalidInput(
+                f"--foreach {expr} is not a list of dicts: pass e.g. [{{'date': '2026-11-01'}}, {{'date': '2026-11-02'}}]."
+            )
+        if not items:
+            raise InvalidInput(f"--foreach {expr} is empty: give at least one dict of parameters.")
+        return [normalise_params({**params, **item}) for item in items]
+
+    def _sweep(
+        self, out: str, client: DatabricksClient, job: str, sets: list[dict[str, str]], args: Any
+    ) -> list[RunResult]:
+        from .display import sweep_display
+        from .sweep import SweepFailed, run_many
+
+        progress = sweep_display(self.shell, sets)
+        try:
+            results = run_many(
+                client,
+                job,
+                sets,
+                max_parallel=args.max_parallel,
+                idempotency_token=args.idempotency_token,
+                timeout=args.timeout,
+                on_update=progress,
+                cancel_on_interrupt=args.cancel_on_interrupt,
+            )
+        except InvalidInput as exc:
+            raise UsageError(str(exc)) from None
+        except (RunInterrupted, DatabricksError) as exc:
+            if exc.results is not None:
+                self._publish(out, exc.results)
+                exc.message = f"{exc.message.rstrip('.')}. Every run as last seen is in `{out}`."
+                exc.args = (exc.message,)
+            raise
+        self._publish(out, results)
+        failed = [(i, r) for i, r in enumerate(results) if not r.ok]
+        if failed:
+            index, first = failed[0]
+            raise SweepFailed(
+                f"{len(failed)} of {len(results)} runs did not succeed; the first: {first.failure_summary()} "
+                f"(parameters #{index}: {', '.join(f'{k}={v}' for k, v in sets[index].items())}). "
+                f"All results are in `{out}`.",
+                results,
+            )
+        return results
+
     def _params(self, expr: str | None, cell: str | None) -> dict[str, str]:
         merged: dict[str, str] = {}
         if expr:
-            try:
-                value = eval(expr, self.shell.user_ns)  # the user's own expression, in their namespace
-            except Exception as exc:
-                raise InvalidInput(
-                    f"--params {expr} could not be evaluated ({type(exc).__name__}: {exc}): pass a dict from the notebook."
-                ) from None
+            value = self._eval("--params", expr, "a dict")
             if not isinstance(value, Mapping):
                 raise InvalidInput(
                     f"--params {expr} is a {type(value).__name__}, not a dict: pass a dict of parameters."

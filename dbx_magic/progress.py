@@ -15,7 +15,17 @@ from typing import IO
 
 from .models import RunResult
 
-__all__ = ["TaskRow", "TextProgress", "View", "describe", "format_duration"]
+__all__ = [
+    "SweepRow",
+    "SweepView",
+    "TaskRow",
+    "TextProgress",
+    "TextSweepProgress",
+    "View",
+    "describe",
+    "describe_sweep",
+    "format_duration",
+]
 
 #: The colour of a state, in Bootstrap's words, as ipywidgets' ``bar_style`` and ``button_style`` take.
 INFO, SUCCESS, DANGER, WARNING = "info", "success", "danger", "warning"
@@ -190,3 +200,122 @@ class TextProgress:
         self.lines.append(line)
         stream = self._stream or sys.stdout
         print(line, file=stream, flush=True)
+
+
+# -- sweeps ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    index: int
+    params: str
+    state: str
+    colour: str
+    elapsed: float | None
+    run_id: int | None
+    run_page_url: str | None
+
+
+@dataclass(frozen=True)
+class SweepView:
+    """A sweep at one moment: one row a run, the counts, and a summary line."""
+
+    rows: tuple[SweepRow, ...]
+    done: int
+    failed: int
+    running: int
+    queued: int
+    waiting: int
+    finished: bool
+    line: str
+
+
+def _params_text(params: dict[str, str], limit: int = 60) -> str:
+    text = ", ".join(f"{k}={v}" for k, v in params.items())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def describe_sweep(results: list[RunResult | None], params: list[dict[str, str]], now_ms: int) -> SweepView:
+    """Describe a sweep for display (pure).
+
+    Args:
+        results: One entry per run, None for runs not launched yet.
+        params: The parameter sets, in the same order.
+        now_ms: The current time in epoch milliseconds (for the elapsed time of runs still going).
+    """
+    rows = []
+    done = failed = running = queued = waiting = 0
+    for index, (result, values) in enumerate(zip(results, params, strict=True)):
+        if result is None:
+            waiting += 1
+            rows.append(SweepRow(index, _params_text(values), "WAITING", INFO, None, None, None))
+            continue
+        if result.finished:
+            done += result.ok
+            failed += not result.ok
+        elif result.life_cycle_state == "QUEUED":
+            queued += 1
+        else:
+            running += 1
+        state = (result.result_state if result.finished else None) or result.life_cycle_state or "LAUNCHING"
+        elapsed = None
+        if result.start_time:
+            elapsed = max(0.0, ((result.end_time or now_ms) - result.start_time) / 1000)
+        rows.append(
+            SweepRow(
+                index,
+                _params_text(values),
+                state,
+                _colour(result),
+                elapsed,
+                result.run_id,
+                result.run_page_url,
+            )
+        )
+    total = len(rows)
+    parts = [f"{done + failed}/{total} finished", f"{done} succeeded"]
+    parts += [
+        f"{n} {word}"
+        for n, word in ((failed, "failed"), (running, "running"), (queued, "queued"), (waiting, "waiting"))
+        if n
+    ]
+    return SweepView(
+        rows=tuple(rows),
+        done=done,
+        failed=failed,
+        running=running,
+        queued=queued,
+        waiting=waiting,
+        finished=done + failed == total,
+        line="sweep: " + " · ".join(parts),
+    )
+
+
+class TextSweepProgress:
+    """The plain-text display of a sweep: the summary line whenever the counts change.
+
+    Args:
+        params: The parameter sets, in order.
+        stream: Where lines go (default stdout).
+    """
+
+    def __init__(self, params: list[dict[str, str]], stream: IO[str] | None = None) -> None:
+        self._params = params
+        self._stream = stream
+        self._last: str | None = None
+        self.lines: list[str] = []
+
+    def __call__(self, results: list[RunResult | None]) -> None:
+        view = describe_sweep(results, self._params, int(time.time() * 1000))
+        if view.line == self._last:
+            return
+        self._last = view.line
+        self.lines.append(view.line)
+        print(view.line, file=self._stream or sys.stdout, flush=True)
+        if view.finished:
+            for row in view.rows:
+                if row.colour == DANGER:
+                    print(
+                        f"  run {row.run_id} ({row.params}): {row.state} {row.run_page_url or ''}",
+                        file=self._stream or sys.stdout,
+                    )

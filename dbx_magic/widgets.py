@@ -19,7 +19,7 @@ import ipywidgets as widgets
 from .models import RunResult
 from .progress import DANGER, INFO, SUCCESS, WARNING, View, describe, format_duration
 
-__all__ = ["ProgressWidget"]
+__all__ = ["ProgressWidget", "SweepWidget"]
 
 _COLOURS = {INFO: "#1565c0", SUCCESS: "#2e7d32", DANGER: "#c62828", WARNING: "#ef6c00"}
 
@@ -119,9 +119,12 @@ class ProgressWidget:
             return None
         return describe(result, self._elapsed(result))
 
-    def close(self) -> None:
-        """Stop the elapsed-time ticker (the widget stays on screen)."""
+    def close(self, note: str | None = None) -> None:
+        """Stop the elapsed-time ticker (the widget stays on screen), with a note in place of the hint."""
         self._stop.set()
+        if note is not None:
+            self.hint.value = f"<small>{html.escape(note)}</small>"
+            self.cancel_button.layout.display = "none"
 
     # -- rendering ------------------------------------------------------------------------------
     def _elapsed(self, result: RunResult) -> float:
@@ -190,3 +193,72 @@ class ProgressWidget:
             self.message.value = f"<small>Cancel failed: {html.escape(str(exc))}</small>"
             self.cancel_button.disabled = False
             self.cancel_button.description = "Cancel run"
+
+
+class SweepWidget:
+    """A sweep's live grid: one row a run (parameters, state colour, elapsed, link), a summary line,
+    and Cancel all (only where clicks can arrive).
+
+    Use it as ``on_update`` for ``run_many``; ``widget`` is the box to display.
+
+    Args:
+        params: The parameter sets, in order.
+        cancel_all: Called when Cancel all is clicked; None shows no button.
+        blocking: True while the sweep blocks the cell: the widget points at the kernel's interrupt.
+    """
+
+    def __init__(
+        self,
+        params: list[dict[str, str]],
+        *,
+        cancel_all: Callable[[], Any] | None = None,
+        blocking: bool = False,
+    ) -> None:
+        self._params = params
+        self._cancel_all = cancel_all
+        self.summary = widgets.HTML(value=f"sweep: {len(params)} runs to launch")
+        self.summary.add_class("dbx-sweep-summary")
+        self.grid = widgets.HTML(value="")
+        self.grid.add_class("dbx-sweep-grid")
+        self.cancel_button = widgets.Button(description="Cancel all", button_style=DANGER, icon="stop")
+        self.cancel_button.add_class("dbx-sweep-cancel")
+        self.cancel_button.layout.display = None if cancel_all else "none"
+        self.cancel_button.on_click(lambda _b: self._on_cancel())
+        hint = "Interrupt the kernel (■) to stop waiting; the runs go on." if blocking else ""
+        self.hint = widgets.HTML(value=f"<small>{hint}</small>" if hint else "")
+        self.widget = widgets.VBox([widgets.HBox([self.summary, self.cancel_button]), self.grid, self.hint])
+        self.widget.add_class("dbx-sweep")
+
+    def __call__(self, results: list[RunResult | None]) -> None:
+        from .progress import describe_sweep
+
+        view = describe_sweep(results, self._params, int(time.time() * 1000))
+        self.summary.value = f"<b>{html.escape(view.line)}</b>"
+        rows = []
+        for row in view.rows:
+            link = (
+                f'<a href="{html.escape(row.run_page_url)}" target="_blank" rel="noopener">{row.run_id}</a>'
+                if row.run_page_url
+                else str(row.run_id or "")
+            )
+            rows.append(
+                f"<tr><td>{row.index}</td><td>{html.escape(row.params)}</td><td>{_badge(row.state, row.colour)}</td>"
+                f"<td>{format_duration(row.elapsed) if row.elapsed is not None else ''}</td><td>{link}</td></tr>"
+            )
+        self.grid.value = (
+            '<table class="dbx-sweep-table"><tr><th>#</th><th>parameters</th><th>state</th>'
+            f"<th>elapsed</th><th>run</th></tr>{''.join(rows)}</table>"
+        )
+        if view.finished:
+            self.cancel_button.layout.display = "none"
+            self.hint.value = ""
+
+    def _on_cancel(self) -> None:
+        if self._cancel_all is None:
+            return
+        self.cancel_button.disabled = True
+        try:
+            self._cancel_all()
+        except Exception as exc:  # shown, never lost
+            self.hint.value = f"<small>Cancel failed: {html.escape(str(exc))}</small>"
+            self.cancel_button.disabled = False
