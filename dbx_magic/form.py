@@ -73,6 +73,7 @@ class RunForm:
         self.run_id: int | None = None
         self._done = threading.Event()
         self._done.set()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.rows: list[ParamRow] = []
         self.progress: ProgressWidget | None = None
@@ -244,7 +245,9 @@ class RunForm:
             progress(result)
 
         try:
-            result = run_job_and_wait(self.client, job, params, idempotency_token=token, on_update=on_update)
+            result = run_job_and_wait(
+                self.client, job, params, idempotency_token=token, on_update=on_update, sleep=self._sleep
+            )
             self._finish(result, out)
         except DatabricksError as exc:
             self.error = exc
@@ -282,6 +285,12 @@ class RunForm:
             return
         self.cancel_button.disabled = True
         self._say(f"Asked the workspace to cancel run {self.run_id}…", "warning")
+        self._wake.set()  # poll now: the poller may be in a long sleep while the end looked far
+
+    def _sleep(self, seconds: float) -> None:
+        """The poller's sleep, cut short when Cancel is clicked."""
+        if self._wake.wait(seconds):
+            self._wake.clear()
 
     def wait(self, timeout: float | None = None) -> RunResult:
         """Wait for the form's run to finish and return its RunResult.

@@ -20,6 +20,8 @@ from dbx_magic.widgets import ProgressWidget
 def sb() -> Iterator[Sandbox]:
     with Sandbox(speed=20) as sandbox:
         sandbox.add_job("slow-job", duration=600)
+        # With history the poller sleeps long while the end is far: Cancel must still show at once.
+        sandbox.add_job("slow-job-with-history", duration=1200, history=5)
         yield sandbox
 
 
@@ -135,13 +137,17 @@ def test_failed_run_shows_in_the_form(client):
     assert form.progress.bar.bar_style == "danger"
 
 
+@pytest.mark.parametrize("job", ["slow-job", "slow-job-with-history"])
 @pytest.mark.parametrize("via", ["form", "progress"])
-def test_cancel_from_the_form(client, via):
-    form = RunForm(client=client, job="slow-job", namespace={})
+def test_cancel_from_the_form(client, via, job):
+    form = RunForm(client=client, job=job, namespace={})
     form.run()
     until(lambda: form.run_id is not None and not form.cancel_button.disabled)
+    time.sleep(0.3)  # the poller is asleep now
+    clicked = time.monotonic()
     (form.cancel_button if via == "form" else form.progress.cancel_button).click()
     result = form.wait(timeout=30)
+    assert time.monotonic() - clicked < 5  # the click wakes the poller; it does not wait out its sleep
     assert result.result_state == "CANCELED"
     assert "CANCELED" in form.progress.state.value
 
