@@ -13,7 +13,7 @@ import threading
 import time
 from collections import Counter
 
-from dbx_magic import DatabricksClient, run_job_and_wait
+from dbx_magic import DatabricksClient, RunResult, run_job_and_wait
 from dbx_magic.sandbox import Sandbox, Task
 from dbx_magic.sweep import run_many
 
@@ -30,10 +30,10 @@ def measure(runs: int, speed: float, way: str) -> tuple[Counter[str], float]:
         params = [{"i": str(i)} for i in range(runs)]
         sb.clear_requests()
         started = time.monotonic()
+        results: list[RunResult | None] = [None] * runs
         if way == "run_many":
-            results = run_many(client, "sweep", params)
+            results[:] = run_many(client, "sweep", params)
         else:
-            results = [None] * runs
 
             def one(i: int) -> None:
                 results[i] = run_job_and_wait(DatabricksClient(sb.url, sb.token), "sweep", params[i])

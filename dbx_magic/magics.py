@@ -82,8 +82,14 @@ class DbxMagics(Magics):
             self._clients[config] = DatabricksClient.from_config(config=config)
         return self._clients[config]
 
+    @property
+    def _user_ns(self) -> dict[str, Any]:
+        """The notebook's namespace (the shell is always set once the magics are registered)."""
+        assert self.shell is not None
+        return self.shell.user_ns
+
     def _publish(self, name: str, value: Any) -> None:
-        self.shell.user_ns[name] = value
+        self._user_ns[name] = value
 
     def _refuse_secrets(self, *texts: str | None) -> None:
         known = self._sandbox_token
@@ -224,7 +230,7 @@ class DbxMagics(Magics):
     def _eval(self, flag: str, expr: str, wanted: str) -> Any:
         """Evaluate a flag's expression in the notebook's namespace (it is the user's own code)."""
         try:
-            return eval(expr, self.shell.user_ns)
+            return eval(expr, self._user_ns)
         except Exception as exc:
             raise InvalidInput(
                 f"{flag} {expr} could not be evaluated ({type(exc).__name__}: {exc}): pass {wanted} from the notebook."
@@ -292,7 +298,7 @@ class DbxMagics(Magics):
                 )
             merged.update(normalise_params(value))
         if cell and cell.strip():
-            body = cell if cell.lstrip().startswith("{") else _expand(cell, self.shell.user_ns)
+            body = cell if cell.lstrip().startswith("{") else _expand(cell, self._user_ns)
             merged.update(parse_param_lines(body))
         return normalise_params(merged)
 

@@ -34,8 +34,8 @@ OnSweepUpdate = Callable[[list[RunResult | None]], Any]
 class SweepFailed(DatabricksError):
     """Some runs of a sweep did not succeed (or could not be launched); ``results`` holds them all."""
 
-    def __init__(self, message: str, results: list[RunResult | None]) -> None:
-        super().__init__(message, results=results)
+    def __init__(self, message: str, results: Sequence[RunResult | None]) -> None:
+        super().__init__(message, results=list(results))
 
 
 @dataclass

@@ -53,7 +53,8 @@ class JobInfo:
     """What getJob said about a job: its name and the parameters it takes, with their defaults."""
 
     def __init__(self, job_id: int, payload: Mapping[str, Any]) -> None:
-        settings = payload.get("settings") if isinstance(payload.get("settings"), dict) else {}
+        raw = payload.get("settings")
+        settings: dict[str, Any] = raw if isinstance(raw, dict) else {}
         self.job_id = job_id
         self.name: str | None = settings.get("name")
         self.job_parameters: dict[str, str] = {
