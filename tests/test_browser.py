@@ -1,0 +1,451 @@
+"""End to end in real Chromium: JupyterLab runs notebooks that use the form, the progress widget and
+``%%dbx_run --cancel-on-interrupt`` against the sandbox, and the test clicks as a user would.
+
+One JupyterLab server (loopback, token, temporary home and Jupyter dirs) serves the whole module; each
+test writes its own notebook and opens it in a fresh browser context. Needs Debian's Chromium
+(``/usr/bin/chromium``) and the ``playwright`` package; without them the tests skip, unless
+``DBX_MAGIC_REQUIRE_BROWSER=1`` (CI) turns the skip into a failure. See
+``/work/shared/guides/browser-tests.md`` for the traps these helpers avoid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+
+# Without playwright the `chromium` fixture skips (or, in CI, fails) and says why.
+with contextlib.suppress(ImportError):
+    from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, sync_playwright
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "test-artifacts"
+STEP_MS = 30_000  # one step (a cell, a state change) gets this long: generous, yet well under a minute
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    # Belt and braces: no host name resolves, so nothing but the literal 127.0.0.1 is reachable.
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+]
+LIVE_STATES = {"QUEUED", "PENDING", "RUNNING", "TERMINATING", "BLOCKED", "WAITING_FOR_RETRY"}
+SETUP_CELLS = [
+    "%load_ext dbx_magic",
+    "%dbx_sandbox --speed 2\n"
+    'get_ipython().magics_manager.registry["DbxMagics"].sandbox.add_job("slow-job", duration=600);',
+]
+
+# Records every text the progress widget's state badge shows, in order, as the frontend renders it
+# (a poll-by-poll change can be quicker than a test's own polling).
+RECORD_BADGES_JS = """() => {
+  window.__dbxStates = [];
+  const record = () => {
+    const badge = document.querySelector('.dbx-progress-state .dbx-state-badge');
+    const text = badge ? badge.textContent.trim() : null;
+    const seen = window.__dbxStates;
+    if (text && seen[seen.length - 1] !== text) seen.push(text);
+  };
+  new MutationObserver(record).observe(document.body, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def _unavailable(reason: str) -> NoReturn:
+    """Skip on a developer's machine; fail where the browser is required (CI)."""
+    if os.environ.get("DBX_MAGIC_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{reason} (DBX_MAGIC_REQUIRE_BROWSER=1 makes this a failure)", pytrace=False)
+    pytest.skip(reason)
+
+
+def _chromium_path() -> str | None:
+    if Path("/usr/bin/chromium").is_file():
+        return "/usr/bin/chromium"
+    return shutil.which("chromium")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Lab:
+    """A running JupyterLab: where it listens, its token, the directory it serves."""
+
+    url: str
+    token: str
+    root: Path
+    log: Path
+
+    def api(self, method: str, path: str) -> Any:
+        """Call the server's REST API; returns the decoded JSON (None for an empty body)."""
+        request = urllib.request.Request(
+            f"{self.url}{path}", method=method, headers={"Authorization": f"token {self.token}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = response.read()
+        return json.loads(body) if body else None
+
+    def notebook(self, name: str, cells: list[str]) -> str:
+        """Write a notebook of code cells into the served directory; returns its file name."""
+        nb = {
+            "cells": [
+                {
+                    "cell_type": "code",
+                    "execution_count": None,
+                    "id": f"cell-{i}",
+                    "metadata": {},
+                    "outputs": [],
+                    "source": source,
+                }
+                for i, source in enumerate(cells)
+            ],
+            "metadata": {
+                "kernelspec": {
+                    "display_name": "Python 3 (ipykernel)",
+                    "language": "python",
+                    "name": "python3",
+                },
+                "language_info": {"name": "python"},
+            },
+            "nbformat": 4,
+            "nbformat_minor": 5,
+        }
+        (self.root / name).write_text(json.dumps(nb, indent=1), encoding="utf-8")
+        return name
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = self.log.read_text(encoding="utf-8", errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """The system Chromium's path (skips, or fails in CI, when it or playwright is missing)."""
+    path = _chromium_path()
+    if path is None:
+        _unavailable("Chromium not found (/usr/bin/chromium or `chromium` on PATH): apt-get install chromium")
+    for module in ("playwright", "jupyterlab"):
+        if importlib.util.find_spec(module) is None:
+            _unavailable(f"the {module} package is not installed: pip install -e '.[dev]'")
+    return path
+
+
+@pytest.fixture(scope="module")
+def lab(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """JupyterLab on 127.0.0.1 with a token, in temporary dirs; stopped by its pid at the end."""
+    base = tmp_path_factory.mktemp("jupyterlab")
+    dirs = {
+        name: base / name
+        for name in ("home", "config", "data", "runtime", "ipython", "settings", "workspaces")
+    }
+    for path in dirs.values():
+        path.mkdir()
+    root = base / "notebooks"
+    root.mkdir()
+    # Without this the "get notified about Jupyter news?" popup covers the notebook.
+    notify = dirs["settings"] / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    notify.parent.mkdir(parents=True)
+    notify.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}), encoding="utf-8")
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABRICKS_", "JUPYTER", "IPYTHON"))}
+    env.update(
+        HOME=str(dirs["home"]),
+        JUPYTER_CONFIG_DIR=str(dirs["config"]),
+        JUPYTER_DATA_DIR=str(dirs["data"]),
+        JUPYTER_RUNTIME_DIR=str(dirs["runtime"]),
+        IPYTHONDIR=str(dirs["ipython"]),
+        JUPYTERLAB_SETTINGS_DIR=str(dirs["settings"]),
+        JUPYTERLAB_WORKSPACES_DIR=str(dirs["workspaces"]),
+        JUPYTER_PLATFORM_DIRS="1",
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    )
+    port, token = _free_port(), secrets.token_hex(16)
+    command = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--allow-root",
+    ]
+    log = base / "jupyterlab.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
+    server = Lab(f"http://127.0.0.1:{port}", token, root, log)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"JupyterLab exited with {proc.returncode}:\n{server.log_tail()}", pytrace=False)
+            try:
+                server.api("GET", "/api/status")
+                break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                if time.monotonic() > deadline:
+                    pytest.fail(f"JupyterLab did not answer in 60 s:\n{server.log_tail()}", pytrace=False)
+                time.sleep(0.2)
+        yield server
+    finally:
+        try:  # shut the kernels down through the server, so none outlives it
+            for kernel in server.api("GET", "/api/kernels") or []:
+                server.api("DELETE", f"/api/kernels/{kernel['id']}")
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            pass
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: str) -> Iterator[Browser]:
+    """Headless system Chromium, shared by the module's tests."""
+    expect.set_options(timeout=STEP_MS)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+OpenNotebook = Callable[[str, list[str]], "Page"]
+
+
+@pytest.fixture
+def open_notebook(lab: Lab, browser: Browser, request: pytest.FixtureRequest) -> Iterator[OpenNotebook]:
+    """A function that writes a notebook, opens it in a fresh page, and waits for an idle kernel.
+
+    When the test fails, each page it opened is saved as ``test-artifacts/browser-failure-*.png``.
+    """
+    contexts: list[BrowserContext] = []
+    failed_before = request.session.testsfailed
+
+    def open_(name: str, cells: list[str]) -> Page:
+        lab.notebook(name, cells)
+        context = browser.new_context(viewport={"width": 1280, "height": 1000})
+        context.set_default_timeout(STEP_MS)
+        contexts.append(context)
+        page = context.new_page()
+        page.goto(f"{lab.url}/lab/tree/{name}?reset&token={lab.token}")
+        expect(page.locator(".jp-Notebook .jp-CodeCell")).to_have_count(len(cells), timeout=STEP_MS)
+        wait_idle(page)
+        return page
+
+    yield open_
+    failed = request.session.testsfailed > failed_before  # the call phase was reported before teardown
+    for number, context in enumerate(contexts):
+        if failed:
+            for page in context.pages:
+                name = re.sub(r"[^\w.-]+", "-", request.node.name)
+                screenshot(page, f"browser-failure-{name}-{number}.png")
+        context.close()
+
+
+# -- driving JupyterLab ------------------------------------------------------------------------------
+
+
+def wait_idle(page: Page) -> None:
+    """Wait until the status bar says the kernel is idle (Shift+Enter before that may be lost)."""
+    status = page.locator("#jp-main-statusbar .jp-StatusBar-TextItem", has_text="| Idle")
+    expect(status).to_have_count(1, timeout=STEP_MS)
+
+
+def cell(page: Page, index: int) -> Locator:
+    """The notebook's code cell number ``index`` (the test wrote the notebook, so it knows the order)."""
+    return page.locator(".jp-Notebook .jp-CodeCell").nth(index)
+
+
+def output_text(code_cell: Locator) -> str:
+    return code_cell.locator(".jp-OutputArea").inner_text()
+
+
+def start_cell(page: Page, index: int) -> Locator:
+    """Shift+Enter on a cell; pressed again when JupyterLab swallowed it (the prompt must change)."""
+    target = cell(page, index)
+    prompt = target.locator(".jp-InputPrompt")
+    before = prompt.inner_text().strip()
+    for _attempt in range(3):
+        wait_idle(page)
+        target.locator(".jp-Cell-inputArea .cm-content").click()
+        page.keyboard.press("Shift+Enter")
+        try:
+            expect(prompt).not_to_have_text(before, timeout=5_000)
+            expect(prompt).to_have_text(re.compile(r"^\[(\*|\d+)\]:$"), timeout=5_000)
+            return target
+        except AssertionError:
+            continue
+    raise AssertionError(f"cell {index} never started: its prompt stayed {before!r} after 3 Shift+Enter")
+
+
+def run_cell(page: Page, index: int) -> Locator:
+    """Run a cell and wait until it finished (its prompt shows an execution count)."""
+    target = start_cell(page, index)
+    expect(target.locator(".jp-InputPrompt")).to_have_text(re.compile(r"^\[\d+\]:$"), timeout=STEP_MS)
+    return target
+
+
+def run_setup(page: Page) -> None:
+    """Run the SETUP_CELLS: the magics loaded, the sandbox started (with a slow job added)."""
+    run_cell(page, 0)
+    sandbox = run_cell(page, 1)
+    expect(sandbox.locator(".jp-OutputArea")).to_contain_text("Sandbox workspace at http://127.0.0.1:")
+    assert "Error" not in output_text(sandbox)
+
+
+def badge(page: Page) -> Locator:
+    return page.locator(".dbx-progress .dbx-progress-state .dbx-state-badge")
+
+
+def wait_live(page: Page) -> str:
+    """Wait until the progress widget shows the run going (a state the API reports, not yet final)."""
+    live = "|".join(sorted(LIVE_STATES))
+    expect(badge(page)).to_have_text(re.compile(rf"^({live})$"), timeout=STEP_MS)
+    return badge(page).inner_text().strip()
+
+
+def recorded_states(page: Page) -> list[str]:
+    return list(page.evaluate("() => window.__dbxStates"))
+
+
+def no_stack_trace(text: str) -> None:
+    for marker in ("Traceback", "KeyboardInterrupt", 'File "', "---------"):
+        assert marker not in text, f"a stack trace in the cell's output:\n{text}"
+
+
+def screenshot(page: Page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    page.screenshot(path=str(path))
+    return path
+
+
+# -- the scenarios -----------------------------------------------------------------------------------
+
+
+def test_form_run_goes_to_success_and_lands_in_the_namespace(open_notebook: OpenNotebook) -> None:
+    """Run from the form: the badge goes through a live state to SUCCESS; the next cell sees the result."""
+    page = open_notebook(
+        "form_success.ipynb",
+        [
+            "%load_ext dbx_magic",
+            "%dbx_sandbox --speed 2",
+            "%dbx_form daily-sales-report --out from_form",
+            "print('NS:', from_form.run_id, from_form.result_state, from_form.ok)",
+        ],
+    )
+    run_cell(page, 0)
+    expect(run_cell(page, 1).locator(".jp-OutputArea")).to_contain_text("Sandbox workspace at")
+    form_cell = run_cell(page, 2)
+    form = form_cell.locator(".dbx-form")
+    expect(form.locator(".dbx-form-status")).to_contain_text("pre-filled with their defaults")
+    expect(form.locator(".dbx-param-row")).to_have_count(2)
+    expect(form.locator(".dbx-form-cancel")).to_be_disabled()
+
+    page.evaluate(RECORD_BADGES_JS)
+    form.locator(".dbx-form-run").click()
+    expect(badge(page)).to_have_text("SUCCESS", timeout=STEP_MS)
+    states = recorded_states(page)
+    live = [s for s in states if s in LIVE_STATES]
+    assert live, f"the badge never showed a live state before the end: {states}"
+    assert states[-1] == "SUCCESS" and states.index(live[0]) < states.index("SUCCESS"), states
+    expect(form.locator(".dbx-form-status")).to_contain_text("SUCCESS; the result is in `from_form`")
+    link = form.locator(".dbx-progress-header a.dbx-run-link")
+    run_id = re.fullmatch(r"run (\d+)", link.inner_text().strip())
+    assert run_id, link.inner_text()
+    expect(link).to_have_attribute("href", re.compile(rf"#job/\d+/run/{run_id.group(1)}$"))
+    expect(form.locator(".dbx-form-run")).to_be_enabled()
+
+    printed = run_cell(page, 3)
+    expect(printed.locator(".jp-OutputArea")).to_contain_text(f"NS: {run_id.group(1)} SUCCESS True")
+    form.scroll_into_view_if_needed()
+    screenshot(page, "browser-form-success.png")
+
+
+@pytest.mark.parametrize("button", ["dbx-form-cancel", "dbx-progress-cancel"])
+def test_cancel_button_ends_the_run_canceled(open_notebook: OpenNotebook, button: str) -> None:
+    """The form's Cancel (or the progress widget's) on a long run: the badge and the result end CANCELED."""
+    page = open_notebook(
+        f"{button}.ipynb",
+        [*SETUP_CELLS, "%dbx_form slow-job --out cancelled", "print('NS:', cancelled.result_state)"],
+    )
+    run_setup(page)
+    form = run_cell(page, 2).locator(".dbx-form")
+    expect(form.locator(".dbx-form-status")).to_contain_text("pre-filled")
+    form.locator(".dbx-form-run").click()
+    wait_live(page)
+    expect(form.locator(".dbx-form-cancel")).to_be_enabled()  # enabled once the run id is known
+    expect(form.locator(".dbx-progress-cancel")).to_be_visible()
+    form.locator(f".{button}").click()
+    expect(badge(page)).to_have_text("CANCELED", timeout=STEP_MS)
+    expect(form.locator(".dbx-form-status")).to_contain_text("ended CANCELED")
+    expect(form.locator(".dbx-form-status")).to_contain_text("The result is in `cancelled`")
+    expect(form.locator(".dbx-progress-cancel")).to_be_hidden()
+    expect(form.locator(".dbx-form-cancel")).to_be_disabled()
+    expect(form.locator(".dbx-form-run")).to_be_enabled()
+
+    printed = run_cell(page, 3)
+    expect(printed.locator(".jp-OutputArea")).to_contain_text("NS: CANCELED")
+    screenshot(page, f"browser-{button}.png")
+
+
+def test_interrupt_cancels_a_blocking_run(open_notebook: OpenNotebook) -> None:
+    """JupyterLab's stop button during ``%dbx_run --cancel-on-interrupt``: a clean end, CANCELED."""
+    page = open_notebook(
+        "interrupt.ipynb",
+        [
+            *SETUP_CELLS,
+            "%dbx_run slow-job --cancel-on-interrupt --out inter",
+            "print('NS:', inter.result_state, inter.result_state == 'CANCELED')",
+        ],
+    )
+    run_setup(page)
+    running = start_cell(page, 2)
+    expect(running.locator(".dbx-progress-hint")).to_contain_text("the run will be cancelled")
+    wait_live(page)
+    expect(running.locator(".jp-InputPrompt")).to_have_text("[*]:")
+    page.locator('.jp-NotebookPanel-toolbar [data-command="notebook:interrupt-kernel"]').click()
+
+    prompt = running.locator(".jp-InputPrompt")
+    expect(prompt).to_have_text(re.compile(r"^\[\d+\]:$"), timeout=STEP_MS)
+    output = running.locator(".jp-OutputArea")
+    expect(output).to_contain_text(re.compile(r"Cancelled run \d+ on interrupt; it is now CANCELED\."))
+    no_stack_trace(output_text(running))
+    expect(badge(page)).to_have_text("CANCELED", timeout=STEP_MS)
+    expect(running.locator(".dbx-progress-hint")).to_have_text("")  # no more "interrupt to stop"
+
+    printed = run_cell(page, 3)
+    expect(printed.locator(".jp-OutputArea")).to_contain_text("NS: CANCELED True")
+    screenshot(page, "browser-interrupt.png")
