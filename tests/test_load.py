@@ -1,0 +1,62 @@
+"""Load: 50 concurrent waits in one process, under bursts of 429s, within a set request rate."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from dbx_magic import DatabricksClient, RetryPolicy, RunResult, run_job_and_wait
+from dbx_magic.ratelimit import RateLimiter
+from dbx_magic.sandbox import Sandbox
+
+WAITS = 50
+RATE, BURST = 50.0, 10.0
+
+
+def test_fifty_concurrent_waits_under_429_bursts_stay_under_the_rate():
+    limiter = RateLimiter(RATE, BURST)
+    with Sandbox(speed=20) as sb:
+        sb.add_job("load", duration=30, max_concurrent_runs=WAITS)  # 1.5 s a run at speed 20
+        before = set(sb.run_ids("load"))
+        # Bursts of rate limiting on the launch and on the polls, some with Retry-After.
+        sb.inject("jobs/run-now", "status", status=429, count=15)
+        sb.inject("jobs/runs/get", "status", status=429, retry_after=1, count=40)
+        sb.inject("jobs/runs/get", "status", status=429, count=40)
+        results: list[RunResult | None] = [None] * WAITS
+        errors: list[BaseException] = []
+
+        def wait(i: int) -> None:
+            client = DatabricksClient(
+                sb.url, sb.token, rate_limiter=limiter, retry=RetryPolicy(attempts=10, backoff=0.2)
+            )
+            try:
+                results[i] = run_job_and_wait(client, "load", {"i": str(i)}, timeout=120)
+            except BaseException as exc:  # collected, asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=wait, args=(i,)) for i in range(WAITS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=180)
+        log = sb.requests
+        created = set(sb.run_ids("load")) - before
+
+    assert errors == []
+    done = [r for r in results if r is not None]
+    assert len(done) == WAITS and all(r.ok for r in done)
+    assert {r.run_id for r in done} == created  # every run id accounted for, none extra
+    assert sum(r.status == 429 for r in log) == 95  # the bursts were met, and outlasted
+
+    # A token bucket lets at most BURST + RATE * w requests through in any window of w seconds.
+    stamps = sorted(r.timestamp for r in log)
+    worst: dict[str, Any] = {"excess": -1e9}
+    for window in (0.5, 1.0, 2.0):
+        j = 0
+        for i, start in enumerate(stamps):
+            while j < len(stamps) and stamps[j] < start + window:
+                j += 1
+            excess = (j - i) - (BURST + RATE * window)
+            if excess > worst["excess"]:
+                worst = {"excess": excess, "window": window, "count": j - i}
+    assert worst["excess"] <= 1, worst  # one request of slack for timestamp rounding
