@@ -10,7 +10,7 @@ both clients launch a run of their twin and wait for it, side by side in two thr
 
 Measured from the sandbox's own request log and clock, per run: the polling requests (``runs/get``
 for the run, plus dbx-magic's one ``runs/list``) and the detection latency (from the run's end to the
-first ``runs/get`` that saw it), and the seconds from the end until the call returned (dbx-magic's
+first poll that saw it), and the seconds from the end until the call returned (dbx-magic's
 includes fetching the task's output). Medians over the repetitions.
 
 Run ``python benchmarks/bench_e2e.py`` (about three minutes) or ``--quick``. Needs ``databricks-sdk``
@@ -41,7 +41,7 @@ class Measure:
     """One run as one client waited on it."""
 
     requests: int  # polling requests: runs/get for the run (+ runs/list for dbx-magic)
-    latency: float  # run end -> the first runs/get that saw it
+    latency: float  # run end -> the first poll that saw it
     returned: float  # run end -> the call returned
 
 
@@ -52,7 +52,7 @@ def _measure(sb: Sandbox, job_id: int, run_id: int, since: float, returned_at: f
     offset = sb.workspace.epoch_ms(0.0) / 1000  # epoch seconds = sandbox clock + offset
     end_ms = _run_end_ms(sb, run_id)
     end = end_ms / 1000 - offset
-    seen = min(r.timestamp for r in polls if r.timestamp >= end)
+    seen = min(r.timestamp for r in [*polls, *lists] if r.timestamp >= end)
     return Measure(len(polls) + len(lists), seen - end, returned_at - end)
 
 

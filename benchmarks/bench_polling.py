@@ -3,8 +3,9 @@
 Pure and seeded: no network, no sleeping. Each scenario scripts many runs of one job and plays three
 pollers against the very same runs:
 
-- dbx-magic: the first poll at once, one ``runs/list`` (counted as a request), then
-  ``PollPolicy.next_delay`` exactly as ``wait_for_run`` calls it;
+- dbx-magic: the first poll at once (a ``runs/list`` page that holds the new run and the job's
+  history, so it costs one request), then ``PollPolicy.next_delay`` exactly as ``wait_for_run``
+  calls it;
 - databricks-sdk: the first poll at once, then ``min(attempt, 10) + random()`` seconds
   (``wait_get_run_job_terminated_or_skipped``);
 - Airflow: the first poll at once, then every 30 s (``polling_period_seconds``' default).
@@ -17,7 +18,7 @@ items; this run's duration is drawn the same way. The run is PENDING for its set
 duration, at most 3 min), RUNNING, then TERMINATING for its last 5 % (at most 1 s); the poller starts
 50 to 300 ms after the run did (the launch's round trip). Requests take no time.
 
-Reported per poller: requests per run (mean; dbx-magic's include the ``runs/list``) and detection
+Reported per poller: requests per run (mean; dbx-magic's first is the ``runs/list``) and detection
 latency, the seconds from the run's end to the poll that sees it (median and p95). Scenarios without
 history play four times as many runs: there the schedules are close, and medians need the numbers.
 
@@ -160,7 +161,7 @@ def make_trials(scenario: Scenario, count: int, seed: int, *, phases: bool = Tru
 
 def poll_dbx(trial: Trial, policy: PollPolicy) -> tuple[int, float]:
     """dbx-magic: as ``wait_for_run`` drives the policy. Returns (requests, latency)."""
-    t, polls, requests = 0.0, 1, 2  # the first runs/get and the runs/list
+    t, polls, requests = 0.0, 1, 1  # the first poll is the runs/list that also brings the history
     state = trial.state(t)
     seen_at = t
     while state != "TERMINATED":

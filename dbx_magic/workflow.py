@@ -346,7 +346,13 @@ def wait_for_run(
     try:
         while True:
             try:
-                run = client.get_run(run_id)
+                if polls == 0 and launched is not None and launched.job_id:
+                    history_asked = True
+                    run, history = _first_look(client, launched.job_id, run_id)
+                    if history is not None:
+                        result = replace(result, expected_duration=history.median)
+                else:
+                    run = client.get_run(run_id)
             except DatabricksError as exc:
                 raise exc.attach_run(run_id, result) from None
             polls += 1
@@ -433,6 +439,23 @@ def _merge(previous: RunResult, run: dict[str, Any]) -> RunResult:
     if previous.number_in_job and not fresh.number_in_job:
         fresh = replace(fresh, number_in_job=previous.number_in_job)
     return fresh
+
+
+def _first_look(client: DatabricksClient, job_id: int, run_id: int) -> tuple[dict[str, Any], History | None]:
+    """The first poll and the job's history in one request.
+
+    A just-launched run is among the newest of its job, so one ``runs/list`` page holds both its
+    state and the durations of the job's recent runs. When it is not there (another sort order, a
+    busy job) or the list fails, one ``runs/get`` does the poll instead.
+    """
+    try:
+        page = client.list_runs(job_id, limit=25)
+    except DatabricksError as exc:  # history only sharpens the estimate; never fail for it
+        log.debug("no history for job %s: %s", job_id, exc)
+        return client.get_run(run_id), None
+    runs = [r for r in page.get("runs") or () if isinstance(r, dict)]
+    mine = next((r for r in runs if str(r.get("run_id")) == str(run_id) and _has_state(r)), None)
+    return (mine if mine is not None else client.get_run(run_id)), history_from_runs(runs)
 
 
 def _history(client: DatabricksClient, job_id: int) -> History | None:

@@ -80,6 +80,7 @@ def test_interrupt_while_polling_reports_the_run(sb):
 
 def test_interrupt_while_a_poll_is_in_flight_reports_the_run(sb):
     client = DatabricksClient(sb.url, sb.token)
+    sb.inject("jobs/runs/list", "delay", delay=1.0)  # the first poll (it brings the history too)
     sb.inject("jobs/runs/get", "delay", delay=1.0)
     interrupt_after(0.4)
     with pytest.raises(RunInterrupted) as info:

@@ -471,3 +471,29 @@ def test_wait_for_run_reattaches(client, rsps):
 def test_wait_for_run_refuses_bad_ids(client, rsps, run_id):
     with pytest.raises(InvalidInput, match="not a positive integer"):
         wait_for_run(client, run_id)
+
+
+def test_the_first_poll_and_the_history_are_one_request(client, rsps):
+    """A just-launched run is in its job's newest runs/list page, with the history beside it."""
+    past = [
+        {
+            "run_id": 900 + i,
+            "state": {"life_cycle_state": "TERMINATED", "result_state": "SUCCESS"},
+            "run_duration": 60_000,
+        }
+        for i in range(3)
+    ]
+    rsps.get(f"{API}/get", json={"job_id": JOB_ID, "settings": {"name": "nightly"}})
+    rsps.post(f"{API}/run-now", json={"run_id": RUN_ID})
+    rsps.get(
+        f"{API}/runs/list",
+        match=[matchers.query_param_matcher({"job_id": str(JOB_ID), "limit": "25"})],
+        json={"runs": [run_json("PENDING"), *past]},
+    )
+    rsps.get(f"{API}/runs/get", json=run_json("TERMINATED", "SUCCESS"))
+    rsps.get(f"{API}/runs/get-output", json={})
+    result, updates = go(client)
+    assert updates[0].life_cycle_state == "PENDING" and updates[0].expected_duration == pytest.approx(60.0)
+    paths = [c.request.url.split("/jobs/")[1].split("?")[0] for c in rsps.calls]
+    assert paths == ["get", "run-now", "runs/list", "runs/get", "runs/get-output"]
+    assert result.ok
