@@ -1,4 +1,4 @@
-"""``python -m dbx_magic``: ``demo`` (the workflow on the sandbox), ``sandbox`` (serve it), ``run`` (a real job)."""
+"""python -m dbx_magic: demo (the workflow on the sandbox), sandbox (serve it), run (a job in your workspace)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from .errors import DatabricksError, RunInterrupted
+from .errors import DatabricksError, InvalidInput, RunInterrupted
 from .params import parse_param_lines
 
 __all__ = ["main"]
@@ -44,11 +44,17 @@ def _run(args: argparse.Namespace) -> int:
     from .progress import TextProgress
     from .workflow import run_job_and_wait, start_run
 
+    bad = [p for p in args.param if "=" not in p]
+    if bad:
+        raise InvalidInput(f"-p {bad[0]} has no '=': write -p NAME=VALUE, one -p per parameter.")
     params = parse_param_lines("\n".join(args.param))
     client = DatabricksClient.from_config(profile=args.profile)
     if args.no_wait:
         launched = start_run(client, args.job, params, idempotency_token=args.idempotency_token)
-        print(f"Started run {launched.run_id}.")
+        print(
+            f"Started run {launched.run_id} of {launched.job_name or args.job!r}; follow it on its page "
+            "or from a notebook with %dbx_wait, or from Python with wait_for_run(client, run_id)."
+        )
         return 0
     result = run_job_and_wait(
         client,

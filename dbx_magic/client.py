@@ -287,6 +287,12 @@ class DatabricksClient:
                 raise InvalidInput(
                     f"The host {self.host!r} is not a usable URL ({exc}): fix DATABRICKS_HOST."
                 ) from None
+            except requests.exceptions.SSLError as exc:
+                raise TransportError(
+                    f"{what.capitalize()} failed: the TLS handshake with {self.host} failed "
+                    f"({type(exc).__name__}); if the host serves plain HTTP (a local sandbox), give it "
+                    "as http://HOST:PORT, otherwise check its certificate."
+                ) from None
             except (requests.ConnectionError, requests.Timeout) as exc:
                 kind = "timed out" if isinstance(exc, requests.Timeout) else "failed"
                 log.debug(

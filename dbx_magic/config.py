@@ -222,7 +222,8 @@ class Config:
                 f"No Databricks {missing} configured: set DATABRICKS_HOST and DATABRICKS_TOKEN, "
                 f"or name a profile with --profile / DATABRICKS_CONFIG_PROFILE ({where}), or sign in "
                 'another way with auth_type (the README\'s "Signing in"); '
-                "to try dbx-magic without a workspace, run %dbx_sandbox."
+                "to try dbx-magic without a workspace, run %dbx_sandbox in a notebook or "
+                "`python -m dbx_magic demo`."
             )
         return cls(
             host=normalise_host(host),

@@ -252,7 +252,9 @@ def _hint(cls: type[ApiError], status: int, message: str, host: str) -> str:
     if cls is NotFound:
         return f"check that {host} is your workspace URL (it has no such API endpoint)"
     if cls is ResourceDoesNotExist:
-        return "check the id (`%dbx_form` lists the workspace's jobs)"
+        if message.lower().startswith("run"):
+            return "check the run id (it is in the result of the cell or call that launched it, and in the run's page URL)"
+        return "check the job id (the workspace's Jobs page, or `%dbx_form`, lists the jobs)"
     if cls is TooManyRequests:
         return "the workspace is rate-limiting requests: try again in a minute"
     if cls is ServerError:

@@ -191,9 +191,11 @@ class DbxMagics(Magics):
                     f"--timeout {args.timeout:g} is not positive: give seconds, e.g. --timeout 600."
                 )
             sets = self._foreach(args.foreach, params) if args.foreach else None
-            if args.max_parallel is not None and (not sets or args.max_parallel < 1):
+            if args.max_parallel is not None and not sets:
+                raise InvalidInput("--max-parallel goes with --foreach: add --foreach LIST, or leave it out.")
+            if args.max_parallel is not None and args.max_parallel < 1:
                 raise InvalidInput(
-                    "--max-parallel goes with --foreach and must be at least 1: e.g. --max-parallel 4."
+                    f"--max-parallel {args.max_parallel} is not at least 1: e.g. --max-parallel 4."
                 )
             if sets is not None and args.no_wait:
                 raise InvalidInput("--foreach waits for its runs: leave out --no-wait.")
@@ -381,7 +383,14 @@ class DbxMagics(Magics):
         self._refuse_secrets(line)
         args = _parse(self.dbx_form, line)
         out = _check_name(args.out)
+        from .display import has_widget_frontend
         from .form import RunForm
+
+        if not has_widget_frontend(self.shell):
+            print(
+                "The form needs a notebook frontend (JupyterLab, Jupyter Notebook, VS Code); here, use %%dbx_run."
+            )
+            return None
 
         return RunForm(
             client=self.client(args.profile), job=_strip_quotes(args.job) if args.job else None, out=out
@@ -400,7 +409,12 @@ def _parse(magic: Callable[..., Any], line: str) -> Any:
         return parse_argstring(magic, line)
     except UsageError as exc:
         name = getattr(magic, "__name__", "dbx_run")
-        raise UsageError(f"{str(exc).rstrip('.')}: `%{name}?` lists the flags.") from None
+        hint = (
+            "quote a job name with spaces, pass a variable's name to --params; "
+            if "unrecognized" in str(exc)
+            else ""
+        )
+        raise UsageError(f"{str(exc).rstrip('.')}: {hint}`%{name}?` lists the flags.") from None
 
 
 def _strip_quotes(text: str) -> str:

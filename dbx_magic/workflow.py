@@ -23,13 +23,14 @@ from .client import MAX_IDEMPOTENCY_TOKEN, DatabricksClient, new_idempotency_tok
 from .errors import (
     DatabricksError,
     InvalidInput,
+    ResourceDoesNotExist,
     RunInterrupted,
     ServerError,
     TooManyRequests,
     TransportError,
     WaitTimeout,
 )
-from .models import RunResult, TaskResult
+from .models import RunResult, TaskResult, is_finished
 from .params import normalise_params
 from .polling import History, PollPolicy, history_from_runs
 
@@ -354,6 +355,8 @@ def wait_for_run(
                 else:
                     run = client.get_run(run_id)
             except DatabricksError as exc:
+                if isinstance(exc, ResourceDoesNotExist):
+                    raise
                 raise exc.attach_run(run_id, result) from None
             polls += 1
             polled_at = clock()
@@ -379,7 +382,7 @@ def wait_for_run(
             now = clock()
             if deadline is not None and now >= deadline:
                 raise WaitTimeout(
-                    f"Stopped waiting for run {run_id} after {timeout:g} s; it is still "
+                    f"Stopped waiting for run {run_id} after {timeout:.3g} s; it is still "
                     f"{result.life_cycle_state or 'starting'} and goes on in the workspace: "
                     f"`%dbx_wait {run_id}` (or wait_for_run(client, {run_id})) re-attaches, "
                     f"`%dbx_cancel {run_id}` cancels it.",
@@ -455,7 +458,9 @@ def _first_look(client: DatabricksClient, job_id: int, run_id: int) -> tuple[dic
         return client.get_run(run_id), None
     runs = [r for r in page.get("runs") or () if isinstance(r, dict)]
     mine = next((r for r in runs if str(r.get("run_id")) == str(run_id) and _has_state(r)), None)
-    return (mine if mine is not None else client.get_run(run_id)), history_from_runs(runs)
+    if mine is None or is_finished(mine):  # a finished run needs its tasks, which list pages leave out
+        mine = client.get_run(run_id)
+    return mine, history_from_runs(runs)
 
 
 def _history(client: DatabricksClient, job_id: int) -> History | None:

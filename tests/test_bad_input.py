@@ -276,6 +276,20 @@ CASES: list[tuple[str, str, Callable[[World], str], str, bool]] = [
         "set DATABRICKS_HOST and DATABRICKS_TOKEN",
         True,
     ),
+    (
+        "api",
+        "https to a host that serves plain HTTP",
+        api(lambda w: run_job_and_wait(DatabricksClient(w.sandbox.url.replace("http:", "https:"), "t"), JOB)),
+        "give it as http://HOST:PORT",
+        False,
+    ),
+    (
+        "api",
+        "run id that does not exist, re-attaching",
+        api(lambda w: wait_for_run(w.client(), 424_242)),
+        "check the run id",
+        False,
+    ),
     # -- the magics -----------------------------------------------------------------------------
     ("magic", "job id 0", cell("%dbx_run 0"), "not a positive integer", True),
     ("magic", "negative job id", cell("%dbx_run -5"), "not a positive integer", True),
@@ -339,6 +353,21 @@ CASES: list[tuple[str, str, Callable[[World], str], str, bool]] = [
     ("magic", "%dbx_wait with a bad run id", cell("%dbx_wait abc"), "not a positive integer", True),
     ("magic", "%dbx_cancel with a bad run id", cell("%dbx_cancel 0"), "not a positive integer", True),
     ("magic", "%dbx_sandbox with a bad speed", cell("%dbx_sandbox --speed 0"), "not positive", True),
+    (
+        "magic",
+        "job name with spaces, unquoted",
+        cell("%dbx_run nightly report"),
+        "quote a job name with spaces",
+        True,
+    ),
+    (
+        "magic",
+        "--max-parallel without --foreach",
+        cell(f"%dbx_run {JOB} --max-parallel 2"),
+        "goes with --foreach",
+        True,
+    ),
+    ("magic", "%dbx_wait on a run that does not exist", cell("%dbx_wait 424242"), "check the run id", False),
     # -- the form -------------------------------------------------------------------------------
     ("form", "no job selected", form(lambda f: None), "No job is selected", True),
     (
@@ -387,6 +416,18 @@ def test_bad_input_gets_one_clear_sentence(world, surface, what, attempt, words,
     assert message.rstrip(")").endswith((".", "?")), message
     if local:
         assert world.sandbox.requests == [], f"{what}: nothing may be sent for a mistake judged locally"
+
+
+def test_a_missing_run_is_not_said_to_go_on(world):
+    message = api(lambda w: wait_for_run(w.client(), 424_242))(world)
+    assert "goes on" not in message and "%dbx_wait" not in message
+
+
+def test_the_command_line_says_how_to_give_a_parameter(capsys):
+    from dbx_magic.__main__ import main
+
+    assert main(["run", "daily-sales-report", "-p", "date"]) == 1
+    assert "-p date has no '=': write -p NAME=VALUE" in capsys.readouterr().err
 
 
 def test_the_table_is_wide():

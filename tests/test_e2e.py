@@ -71,3 +71,13 @@ def test_queued_behind_the_concurrency_limit(sb):
         t.join(timeout=60)
     assert len(results) == 2 and all(r.ok for r in results)
     assert "QUEUED" in states  # waited through, not ended early as the seed would
+
+
+def test_the_same_idempotency_token_finds_the_same_run_with_its_outputs(client):
+    first = run_job_and_wait(
+        client, "daily-sales-report", {"date": "2026-11-03"}, idempotency_token="tok-e2e-1"
+    )
+    again = run_job_and_wait(
+        client, "daily-sales-report", {"date": "2026-11-03"}, idempotency_token="tok-e2e-1"
+    )
+    assert again.run_id == first.run_id and again.output == first.output and again.output

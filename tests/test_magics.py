@@ -161,6 +161,12 @@ def test_no_token_in_any_output(ip, sandbox, capsys):
         assert new_token not in repr(value) and new_token not in value._repr_html_()
 
 
+def test_the_form_says_it_needs_a_notebook_in_a_terminal(ip, capsys):
+    res = run(ip, "%dbx_form daily-sales-report")
+    assert res.success and res.result is None
+    assert "needs a notebook frontend" in capsys.readouterr().out
+
+
 def test_help_lists_the_flags(ip):
     doc = ip.find_cell_magic("dbx_run").__doc__
     for flag in (
