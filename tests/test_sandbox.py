@@ -694,10 +694,11 @@ def test_serve_reports_a_busy_port(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process")
-def test_python_m_sandbox_serves_until_ctrl_c() -> None:
+@pytest.mark.parametrize("command", [["dbx_magic", "sandbox"], ["dbx_magic.sandbox"]])
+def test_python_m_sandbox_serves_until_ctrl_c(command: list[str]) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dbx_magic.sandbox", "--speed", "5"],
+        [sys.executable, "-m", *command, "--speed", "5"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
