@@ -7,10 +7,11 @@ interrupted run is never lost; a run that did not succeed then fails the cell wi
 
 from __future__ import annotations
 
+import contextlib
 import keyword
 import re
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -111,9 +112,8 @@ class DbxMagics(Magics):
 
         progress = progress_display(self.shell, cancel_on_interrupt=cancel_on_interrupt)
         try:
-            result = call(progress)
-        except InvalidInput as exc:  # judged from the input (a job name that matches nothing, say)
-            raise UsageError(str(exc)) from None
+            with _usage_errors():  # judged from the input (a job name that matches nothing, say)
+                result = call(progress)
         except RunInterrupted as exc:
             if exc.result is not None:
                 self._publish(out, exc.result)
@@ -180,7 +180,7 @@ class DbxMagics(Magics):
         args = _parse(self.dbx_run, line)
         out = _check_name(args.out)
         job = _strip_quotes(args.job)
-        try:
+        with _usage_errors():
             params = self._params(args.params, cell)
             if not _is_id(job) and not job.strip():
                 raise InvalidInput("The job is empty: give a job id or a quoted job name.")
@@ -199,16 +199,12 @@ class DbxMagics(Magics):
                 )
             if sets is not None and args.no_wait:
                 raise InvalidInput("--foreach waits for its runs: leave out --no-wait.")
-        except InvalidInput as exc:
-            raise UsageError(str(exc)) from None
         client = self.client(args.profile)
         if sets is not None:
             return self._sweep(out, client, job, sets, args)
         if args.no_wait:
-            try:
+            with _usage_errors():
                 launched = start_run(client, job, params, idempotency_token=args.idempotency_token)
-            except InvalidInput as exc:
-                raise UsageError(str(exc)) from None
             self._publish(out, launched)
             print(
                 f"Started run {launched.run_id} of {launched.job_name or job!r}; it is in `{out}`. "
@@ -260,18 +256,17 @@ class DbxMagics(Magics):
 
         progress = sweep_display(self.shell, sets)
         try:
-            results = run_many(
-                client,
-                job,
-                sets,
-                max_parallel=args.max_parallel,
-                idempotency_token=args.idempotency_token,
-                timeout=args.timeout,
-                on_update=progress,
-                cancel_on_interrupt=args.cancel_on_interrupt,
-            )
-        except InvalidInput as exc:
-            raise UsageError(str(exc)) from None
+            with _usage_errors():
+                results = run_many(
+                    client,
+                    job,
+                    sets,
+                    max_parallel=args.max_parallel,
+                    idempotency_token=args.idempotency_token,
+                    timeout=args.timeout,
+                    on_update=progress,
+                    cancel_on_interrupt=args.cancel_on_interrupt,
+                )
         except (RunInterrupted, DatabricksError) as exc:
             if exc.results is not None:
                 self._publish(out, exc.results)
@@ -317,10 +312,8 @@ class DbxMagics(Magics):
         self._refuse_secrets(line)
         args = _parse(self.dbx_wait, line)
         out = _check_name(args.out)
-        try:
+        with _usage_errors():
             run_id = positive_id(args.run_id, "run id")
-        except InvalidInput as exc:
-            raise UsageError(str(exc)) from None
         client = self.client(args.profile)
         return self._watch(
             out,
@@ -342,10 +335,8 @@ class DbxMagics(Magics):
         """Cancel a run. Cancelling is asynchronous: ``%dbx_wait RUN_ID`` shows it end."""
         self._refuse_secrets(line)
         args = _parse(self.dbx_cancel, line)
-        try:
+        with _usage_errors():
             run_id = positive_id(args.run_id, "run id")
-        except InvalidInput as exc:
-            raise UsageError(str(exc)) from None
         self.client(args.profile).cancel_run(run_id)
         print(f"Asked the workspace to cancel run {run_id}; `%dbx_wait {run_id}` shows it end.")
 
@@ -401,6 +392,15 @@ class DbxMagics(Magics):
         if self.sandbox is not None:
             self.sandbox.stop()
             self.sandbox, self._sandbox_client, self._sandbox_token = None, None, None
+
+
+@contextlib.contextmanager
+def _usage_errors() -> Iterator[None]:
+    """Input mistakes surface as IPython's plain UsageError: one line, no stack trace."""
+    try:
+        yield
+    except InvalidInput as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _parse(magic: Callable[..., Any], line: str) -> Any:
