@@ -20,7 +20,7 @@ from .client import MAX_IDEMPOTENCY_TOKEN, DatabricksClient
 from .errors import DatabricksError, InvalidInput, RunInterrupted, WaitTimeout
 from .models import RunResult, is_finished
 from .params import normalise_params
-from .workflow import JobInfo, fetch_outputs, launch_run, resolve_job
+from .workflow import JobInfo, check_timeout, fetch_outputs, launch_run, resolve_job
 
 __all__ = ["SweepFailed", "run_many"]
 
@@ -46,7 +46,6 @@ class _Slot:
     result: RunResult | None = None
     error: DatabricksError | None = None
     done: bool = False
-    launched_at: float = 0.0
 
 
 def _limit(info: JobInfo, max_parallel: int | None, settings: Mapping[str, Any]) -> int | None:
@@ -115,10 +114,7 @@ def run_many(
         raise InvalidInput(
             f"The idempotency token base {base!r} is too long for {len(checked)} runs: keep it under {MAX_IDEMPOTENCY_TOKEN - 6} characters."
         )
-    if timeout is not None and not (isinstance(timeout, int | float) and timeout > 0):
-        raise InvalidInput(
-            f"The timeout {timeout!r} is not a positive number of seconds: pass e.g. 3600, or None."
-        )
+    check_timeout(timeout)
     if not checked:
         return []
     job_id = resolve_job(client, job)
@@ -157,7 +153,6 @@ class _Sweep:
     ) -> None:
         self.client, self.job_id, self.info, self.slots = client, job_id, info, slots
         self.limit, self.clock, self.sleep, self.on_update = limit, clock, sleep, on_update
-        self.cycles = 0
 
     def results(self) -> list[RunResult | None]:
         return [s.result for s in self.slots]
@@ -206,11 +201,9 @@ class _Sweep:
             log.debug("sweep run %d could not be launched: %s", slot.index, exc)
             return
         slot.result = launched
-        slot.launched_at = self.clock()
 
     def _poll(self) -> None:
         """One cycle: page through the job's active runs, settle the ones that left the list."""
-        self.cycles += 1
         seen: dict[int, dict[str, Any]] = {}
         page_token: str | None = None
         while True:

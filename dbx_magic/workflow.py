@@ -36,7 +36,9 @@ from .polling import History, PollPolicy, history_from_runs
 
 __all__ = [
     "JobInfo",
+    "check_timeout",
     "fetch_outputs",
+    "launch_run",
     "positive_id",
     "resolve_job",
     "run_job_and_wait",
@@ -299,7 +301,7 @@ def run_job_and_wait(
         DatabricksError: any other failure; once the run exists, the message names it.
         RunInterrupted: the kernel was interrupted (a ``KeyboardInterrupt``).
     """
-    _check_timeout(timeout)
+    check_timeout(timeout)
     started_at = clock()
     launched = start_run(client, job, notebook_params, job_parameters, idempotency_token)
     remaining = None if timeout is None else max(0.0, timeout - (clock() - started_at))
@@ -334,7 +336,7 @@ def wait_for_run(
     ``run_job_and_wait``; ``launched`` is what ``start_run`` returned, when known.
     """
     run_id = positive_id(run_id, "run id")
-    _check_timeout(timeout)
+    check_timeout(timeout)
     policy = policy or PollPolicy()
     result = launched or RunResult(job_id=None, run_id=run_id)
     deadline = None if timeout is None else clock() + timeout
@@ -408,7 +410,8 @@ def wait_for_run(
         raise interrupted from None
 
 
-def _check_timeout(timeout: float | None) -> None:
+def check_timeout(timeout: float | None) -> None:
+    """Refuse a timeout that is not a positive number of seconds (None means no timeout)."""
     if timeout is None:
         return
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
