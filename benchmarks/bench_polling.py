@@ -50,7 +50,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dbx_magic.polling import History, PollPolicy, history_from_runs
+from dbx_magic.run.polling import History, PollPolicy, history_from_runs
 
 LENGTHS = (10.0, 60.0, 600.0, 7200.0)
 SPREADS = (0.0, 0.05, 0.20)

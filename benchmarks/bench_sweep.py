@@ -14,8 +14,8 @@ import time
 from collections import Counter
 
 from dbx_magic import DatabricksClient, RunResult, run_job_and_wait
+from dbx_magic.run.sweep import run_many
 from dbx_magic.sandbox import Sandbox, Task
-from dbx_magic.sweep import run_many
 
 
 def echo(params: dict[str, str]) -> str:

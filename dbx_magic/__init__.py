@@ -4,14 +4,17 @@
 
     from dbx_magic import DatabricksClient, run_job_and_wait
     result = run_job_and_wait(DatabricksClient.from_config(), 123, {"date": "2026-11-01"})
+
+The names below are imported when first used, so that ``%load_ext`` stays cheap (the HTTP stack is
+imported when the first magic needs it).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
-from .client import DatabricksClient, RetryPolicy
-from .config import Config
 from .errors import (
     ApiError,
     ConfigError,
@@ -25,46 +28,101 @@ from .errors import (
     TransportError,
     WaitTimeout,
 )
-from .models import RunResult, TaskResult
-from .workflow import run_job_and_wait, start_run, wait_for_run
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:
+    from .api.client import DatabricksClient, RetryPolicy
+    from .api.config import Config
+    from .api.ratelimit import RateLimiter
+    from .clock import Clock, ManualClock
+    from .notebook.form import RunForm
+    from .run.launch import Launch, start_run
+    from .run.models import RunResult, TaskResult
+    from .run.polling import PollPolicy
+    from .run.sweep import SweepFailed, run_many
+    from .run.watch import WatchedRun, run_job_and_wait, wait_for_run
+
+try:
+    __version__ = version("dbx-magic")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree that was never installed
+    __version__ = "0+unknown"
+
+_LAZY = {
+    "DatabricksClient": "api.client",
+    "RetryPolicy": "api.client",
+    "Config": "api.config",
+    "RateLimiter": "api.ratelimit",
+    "Clock": "clock",
+    "ManualClock": "clock",
+    "RunForm": "notebook.form",
+    "Launch": "run.launch",
+    "start_run": "run.launch",
+    "RunResult": "run.models",
+    "TaskResult": "run.models",
+    "PollPolicy": "run.polling",
+    "SweepFailed": "run.sweep",
+    "run_many": "run.sweep",
+    "WatchedRun": "run.watch",
+    "run_job_and_wait": "run.watch",
+    "wait_for_run": "run.watch",
+}
 
 __all__ = [
     "ApiError",
+    "Clock",
     "Config",
     "ConfigError",
     "DatabricksClient",
     "DatabricksError",
     "InvalidInput",
+    "Launch",
+    "ManualClock",
     "PermissionDenied",
+    "PollPolicy",
+    "RateLimiter",
     "ResourceDoesNotExist",
     "RetryPolicy",
     "RunFailed",
+    "RunForm",
     "RunInterrupted",
     "RunNotFinished",
     "RunResult",
+    "SweepFailed",
     "TaskResult",
     "TransportError",
     "WaitTimeout",
+    "WatchedRun",
     "__version__",
     "load_ipython_extension",
     "run_job_and_wait",
+    "run_many",
     "start_run",
     "unload_ipython_extension",
     "wait_for_run",
 ]
 
 
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dbx_magic' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext dbx_magic``: register the magics."""
-    from .magics import load
+    from .notebook.magics import load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """``%unload_ext dbx_magic``: remove the magics."""
-    from .magics import unload
+    from .notebook.magics import unload
 
     unload(ipython)

@@ -1,22 +1,55 @@
-"""python -m dbx_magic: demo (the workflow on the sandbox), sandbox (serve it), run (a job in your workspace)."""
+"""python -m dbx_magic: run, wait and cancel jobs of your workspace; demo and sandbox on loopback.
+
+demo      run a sample job on the embedded sandbox, with live progress
+sandbox   serve the sandbox workspace on 127.0.0.1 until Ctrl-C
+run       run a job of your workspace (DATABRICKS_HOST/DATABRICKS_TOKEN or a profile) and wait
+wait      watch a run to its end (after run --no-wait, or Ctrl-C)
+cancel    cancel a run
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from typing import Any
 
-from .errors import DatabricksError, InvalidInput, RunInterrupted
-from .params import parse_param_lines
+from .errors import CLI, DatabricksError, InvalidInput, RunInterrupted
 
 __all__ = ["main"]
 
 
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
+def _run_id(text: str) -> int:
+    from .run.checks import positive_id
+
+    try:
+        return positive_id(text, "run id")
+    except InvalidInput as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _finish(result: Any) -> int:
+    print(result.summary_text())
+    print(json.dumps(result.outputs))
+    result.raise_for_state()
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
-    from .client import DatabricksClient
-    from .progress import TextProgress
+    from .api.client import DatabricksClient
+    from .notebook.progress import TextProgress
+    from .run.watch import run_job_and_wait
     from .sandbox import Sandbox
-    from .workflow import run_job_and_wait
 
     params = {"date": "2026-11-01", "table": "main.sales"}
     with Sandbox(speed=args.speed) as sandbox:
@@ -35,73 +68,119 @@ def _demo(args: argparse.Namespace) -> int:
 def _sandbox(args: argparse.Namespace) -> int:
     from .sandbox import serve
 
-    argv = ["--port", str(args.port), "--speed", str(args.speed)]
-    return serve(argv)
+    return serve(["--port", str(args.port), "--speed", str(args.speed)])
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .client import DatabricksClient
-    from .progress import TextProgress
-    from .workflow import run_job_and_wait, start_run
+    from .api.client import DatabricksClient
+    from .notebook.progress import TextProgress
+    from .run.launch import Launch, launch
+    from .run.params import parse_param_lines
+    from .run.watch import run_launch
 
     bad = [p for p in args.param if "=" not in p]
     if bad:
         raise InvalidInput(f"-p {bad[0]} has no '=': write -p NAME=VALUE, one -p per parameter.")
-    params = parse_param_lines("\n".join(args.param))
-    client = DatabricksClient.from_config(profile=args.profile)
-    if args.no_wait:
-        launched = start_run(client, args.job, params, idempotency_token=args.idempotency_token)
-        print(
-            f"Started run {launched.run_id} of {launched.job_name or args.job!r}; follow it on its page "
-            "or from a notebook with %dbx_wait, or from Python with wait_for_run(client, run_id)."
-        )
-        return 0
-    result = run_job_and_wait(
-        client,
+    spec = Launch.check(
         args.job,
-        params,
+        parse_param_lines("\n".join(args.param)),
         idempotency_token=args.idempotency_token,
         timeout=args.timeout,
-        on_update=TextProgress(),
     )
-    print(result.summary_text())
-    print(json.dumps(result.outputs))
-    result.raise_for_state()
+    client = DatabricksClient.from_config(profile=args.profile)
+    if args.no_wait:
+        launched = launch(client, spec)
+        print(
+            f"Started run {launched.run_id} of {launched.job_name or args.job!r}: "
+            f"python -m dbx_magic wait {launched.run_id} watches it, "
+            f"python -m dbx_magic cancel {launched.run_id} cancels it."
+        )
+        return 0
+    return _finish(run_launch(client, spec, on_update=TextProgress()))
+
+
+def _wait(args: argparse.Namespace) -> int:
+    from .api.client import DatabricksClient
+    from .notebook.progress import TextProgress
+    from .run.watch import wait_for_run
+
+    client = DatabricksClient.from_config(profile=args.profile)
+    return _finish(wait_for_run(client, args.run_id, timeout=args.timeout, on_update=TextProgress()))
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    from .api.client import DatabricksClient
+
+    DatabricksClient.from_config(profile=args.profile).cancel_run(args.run_id)
+    print(
+        f"Asked the workspace to cancel run {args.run_id}: python -m dbx_magic wait {args.run_id} shows it end."
+    )
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m dbx_magic`` and the ``dbx-magic`` command."""
-    parser = argparse.ArgumentParser(prog="python -m dbx_magic", description=__doc__)
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m dbx_magic", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="run a sample job on the embedded sandbox, with live progress")
     demo.add_argument("--job", default="daily-sales-report", help="sample job name (default: %(default)s)")
-    demo.add_argument("--speed", type=float, default=1.0, help="make the sandbox's runs N times faster")
+    demo.add_argument("--speed", type=_positive, default=1.0, help="make the sandbox's runs N times faster")
     demo.set_defaults(func=_demo)
 
     sandbox = sub.add_parser("sandbox", help="serve the sandbox workspace on 127.0.0.1 until Ctrl-C")
     sandbox.add_argument("--port", type=int, default=0, help="port (default: a free one)")
-    sandbox.add_argument("--speed", type=float, default=1.0, help="make runs N times faster")
+    sandbox.add_argument("--speed", type=_positive, default=1.0, help="make runs N times faster")
     sandbox.set_defaults(func=_sandbox)
 
-    run = sub.add_parser("run", help="run a job in your workspace (DATABRICKS_HOST/TOKEN or a profile)")
-    run.add_argument("job", help="job id or name")
-    run.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
-    run.add_argument("--profile", default=None)
-    run.add_argument("--timeout", type=float, default=None)
-    run.add_argument("--idempotency-token", default=None)
-    run.add_argument("--no-wait", action="store_true")
+    run = sub.add_parser("run", help="run a job of your workspace and wait for it")
+    run.add_argument("job", help="the job id, or its name (quoted when it has spaces)")
+    run.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a parameter; repeat for more",
+    )
+    run.add_argument(
+        "--profile", default=None, help="the ~/.databrickscfg profile (default: DATABRICKS_* or DEFAULT)"
+    )
+    run.add_argument("--timeout", type=_positive, default=None, help="seconds to wait; the run goes on after")
+    run.add_argument(
+        "--idempotency-token",
+        default=None,
+        help="at most 64 characters; the same token never starts a second run",
+    )
+    run.add_argument("--no-wait", action="store_true", help="launch, print the run id and return")
     run.set_defaults(func=_run)
 
-    args = parser.parse_args(argv)
+    wait = sub.add_parser("wait", help="watch a run to its end")
+    wait.add_argument("run_id", type=_run_id, help="the run id")
+    wait.add_argument("--profile", default=None, help="the ~/.databrickscfg profile")
+    wait.add_argument(
+        "--timeout", type=_positive, default=None, help="seconds to wait; the run goes on after"
+    )
+    wait.set_defaults(func=_wait)
+
+    cancel = sub.add_parser("cancel", help="cancel a run")
+    cancel.add_argument("run_id", type=_run_id, help="the run id")
+    cancel.add_argument("--profile", default=None, help="the ~/.databrickscfg profile")
+    cancel.set_defaults(func=_cancel)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m dbx_magic`` and the ``dbx-magic`` command."""
+    args = _parser().parse_args(argv)
     try:
         return int(args.func(args))
     except DatabricksError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc.render(CLI)}", file=sys.stderr)
         return 1
     except RunInterrupted as exc:
-        print(f"interrupted: {exc}", file=sys.stderr)
+        print(f"interrupted: {exc.render(CLI)}", file=sys.stderr)
         return 130
 
 

@@ -30,16 +30,21 @@ message, without a stack trace (``_render_traceback_``).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .models import RunResult
+    from .run.models import RunResult
 
 __all__ = [
+    "CLI",
+    "NOTEBOOK",
+    "PYTHON",
     "ApiError",
     "BadRequest",
     "ConfigError",
     "DatabricksError",
+    "Face",
     "InvalidInput",
     "InvalidParameterValue",
     "NotFound",
@@ -58,8 +63,93 @@ __all__ = [
 ]
 
 
-class DatabricksError(Exception):
+@dataclass(frozen=True)
+class Face:
+    """How one face names the next step a message offers (re-attach, cancel, launch again).
+
+    The run core's messages name Python calls (:data:`PYTHON`); the notebook layer renders the same
+    error with its magics (:data:`NOTEBOOK`), the command line with its commands (:data:`CLI`).
+    """
+
+    wait: str
+    cancel: str
+    token: str
+
+
+PYTHON = Face("wait_for_run(client, {run_id})", "client.cancel_run({run_id})", "idempotency token {token!r}")
+NOTEBOOK = Face("`%dbx_wait {run_id}`", "`%dbx_cancel {run_id}`", "--idempotency-token {token}")
+CLI = Face(
+    "python -m dbx_magic wait {run_id}", "python -m dbx_magic cancel {run_id}", "--idempotency-token {token}"
+)
+
+#: What a message offers after its sentence, given the error's fields.
+GOES_ON, MAY_HAVE_STARTED, CANCEL_FAILED, MANY_GO_ON = (
+    "goes_on",
+    "may_have_started",
+    "cancel_failed",
+    "many_go_on",
+)
+
+
+class _Composed:
+    """The fields every error carries, and the one place its text is composed from them."""
+
+    message: str
+    result: Any
+    results: Any
+    run_id: int | None
+    idempotency_token: str | None
+    follow_up: str | None
+    attempts: int | None
+    elapsed: float | None
+    retry_after: float | None
+    published_as: str | None
+
+    def render(self, face: Face = PYTHON) -> str:
+        """The whole message, its next step named the way ``face`` names it."""
+        text = self.message
+        if (self.attempts or 0) > 1 or self.retry_after is not None:
+            plural = "s" if self.attempts != 1 else ""
+            extra = f"; the workspace asked to wait {self.retry_after:.0f} s more" if self.retry_after else ""
+            text = f"{text.rstrip('.')} (gave up after {self.attempts} attempt{plural} in {self.elapsed or 0:.1f} s{extra})."
+        step = self._step(face)
+        if step:
+            text = f"{text.rstrip('.')}{'; ' if step[0].islower() else '. '}{step}"
+        if self.published_as:
+            what = "runs as last seen are" if self.result is None else "run as last seen is"
+            text = f"{text.rstrip('.')}. The {what} in `{self.published_as}`."
+        return text
+
+    def _step(self, face: Face) -> str:
+        run, token = self.run_id, self.idempotency_token
+        if self.follow_up == GOES_ON and run is not None:
+            return (
+                f"Run {run} goes on in the workspace: {face.wait.format(run_id=run)} re-attaches, "
+                f"{face.cancel.format(run_id=run)} cancels it."
+            )
+        if self.follow_up == MANY_GO_ON:
+            return (
+                f"{face.wait.format(run_id='RUN_ID')} re-attaches to one of them, "
+                f"{face.cancel.format(run_id='RUN_ID')} cancels one."
+            )
+        if self.follow_up == CANCEL_FAILED and run is not None:
+            return f"Cancel it with {face.cancel.format(run_id=run)} or on its page."
+        if self.follow_up == MAY_HAVE_STARTED and token:
+            return (
+                f"a run may have started: launch again with {face.token.format(token=token)} to get "
+                "it back without starting a second one."
+            )
+        return ""
+
+    def __str__(self) -> str:
+        return self.render(PYTHON)
+
+
+class DatabricksError(_Composed, Exception):
     """Base of every error raised by dbx-magic.
+
+    The text is composed once from the fields (``render(face)`` composes it for another face); it is
+    never edited afterwards.
 
     Args:
         message: One sentence: what was wrong and what to do.
@@ -67,8 +157,14 @@ class DatabricksError(Exception):
         error_code: The API's ``error_code`` (a string; a numeric one is turned into a string).
         api_message: The API's own ``message``, verbatim.
         run_id: The run this error concerns, once a run exists.
+        idempotency_token: The token that finds the run when its id never came back.
         result: The last known state of that run, when there is one.
         results: For a sweep, every run as last seen (None for a run never launched).
+        follow_up: The next step the message offers: ``GOES_ON`` (re-attach or cancel the run),
+            ``MAY_HAVE_STARTED`` (launch again with the token), ``CANCEL_FAILED``, or None.
+        attempts: How many attempts were made, when the request was retried.
+        elapsed: Seconds those attempts took.
+        retry_after: The workspace's last ``Retry-After``, in seconds.
     """
 
     def __init__(
@@ -79,38 +175,44 @@ class DatabricksError(Exception):
         error_code: str | None = None,
         api_message: str | None = None,
         run_id: int | None = None,
+        idempotency_token: str | None = None,
         result: RunResult | None = None,
         results: list[RunResult | None] | None = None,
+        follow_up: str | None = None,
+        attempts: int | None = None,
+        elapsed: float | None = None,
+        retry_after: float | None = None,
     ) -> None:
-        super().__init__(message)
         self.message = message
         self.status_code = status_code
         self.error_code = error_code
         self.api_message = api_message
         self.run_id = run_id
+        self.idempotency_token = idempotency_token
         self.result = result
         self.results = results
+        self.follow_up = follow_up
+        self.attempts = attempts
+        self.elapsed = elapsed
+        self.retry_after = retry_after
+        self.published_as: str | None = None
+        super().__init__(self.render())
 
-    def __str__(self) -> str:
-        return self.message
+    def fields(self) -> dict[str, Any]:
+        """The keyword arguments that rebuild this error (for :meth:`about_run`)."""
+        keys = ("status_code", "error_code", "api_message", "run_id", "idempotency_token", "result")
+        more = ("results", "follow_up", "attempts", "elapsed", "retry_after")
+        return {k: getattr(self, k) for k in keys + more}
 
-    def attach_run(self, run_id: int, result: RunResult | None = None) -> DatabricksError:
-        """Record the run that was going when this error struck, say so in the message, return self."""
-        if self.run_id is None:
-            self.run_id = run_id
-        if result is not None and self.result is None:
-            self.result = result
-        if "%dbx_wait" not in self.message:
-            self.message = (
-                f"{self.message.rstrip('.')} (run {run_id} was started and goes on; "
-                f"`%dbx_wait {run_id}` re-attaches to it)."
-            )
-            self.args = (self.message,)
-        return self
+    def about_run(self, run_id: int, result: RunResult | None = None) -> DatabricksError:
+        """A new error of the same kind that names the run going on when this one struck."""
+        fields = self.fields()
+        fields.update(run_id=self.run_id or run_id, result=self.result or result, follow_up=GOES_ON)
+        return type(self)(self.message, **fields)
 
     def _render_traceback_(self) -> list[str]:
         # IPython shows this instead of a stack trace: an expected failure is one clear message.
-        return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}"]
+        return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self.render(NOTEBOOK)}"]
 
 
 class ConfigError(DatabricksError, ValueError):
@@ -177,7 +279,7 @@ class WaitTimeout(DatabricksError, TimeoutError):
     """Waiting stopped at the timeout; the run itself goes on."""
 
 
-class RunInterrupted(KeyboardInterrupt):
+class RunInterrupted(_Composed, KeyboardInterrupt):
     """The kernel was interrupted while dbx-magic launched or watched a run.
 
     It is a ``KeyboardInterrupt`` (so anything that stops on an interrupt still does), carrying
@@ -194,20 +296,21 @@ class RunInterrupted(KeyboardInterrupt):
         idempotency_token: str | None = None,
         cancelled: bool = False,
         results: list[RunResult | None] | None = None,
+        follow_up: str | None = None,
     ) -> None:
-        super().__init__(message)
         self.message = message
         self.run_id = run_id
         self.result = result
         self.idempotency_token = idempotency_token
         self.cancelled = cancelled
         self.results = results
-
-    def __str__(self) -> str:
-        return self.message
+        self.follow_up = follow_up
+        self.attempts = self.elapsed = self.retry_after = None
+        self.published_as: str | None = None
+        super().__init__(self.render())
 
     def _render_traceback_(self) -> list[str]:
-        return [f"\x1b[0;33mInterrupted\x1b[0m: {self.message}"]
+        return [f"\x1b[0;33mInterrupted\x1b[0m: {self.render(NOTEBOOK)}"]
 
 
 _BY_CODE: dict[str, type[ApiError]] = {
@@ -254,7 +357,7 @@ def _hint(cls: type[ApiError], status: int, message: str, host: str) -> str:
     if cls is ResourceDoesNotExist:
         if message.lower().startswith("run"):
             return "check the run id (it is in the result of the cell or call that launched it, and in the run's page URL)"
-        return "check the job id (the workspace's Jobs page, or `%dbx_form`, lists the jobs)"
+        return "check the job id (the workspace's Jobs page lists the jobs you can see)"
     if cls is TooManyRequests:
         return "the workspace is rate-limiting requests: try again in a minute"
     if cls is ServerError:

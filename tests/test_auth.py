@@ -21,10 +21,10 @@ import responses
 from responses import matchers
 
 from dbx_magic import Config, ConfigError, DatabricksClient, RetryPolicy
-from dbx_magic import auth as auth_module
-from dbx_magic.auth import AZURE_DATABRICKS_APP_ID, INSTALL_EXTRA, BearerAuth, Token, azure_msi_provider
+from dbx_magic.api import auth as auth_module
+from dbx_magic.api.auth import AZURE_DATABRICKS_APP_ID, INSTALL_EXTRA, BearerAuth, Token, azure_msi_provider
 from dbx_magic.errors import InvalidInput, PermissionDenied
-from dbx_magic.magics import DbxMagics
+from dbx_magic.notebook.session import NotebookSession
 
 from .conftest import API, HOST
 
@@ -427,7 +427,7 @@ def test_from_config_keeps_a_pat_a_pat(built, rsps):
 
 
 def test_the_magics_sign_in_once_per_configuration(built):
-    magics = DbxMagics(None)
+    magics = NotebookSession({})
     first = magics.client("azcli")
     assert magics.client("azcli") is first and len(built) == 1
     assert magics.client("u2m") is not first and len(built) == 2

@@ -17,7 +17,7 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from dbx_magic import Config, DatabricksClient, DatabricksError, RetryPolicy, run_job_and_wait, wait_for_run
-from dbx_magic.form import RunForm
+from dbx_magic.notebook.form import RunForm
 
 JOB = "daily-sales-report"
 FAST = RetryPolicy(attempts=3, backoff=0.01, max_backoff=0.02, jitter=0)
@@ -190,8 +190,8 @@ CASES: list[tuple[str, str, Callable[[World], str], str, bool]] = [
         "api",
         "both kinds of parameters",
         api(lambda w: run_job_and_wait(w.client(), JOB, {"a": "1"}, {"b": "2"})),
-        "takes notebook_params",
-        False,
+        "a run takes one kind",
+        True,
     ),
     (
         "api",
@@ -369,7 +369,7 @@ CASES: list[tuple[str, str, Callable[[World], str], str, bool]] = [
     ),
     ("magic", "%dbx_wait on a run that does not exist", cell("%dbx_wait 424242"), "check the run id", False),
     # -- the form -------------------------------------------------------------------------------
-    ("form", "no job selected", form(lambda f: None), "No job is selected", True),
+    ("form", "no job selected", form(lambda f: None), "job is empty", True),
     (
         "form",
         "a value without a name",
@@ -382,7 +382,7 @@ CASES: list[tuple[str, str, Callable[[World], str], str, bool]] = [
         "form",
         "result variable not a name",
         form(lambda f: (pick()(f), setattr(f.out, "value", "not valid"))),
-        "not a valid Python name",
+        "not a valid Python variable name",
         True,
     ),
     (

@@ -10,7 +10,7 @@ import requests
 import responses
 from responses import matchers
 
-from dbx_magic import DatabricksClient, RetryPolicy
+from dbx_magic import DatabricksClient, RetryPolicy, start_run
 from dbx_magic.errors import (
     ApiError,
     BadRequest,
@@ -86,9 +86,10 @@ def test_run_now_always_carries_an_idempotency_token_and_omits_absent_inputs(cli
     assert first["idempotency_token"] != second["idempotency_token"]
 
 
-def test_run_now_refuses_an_overlong_token_before_sending(client, rsps):
-    with pytest.raises(InvalidInput, match="at most 64"):
-        client.run_now(7, idempotency_token="x" * 65)
+def test_an_overlong_token_is_refused_before_sending(client, rsps):
+    # Checked once, where the launch is made (the client sends what it is given).
+    with pytest.raises(InvalidInput, match="1 to 64"):
+        start_run(client, 7, idempotency_token="x" * 65)
     assert len(rsps.calls) == 0
 
 
@@ -370,4 +371,4 @@ def test_empty_token_is_refused():
 def test_logger_names(client, rsps, debug_logs):
     rsps.get(f"{API}/get", json={"job_id": 1})
     client.get_job(1)
-    assert any(r.name == "dbx_magic.client" and r.levelno == logging.DEBUG for r in debug_logs.records)
+    assert any(r.name == "dbx_magic.api.client" and r.levelno == logging.DEBUG for r in debug_logs.records)

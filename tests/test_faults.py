@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from dbx_magic import DatabricksClient, DatabricksError, RetryPolicy, run_job_and_wait
+from dbx_magic.errors import NOTEBOOK
 from dbx_magic.sandbox import Sandbox
 
 STEPS = {"getJob": "jobs/get", "runJobNow": "jobs/run-now", "pollRun": "jobs/runs/get"}
@@ -95,5 +96,6 @@ def test_a_fault_that_outlasts_the_budget(sb, step, fault):
         assert "idempotency token" in message  # how to find the run if the launch got through
     else:
         assert created == 1
-        assert failed.run_id is not None and f"%dbx_wait {failed.run_id}" in message
+        assert failed.run_id is not None and f"wait_for_run(client, {failed.run_id})" in message
+        assert f"%dbx_wait {failed.run_id}" in failed.render(NOTEBOOK)
         assert failed.result is not None and failed.result.run_id == failed.run_id

@@ -11,9 +11,9 @@ import ipywidgets as widgets
 import pytest
 
 from dbx_magic import DatabricksClient, InvalidInput, RunResult
-from dbx_magic.form import RunForm
+from dbx_magic.notebook.form import RunForm
+from dbx_magic.notebook.widgets import ProgressWidget
 from dbx_magic.sandbox import Sandbox
-from dbx_magic.widgets import ProgressWidget
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from dbx_magic import DatabricksClient, RunInterrupted, run_job_and_wait
+from dbx_magic.errors import NOTEBOOK
 from dbx_magic.sandbox import Sandbox
 
 JOB = "daily-sales-report"
@@ -75,7 +76,11 @@ def test_interrupt_while_polling_reports_the_run(sb):
     err = info.value
     assert err.run_id == sb.run_ids("slow-job")[-1]
     assert err.result is not None and not err.result.finished
-    assert f"%dbx_wait {err.run_id}" in str(err) and f"%dbx_cancel {err.run_id}" in str(err)
+    assert f"wait_for_run(client, {err.run_id})" in str(err) and f"client.cancel_run({err.run_id})" in str(
+        err
+    )
+    shown = err.render(NOTEBOOK)
+    assert f"%dbx_wait {err.run_id}" in shown and f"%dbx_cancel {err.run_id}" in shown
 
 
 def test_interrupt_while_a_poll_is_in_flight_reports_the_run(sb):

@@ -6,7 +6,7 @@ import threading
 from typing import Any
 
 from dbx_magic import DatabricksClient, RetryPolicy, RunResult, run_job_and_wait
-from dbx_magic.ratelimit import RateLimiter
+from dbx_magic.api.ratelimit import RateLimiter
 from dbx_magic.sandbox import Sandbox
 
 WAITS = 50

@@ -12,7 +12,7 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from dbx_magic import RunFailed, RunInterrupted, RunResult, WaitTimeout
-from dbx_magic.magics import DbxMagics
+from dbx_magic.notebook.magics import DbxMagics
 
 
 @pytest.fixture(scope="module")

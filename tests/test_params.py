@@ -7,7 +7,7 @@ import math
 import pytest
 
 from dbx_magic import InvalidInput
-from dbx_magic.params import normalise_params, parse_param_lines
+from dbx_magic.run.params import normalise_params, parse_param_lines
 
 
 def test_lines_comments_and_values_with_equals_and_hashes():

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dbx_magic.polling import History, PollPolicy, history_from_runs
+from dbx_magic.run.polling import History, PollPolicy, history_from_runs
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_polling.py"
 

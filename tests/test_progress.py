@@ -7,8 +7,16 @@ from dataclasses import replace
 
 import pytest
 
-from dbx_magic.models import RunResult
-from dbx_magic.progress import DANGER, INFO, SUCCESS, WARNING, TextProgress, describe, format_duration
+from dbx_magic.notebook.progress import (
+    DANGER,
+    INFO,
+    SUCCESS,
+    WARNING,
+    TextProgress,
+    describe,
+    format_duration,
+)
+from dbx_magic.run.models import RunResult
 
 PAGE = "https://adb-1234567890123456.7.azuredatabricks.net/?o=1234567890123456#job/7/run/1001"
 

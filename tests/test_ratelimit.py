@@ -1,14 +1,14 @@
-"""The process-wide request-rate limiter: a token bucket on a fake clock, across threads, in the client."""
+"""The request-rate limiter: a token bucket on a fake clock, across threads, in the client."""
 
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
 from dbx_magic import DatabricksClient, RetryPolicy, wait_for_run
-from dbx_magic.ratelimit import DEFAULT_RATE, RateLimiter, default_limiter, set_default_rate
+from dbx_magic.api.ratelimit import DEFAULT_BURST, DEFAULT_RATE, RateLimiter
+from dbx_magic.notebook.session import NotebookSession
 
 from .conftest import API, HOST, TOKEN
 
@@ -63,46 +63,42 @@ def test_bad_settings_are_refused(rate, burst):
 
 
 def test_threads_share_one_bucket_and_are_spread_out():
-    # Real time, a high rate: 8 threads x 5 requests at 200/s with a burst of 10 take >= 0.15 s.
-    limiter = RateLimiter(200.0, burst=10)
-    stamps: list[float] = []
+    # Time stands still (the sleeps are recorded, not waited): 8 threads x 5 requests at 200/s with a
+    # burst of 10 must reserve 40 distinct slots, the first 10 at once, then one every 1/200 s.
+    t = FakeTime()
+    limiter = RateLimiter(200.0, burst=10, clock=t.clock, sleep=lambda s: None)
+    waits: list[float] = []
     lock = threading.Lock()
 
     def work() -> None:
         for _ in range(5):
-            limiter.acquire()
+            wait = limiter.acquire()
             with lock:
-                stamps.append(time.monotonic())
+                waits.append(wait)
 
     threads = [threading.Thread(target=work) for _ in range(8)]
-    started = time.monotonic()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(stamps) == 40
-    assert max(stamps) - started >= (40 - 10) / 200 * 0.95
-    # No window of 0.1 s holds more than the burst plus 0.1 s worth of tokens (a little slack).
-    stamps.sort()
-    for i, first in enumerate(stamps):
-        inside = sum(1 for s in stamps[i:] if s - first < 0.1)
-        assert inside <= 10 + 20 + 2
+    assert sorted(waits) == pytest.approx([0.0] * 10 + [k / 200 for k in range(1, 31)])
 
 
-def test_every_client_shares_the_default_limiter_unless_given_one():
-    assert DatabricksClient(HOST, TOKEN)._limiter is default_limiter()
-    own = RateLimiter(1.0)
-    assert DatabricksClient(HOST, TOKEN, rate_limiter=own)._limiter is own
-    assert default_limiter().rate == DEFAULT_RATE
+def test_each_client_has_its_own_limiter_unless_given_a_shared_one():
+    first, second = DatabricksClient(HOST, TOKEN), DatabricksClient(HOST, TOKEN)
+    assert first.rate_limiter is not second.rate_limiter  # no process-wide state
+    assert (first.rate_limiter.rate, first.rate_limiter.burst) == (DEFAULT_RATE, DEFAULT_BURST)
+    shared = RateLimiter(1.0)
+    assert DatabricksClient(HOST, TOKEN, rate_limiter=shared).rate_limiter is shared
 
 
-def test_set_default_rate_applies_to_every_client():
-    before = (default_limiter().rate, default_limiter().burst)
-    try:
-        set_default_rate(3.5, burst=7)
-        assert (default_limiter().rate, default_limiter().burst) == (3.5, 7.0)
-    finally:
-        set_default_rate(*before)
+def test_the_notebook_session_shares_one_limiter_among_its_clients(monkeypatch, tmp_path):
+    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(tmp_path / "cfg"))
+    (tmp_path / "cfg").write_text(f"[a]\nhost = {HOST}\ntoken = t-a\n[b]\nhost = {HOST}\ntoken = t-b\n")
+    session = NotebookSession({})
+    a, b = session.client("a"), session.client("b")
+    assert a is not b and a.rate_limiter is b.rate_limiter is session.limiter
+    assert session.client("a") is a  # one client per configuration, its sign-in reused
 
 
 def test_the_client_takes_a_token_before_every_attempt_retries_included(rsps):
@@ -121,19 +117,31 @@ def test_the_client_takes_a_token_before_every_attempt_retries_included(rsps):
     assert t.sleeps == pytest.approx([1.0, 1.0])  # three attempts, one token a second: two waits
 
 
-def test_the_client_remembers_retry_after_for_the_poller(rsps, sleeps):
+def test_a_retry_after_the_client_waited_out_is_not_handed_on(rsps, sleeps):
     client = DatabricksClient(HOST, TOKEN, sleep=sleeps, retry=RetryPolicy(jitter=0.0))
     rsps.get(f"{API}/runs/get", status=429, headers={"Retry-After": "7"}, json={"message": "slow down"})
     rsps.get(f"{API}/runs/get", json={"run_id": 1, "state": {"life_cycle_state": "RUNNING"}})
-    rsps.get(f"{API}/runs/get", json={"run_id": 1, "state": {"life_cycle_state": "RUNNING"}})
-    client.get_run(1)
-    assert sleeps == [7.0] and client.last_retry_after == 7.0
-    client.get_run(1)
-    assert client.last_retry_after is None  # each request starts afresh
+    rsps.get(f"{API}/runs/get", json={"run_id": 1}, headers={"Retry-After": "4"})
+    first = client.get_run(1)
+    assert sleeps == [7.0] and first.retry_after is None  # waited out already: not waited twice
+    assert client.get_run(1).retry_after == 4.0  # the answer itself asks to slow down
 
 
-def test_a_429_on_runs_get_stretches_the_next_poll(rsps):
+def test_a_retry_after_on_an_answer_stretches_the_next_poll(rsps):
     client = DatabricksClient(HOST, TOKEN, sleep=lambda s: None, retry=RetryPolicy(jitter=0.0))
+    running = {"job_id": 7, "run_id": 1, "state": {"life_cycle_state": "TERMINATING"}}
+    done = {"job_id": 7, "run_id": 1, "state": {"life_cycle_state": "TERMINATED", "result_state": "SUCCESS"}}
+    rsps.get(f"{API}/runs/get", json=running, headers={"Retry-After": "30"})
+    rsps.get(f"{API}/runs/list", json={"runs": []})
+    rsps.get(f"{API}/runs/get", json=done)
+    waits: list[float] = []
+    assert wait_for_run(client, 1, sleep=waits.append).ok
+    assert waits == [30.0]  # TERMINATING alone would poll again in 0.5 s: Retry-After wins
+
+
+def test_a_429_the_client_waited_out_does_not_make_the_poller_wait_again(rsps):
+    retry_waits: list[float] = []
+    client = DatabricksClient(HOST, TOKEN, sleep=retry_waits.append, retry=RetryPolicy(jitter=0.0))
     running = {"job_id": 7, "run_id": 1, "state": {"life_cycle_state": "TERMINATING"}}
     done = {"job_id": 7, "run_id": 1, "state": {"life_cycle_state": "TERMINATED", "result_state": "SUCCESS"}}
     rsps.get(f"{API}/runs/get", status=429, headers={"Retry-After": "30"}, json={"message": "slow down"})
@@ -142,4 +150,4 @@ def test_a_429_on_runs_get_stretches_the_next_poll(rsps):
     rsps.get(f"{API}/runs/get", json=done)
     waits: list[float] = []
     assert wait_for_run(client, 1, sleep=waits.append).ok
-    assert waits == [30.0]  # TERMINATING alone would poll again in 0.5 s: Retry-After wins
+    assert retry_waits == [30.0] and waits == [0.5]

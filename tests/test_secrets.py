@@ -20,8 +20,8 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from dbx_magic import Config, DatabricksClient, DatabricksError, RetryPolicy, run_job_and_wait
-from dbx_magic.form import RunForm
-from dbx_magic.progress import describe
+from dbx_magic.notebook.form import RunForm
+from dbx_magic.notebook.progress import describe
 from dbx_magic.sandbox import Sandbox
 
 TOKEN_SHAPE = re.compile(r"dsbx-[0-9a-f]{32}")

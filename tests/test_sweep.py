@@ -13,9 +13,9 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from dbx_magic import DatabricksClient, InvalidInput
-from dbx_magic.progress import TextSweepProgress, describe_sweep
+from dbx_magic.notebook.progress import TextSweepProgress, describe_sweep
+from dbx_magic.run.sweep import SweepFailed, run_many
 from dbx_magic.sandbox import Sandbox, Task
-from dbx_magic.sweep import SweepFailed, run_many
 
 N = 40
 
@@ -70,9 +70,11 @@ def test_forty_runs_in_order_with_batched_polling(sb):
     assert len(tokens) == N and len(set(tokens)) == N  # each launch its own token
 
     lists_total = 0
-    for cycle in cycles.per_cycle():
-        lists = [r for r in cycle if r.path.endswith("runs/list")]
+    for number, cycle in enumerate(cycles.per_cycle()):
+        lists = [r for r in cycle if r.path.endswith("runs/list") and "completed_only" not in r.query]
         assert 1 <= len(lists) <= math.ceil(N / 25)  # one page covers 25 active runs, not one request a run
+        history = [r for r in cycle if "completed_only" in r.query]
+        assert len(history) == (1 if number == 0 else 0)  # the job's history: read once, for every run
         lists_total += len(lists)
     assert lists_total <= 2 * len(cycles.per_cycle())
     assert sum(r.path.endswith("runs/get") for r in sb.requests) == N  # one runs/get per run, when it ends
@@ -209,7 +211,7 @@ def test_text_sweep_progress_prints_changes_only():
 
 
 def test_sweep_grid_widget_rows_summary_and_cancel_all(sb):
-    from dbx_magic.widgets import SweepWidget
+    from dbx_magic.notebook.widgets import SweepWidget
 
     add_sweep_job(sb, "gridw", limit=2)
     client = DatabricksClient(sb.url, sb.token)

@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import InvalidInput
+from ..errors import InvalidInput
 
 __all__ = ["MAX_PARAMS_BYTES", "normalise_params", "parse_param_lines"]
 

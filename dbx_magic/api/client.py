@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,23 +24,32 @@ from typing import Any
 import requests
 from urllib3.util.retry import Retry
 
-from .auth import BearerAuth, TokenProvider, token_rejected, token_source
-from .config import Config, normalise_host
-from .errors import (
+from ..clock import Clock, as_clock
+from ..errors import (
     DatabricksError,
     InvalidInput,
-    TooManyRequests,
     TransportError,
     error_from_response,
 )
-from .ratelimit import RateLimiter, default_limiter
+from .auth import BearerAuth, TokenProvider, token_rejected, token_source
+from .config import Config, normalise_host
+from .ratelimit import RateLimiter
 
-__all__ = ["DatabricksClient", "RetryPolicy", "new_idempotency_token"]
+__all__ = ["Answer", "DatabricksClient", "RetryPolicy", "new_idempotency_token"]
 
-log = logging.getLogger("dbx_magic.client")
+log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-MAX_IDEMPOTENCY_TOKEN = 64
+
+
+class Answer(dict):  # type: ignore[type-arg]
+    """A JSON object the workspace answered, and the ``Retry-After`` (seconds) that came with it.
+
+    It is the dict the API sent; ``retry_after`` is None unless that very answer asked the caller to
+    slow down (a ``Retry-After`` the client already waited out while retrying is not repeated here).
+    """
+
+    retry_after: float | None = None
 
 
 def new_idempotency_token() -> str:
@@ -91,15 +99,13 @@ class DatabricksClient:
         api_version: ``"2.1"`` or ``"2.2"``.
         session: A ``requests.Session`` to use (one is made otherwise).
         sleep: The function that waits between retries (a parameter so tests can skip the waits).
-        clock: A monotonic clock in seconds, for the retry budget.
+        clock: A :class:`~dbx_magic.clock.Clock`, or a monotonic function in seconds: the retry
+            budget, the rate limiter and the waits all run on it.
         azure_workspace_resource_id: Sent as ``X-Databricks-Azure-Workspace-Resource-Id`` (Azure
             service principals and managed identities need it to be let in as workspace users).
-        rate_limiter: Takes a token before every HTTP attempt (default: the process-wide
-            :func:`dbx_magic.ratelimit.default_limiter`, shared by every client).
-
-    Attributes:
-        last_retry_after: The ``Retry-After`` (seconds) the last request was told, None if it was
-            not; the poller waits at least this long before its next poll.
+        rate_limiter: Takes a token before every HTTP attempt. Share one among clients to keep them
+            under one rate together (the notebook session does); default: the client's own,
+            100 requests a second in bursts of 200.
     """
 
     def __init__(
@@ -111,16 +117,17 @@ class DatabricksClient:
         retry: RetryPolicy | None = None,
         api_version: str = "2.1",
         session: requests.Session | None = None,
-        sleep: Callable[[float], Any] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Any] | None = None,
+        clock: Clock | Callable[[], float] | None = None,
         azure_workspace_resource_id: str | None = None,
         rate_limiter: RateLimiter | None = None,
     ) -> None:
         # An empty token is refused (InvalidInput) before anything else.
+        self.clock = as_clock(clock, sleep)
         self._auth = (
             token
             if isinstance(token, BearerAuth)
-            else BearerAuth(token, workspace_resource_id=azure_workspace_resource_id)
+            else BearerAuth(token, workspace_resource_id=azure_workspace_resource_id, clock=self.clock.wall)
         )
         self.host = normalise_host(host)
         self.timeout = timeout
@@ -129,10 +136,7 @@ class DatabricksClient:
         self._session = session or requests.Session()
         self._session.auth = self._auth
         self._session.headers["User-Agent"] = "dbx-magic/0.1"
-        self._sleep = sleep
-        self._clock = clock
-        self._limiter = rate_limiter or default_limiter()
-        self.last_retry_after: float | None = None
+        self.rate_limiter = rate_limiter or RateLimiter(clock=self.clock)
 
     @classmethod
     def from_config(
@@ -172,7 +176,7 @@ class DatabricksClient:
         self._session.close()
 
     # -- the Jobs API ----------------------------------------------------------------------
-    def get_job(self, job_id: int) -> dict[str, Any]:
+    def get_job(self, job_id: int) -> Answer:
         """``GET jobs/get``: the job's settings (name, tasks, parameters)."""
         return self._request("GET", "jobs/get", params={"job_id": job_id}, what=f"getting job {job_id}")
 
@@ -200,16 +204,11 @@ class DatabricksClient:
         idempotency_token: str | None = None,
         notebook_params: Mapping[str, str] | None = None,
         job_parameters: Mapping[str, str] | None = None,
-    ) -> dict[str, Any]:
+    ) -> Answer:
         """``POST jobs/run-now``. Always sends an idempotency token (one is made when none is given),
         so that retrying the launch can never start a second run. Absent inputs are left out, not
         sent as ``null``."""
         token = idempotency_token or new_idempotency_token()
-        if len(token) > MAX_IDEMPOTENCY_TOKEN:
-            raise InvalidInput(
-                f"The idempotency token is {len(token)} characters long; the API takes at most "
-                f"{MAX_IDEMPOTENCY_TOKEN}: use a shorter one."
-            )
         body: dict[str, Any] = {"job_id": job_id, "idempotency_token": token}
         if notebook_params:
             body["notebook_params"] = dict(notebook_params)
@@ -217,7 +216,7 @@ class DatabricksClient:
             body["job_parameters"] = dict(job_parameters)
         return self._request("POST", "jobs/run-now", json=body, what=f"launching job {job_id}")
 
-    def get_run(self, run_id: int) -> dict[str, Any]:
+    def get_run(self, run_id: int) -> Answer:
         """``GET jobs/runs/get``: the run's state, tasks and page URL."""
         return self._request("GET", "jobs/runs/get", params={"run_id": run_id}, what=f"getting run {run_id}")
 
@@ -225,7 +224,7 @@ class DatabricksClient:
         """``POST jobs/runs/cancel``. Cancelling is asynchronous: the run ends shortly after."""
         self._request("POST", "jobs/runs/cancel", json={"run_id": run_id}, what=f"cancelling run {run_id}")
 
-    def get_run_output(self, run_id: int) -> dict[str, Any]:
+    def get_run_output(self, run_id: int) -> Answer:
         """``GET jobs/runs/get-output`` for a *task* run id (the job-level run id is refused)."""
         return self._request(
             "GET",
@@ -243,7 +242,7 @@ class DatabricksClient:
         limit: int = 25,
         page_token: str | None = None,
         expand_tasks: bool = False,
-    ) -> dict[str, Any]:
+    ) -> Answer:
         """``GET jobs/runs/list``: one page (``runs``, ``has_more``, ``next_page_token``)."""
         if active_only and completed_only:
             raise InvalidInput("active_only and completed_only cannot both be true: pick one.")
@@ -269,18 +268,17 @@ class DatabricksClient:
         params: Mapping[str, Any] | None = None,
         json: Mapping[str, Any] | None = None,
         what: str,
-    ) -> dict[str, Any]:
+    ) -> Answer:
         url = f"{self.host}/api/{self.api_version}/{endpoint}"
         policy = self.retry
-        started = self._clock()
+        started = self.clock.monotonic()
         attempt = 0
         refreshed = False
-        self.last_retry_after = None
         while True:
             attempt += 1
             retry_after: float | None = None
-            self._limiter.acquire()
-            t0 = time.perf_counter()
+            self.rate_limiter.acquire()
+            t0 = self.clock.monotonic()
             try:
                 response = self._session.request(method, url, params=params, json=json, timeout=self.timeout)
             except requests.exceptions.InvalidURL as exc:
@@ -308,7 +306,7 @@ class DatabricksClient:
                     f"({type(exc).__name__}); check the host and your network, then try again."
                 )
             else:
-                elapsed_ms = (time.perf_counter() - t0) * 1000
+                elapsed_ms = (self.clock.monotonic() - t0) * 1000
                 log.debug(
                     "%s %s -> %d (%.0f ms), attempt %d",
                     method,
@@ -320,7 +318,9 @@ class DatabricksClient:
                 body, parsed = _json_body(response)
                 if response.status_code < 400:
                     if parsed and isinstance(body, dict):
-                        return body
+                        answer = Answer(body)
+                        answer.retry_after = _retry_after(response)
+                        return answer
                     failure = TransportError(
                         f"{what.capitalize()} failed: {self.host} answered with a body that is not "
                         "a JSON object (a proxy or login page?); check that the host is your "
@@ -347,10 +347,8 @@ class DatabricksClient:
                     if response.status_code not in RETRY_STATUSES:
                         raise failure
                     retry_after = _retry_after(response)
-                    if retry_after is not None:
-                        self.last_retry_after = retry_after
 
-            spent = self._clock() - started
+            spent = self.clock.monotonic() - started
             wait = policy.wait(attempt, retry_after)
             if (
                 attempt >= policy.attempts
@@ -359,7 +357,7 @@ class DatabricksClient:
             ):
                 raise _exhausted(failure, attempt, spent, retry_after)
             log.debug("%s %s: retry %d in %.2f s", method, endpoint, attempt, wait)
-            self._sleep(wait)
+            self.clock.sleep(wait)
 
 
 def _json_body(response: requests.Response) -> tuple[Any, bool]:
@@ -384,13 +382,9 @@ def _retry_after(response: requests.Response) -> float | None:
 def _exhausted(
     failure: DatabricksError, attempts: int, spent: float, retry_after: float | None
 ) -> DatabricksError:
-    if attempts > 1 or retry_after is not None:
-        extra = ""
-        if retry_after is not None and isinstance(failure, TooManyRequests):
-            extra = f"; the workspace asked to wait {retry_after:.0f} s more"
-        failure.message = (
-            f"{failure.message.rstrip('.')} (gave up after {attempts} attempt"
-            f"{'s' if attempts != 1 else ''} in {spent:.1f} s{extra})."
-        )
-        failure.args = (failure.message,)
-    return failure
+    """The error to raise once retries are over: the last failure, with what the retries spent."""
+    if attempts <= 1 and retry_after is None:
+        return failure
+    fields = failure.fields()
+    fields.update(attempts=attempts, elapsed=spent, retry_after=retry_after)
+    return type(failure)(failure.message, **fields)

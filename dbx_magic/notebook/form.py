@@ -7,19 +7,21 @@ credential: executed notebooks save every widget's state in plain text.
 
 from __future__ import annotations
 
+import argparse
 import html
-import keyword
 import threading
 from typing import Any
 
 import ipywidgets as widgets
 
-from .client import DatabricksClient
-from .errors import DatabricksError, InvalidInput, WaitTimeout
-from .models import RunResult
-from .params import normalise_params
+from ..api.client import DatabricksClient
+from ..errors import MAY_HAVE_STARTED, NOTEBOOK, DatabricksError, InvalidInput, RunInterrupted, WaitTimeout
+from ..run.launch import Launch, job_info
+from ..run.models import RunResult
+from ..run.watch import WatchedRun, run_launch
+from .args import out_name
+from .session import NotebookSession
 from .widgets import ProgressWidget
-from .workflow import JobInfo, resolve_job, run_job_and_wait
 
 __all__ = ["ParamRow", "RunForm"]
 
@@ -45,11 +47,14 @@ class RunForm:
     """A form that launches a job and shows its progress without freezing the kernel.
 
     Args:
-        client: The workspace client (default: the one the magics use, e.g. the sandbox's after
-            ``%dbx_sandbox``, else the configuration).
+        client: The workspace client (default: the session's, else one from the configuration:
+            ``%dbx_form`` gives the form the magics' session, so after ``%dbx_sandbox`` it runs the
+            sandbox's jobs).
         job: A job id or name to pre-select.
         out: The variable the RunResult goes into.
-        namespace: Where the result is published (default: the running notebook's namespace).
+        namespace: Where the result is published (default: the session's, else the running
+            notebook's namespace).
+        session: The notebook session the form shares with the magics (its clients, its secrets).
 
     ``form.run()`` does what the Run button does; ``form.wait(timeout=None)`` returns the RunResult.
     """
@@ -61,19 +66,19 @@ class RunForm:
         out: str = "dbx_result",
         *,
         namespace: dict[str, Any] | None = None,
+        session: NotebookSession | None = None,
     ) -> None:
-        if client is None:
-            from .magics import current_client
-
-            client = current_client()
-        self.client = client
-        self._namespace = namespace
+        if session is None:
+            session = NotebookSession(namespace if namespace is not None else _notebook_namespace())
+        elif namespace is not None:
+            session = NotebookSession(namespace, clock=session.clock)
+        self.session = session
+        self.client = client or session.client()
         self.result: RunResult | None = None
         self.error: BaseException | None = None
-        self.run_id: int | None = None
+        self.watched: WatchedRun | None = None
         self._done = threading.Event()
         self._done.set()
-        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.rows: list[ParamRow] = []
         self.progress: ProgressWidget | None = None
@@ -122,7 +127,7 @@ class RunForm:
         self.widget.add_class("dbx-form")
 
         try:
-            names = sorted({str((j.get("settings") or {}).get("name")) for j in client.list_jobs()})
+            names = sorted({str((j.get("settings") or {}).get("name")) for j in self.client.list_jobs()})
             self.job.options = tuple(names)
         except DatabricksError as exc:
             self._say(f"Could not list the workspace's jobs: {exc}", "danger")
@@ -162,7 +167,7 @@ class RunForm:
         """The parameters as typed (rows with an empty name and value are ignored).
 
         Raises:
-            InvalidInput: a row with a value but no name, or a name given twice.
+            InvalidInput: a row with a value but no name, a name given twice, or a token in a value.
         """
         params: dict[str, str] = {}
         for number, row in enumerate(self.rows, start=1):
@@ -176,22 +181,22 @@ class RunForm:
             if name in params:
                 raise InvalidInput(f"The parameter {name!r} is given twice: keep one row.")
             params[name] = value
-        return normalise_params(params)
+        self.session.refuse_secrets(*params.values(), flags=False)
+        return params
 
     def _on_job(self, change: dict[str, Any]) -> None:
         text = str(change.get("new") or "").strip()
         if not text or not (text.isdigit() or text in self.job.options):
             return
         try:
-            job_id = resolve_job(self.client, text)
-            info = JobInfo(job_id, self.client.get_job(job_id))
+            info = job_info(self.client, text)
         except DatabricksError as exc:
             self._say(str(exc), "danger")
             return
         self.set_params(info.defaults)
         kind = "job parameters" if info.uses_job_parameters else "notebook parameters"
         self._say(
-            f"Job {job_id} ({info.name or 'unnamed'}): {len(info.defaults)} {kind}, pre-filled with their defaults.",
+            f"Job {info.job_id} ({info.name or 'unnamed'}): {len(info.defaults)} {kind}, pre-filled with their defaults.",
             "info",
         )
 
@@ -199,6 +204,11 @@ class RunForm:
     @property
     def running(self) -> bool:
         return not self._done.is_set()
+
+    @property
+    def run_id(self) -> int | None:
+        """The id of the run the form launched last (None before its launch returned)."""
+        return None if self.watched is None else self.watched.run_id
 
     def run(self) -> None:
         """Launch the selected job with the form's parameters, as the Run button does.
@@ -210,50 +220,44 @@ class RunForm:
             self._say(f"Run {self.run_id or ''} is still going: wait for it or cancel it first.", "warning")
             return
         try:
-            job = self.job.value.strip()
-            if not job:
-                raise InvalidInput("No job is selected: pick one from the list or type its id or name.")
             params = self.get_params()
-            out = self.out.value.strip()
-            if not out.isidentifier() or keyword.iskeyword(out):
-                raise InvalidInput(
-                    f"The result variable {out!r} is not a valid Python name: use e.g. result."
-                )
-            token = self.token.value.strip() or None
-        except InvalidInput as exc:
+            out = out_name(self.out.value)
+            spec = Launch.check(self.job.value, params, idempotency_token=self.token.value.strip() or None)
+        except (InvalidInput, argparse.ArgumentTypeError) as exc:
             self.error = exc
             self._say(str(exc), "danger")
             return
-        self.error, self.result, self.run_id = None, None, None
+        self.error, self.result, self.watched = None, None, None
         self.progress = ProgressWidget(cancel=self.cancel)
         self.progress_box.children = (self.progress.widget,)
         self._done.clear()
         self.run_button.disabled = True
-        self._say(f"Launching {job}…", "info")
+        self._say(f"Launching {spec.job}…", "info")
         self._thread = threading.Thread(
-            target=self._work, args=(job, params, token, out, self.progress), name="dbx-form-run", daemon=True
+            target=self._work, args=(spec, out, self.progress), name="dbx-form-run", daemon=True
         )
         self._thread.start()
 
-    def _work(
-        self, job: str, params: dict[str, str], token: str | None, out: str, progress: ProgressWidget
-    ) -> None:
-        def on_update(result: RunResult) -> None:
-            if self.run_id is None:
-                self.run_id = result.run_id
-                self.cancel_button.disabled = False
-            progress(result)
+    def _attach(self, watched: WatchedRun) -> None:
+        self.watched = watched
+        self.cancel_button.disabled = False
 
+    def _work(self, spec: Launch, out: str, progress: ProgressWidget) -> None:
         try:
-            result = run_job_and_wait(
-                self.client, job, params, idempotency_token=token, on_update=on_update, sleep=self._sleep
+            result = self.session.settle(
+                out, lambda: run_launch(self.client, spec, on_update=progress, on_watch=self._attach)
             )
-            self._finish(result, out)
-        except DatabricksError as exc:
+            self.result = result
+            if result.ok:
+                self._say(f"Run {result.run_id} {result.result_state}; the result is in `{out}`.", "success")
+            else:
+                self._say(f"The result is in `{out}`. {result.failure_summary()}", "danger")
+        except (DatabricksError, RunInterrupted) as exc:
             self.error = exc
-            if exc.result is not None:
-                self._finish(exc.result, out, quiet=True)
-            self._say(str(exc), "danger")
+            self.result = exc.result
+            if exc.follow_up == MAY_HAVE_STARTED and exc.idempotency_token:
+                self.token.value = exc.idempotency_token  # Run again finds that run, starts no second one
+            self._say(exc.render(NOTEBOOK), "danger")
         except Exception as exc:  # shown in the form, never lost in a thread
             self.error = exc
             self._say(f"Unexpected error ({type(exc).__name__}: {exc}); please report it.", "danger")
@@ -263,34 +267,19 @@ class RunForm:
             self.cancel_button.disabled = True
             self._done.set()
 
-    def _finish(self, result: RunResult, out: str, quiet: bool = False) -> None:
-        self.result = result
-        self._ns()[out] = result
-        if quiet:
-            return
-        if result.ok:
-            self._say(f"Run {result.run_id} {result.result_state}; the result is in `{out}`.", "success")
-        else:
-            self._say(f"The result is in `{out}`. {result.failure_summary()}", "danger")
-
     def cancel(self) -> None:
         """Cancel the run the form launched (asynchronous: the progress shows it end)."""
-        if self.run_id is None or not self.running:
+        watched = self.watched
+        if watched is None or not self.running:
             self._say("There is no run going to cancel.", "warning")
             return
         try:
-            self.client.cancel_run(self.run_id)
+            watched.cancel()  # also wakes the poller, which may be in a long sleep
         except DatabricksError as exc:
-            self._say(f"Cancelling run {self.run_id} failed: {exc}", "danger")
+            self._say(f"Cancelling run {watched.run_id} failed: {exc}", "danger")
             return
         self.cancel_button.disabled = True
-        self._say(f"Asked the workspace to cancel run {self.run_id}…", "warning")
-        self._wake.set()  # poll now: the poller may be in a long sleep while the end looked far
-
-    def _sleep(self, seconds: float) -> None:
-        """The poller's sleep, cut short when Cancel is clicked."""
-        if self._wake.wait(seconds):
-            self._wake.clear()
+        self._say(f"Asked the workspace to cancel run {watched.run_id}…", "warning")
 
     def wait(self, timeout: float | None = None) -> RunResult:
         """Wait for the form's run to finish and return its RunResult.
@@ -313,19 +302,16 @@ class RunForm:
         raise InvalidInput("Nothing was run yet: click Run (or call form.run()) first.")
 
     # -- helpers --------------------------------------------------------------------------------
-    def _ns(self) -> dict[str, Any]:
-        if self._namespace is not None:
-            return self._namespace
-        from IPython import get_ipython
-
-        shell = get_ipython()
-        if shell is None:
-            self._namespace = {}
-            return self._namespace
-        return shell.user_ns
-
     def _say(self, text: str, level: str) -> None:
         colours = {"info": "#1565c0", "success": "#2e7d32", "danger": "#c62828", "warning": "#ef6c00"}
         self.status.value = (
             f'<div class="dbx-form-{level}" style="color:{colours[level]}">{html.escape(text)}</div>'
         )
+
+
+def _notebook_namespace() -> dict[str, Any]:
+    """The running notebook's namespace, or a fresh dict outside IPython."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return {} if shell is None else shell.user_ns

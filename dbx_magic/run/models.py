@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .errors import RunFailed, RunNotFinished
+from ..errors import GOES_ON, RunFailed, RunNotFinished
 
 __all__ = [
     "ACTIVE_STATES",
@@ -30,17 +31,17 @@ ACTIVE_STATES = frozenset({"QUEUED", "PENDING", "RUNNING", "TERMINATING", "BLOCK
 OK_RESULTS = frozenset({"SUCCESS", "SUCCESS_WITH_FAILURES"})
 
 
-def _state(run: dict[str, Any]) -> dict[str, Any]:
+def _state(run: Mapping[str, Any]) -> dict[str, Any]:
     state = run.get("state")
     return state if isinstance(state, dict) else {}
 
 
-def _status(run: dict[str, Any]) -> dict[str, Any]:
+def _status(run: Mapping[str, Any]) -> dict[str, Any]:
     status = run.get("status")
     return status if isinstance(status, dict) else {}
 
 
-def is_finished(run: dict[str, Any]) -> bool:
+def is_finished(run: Mapping[str, Any]) -> bool:
     """True when a ``runs/get`` answer describes a run that will not change any more."""
     return _state(run).get("life_cycle_state") in FINAL_STATES or _status(run).get("state") == "TERMINATED"
 
@@ -139,6 +140,7 @@ class RunResult:
     warnings: tuple[str, ...] = ()
     idempotency_token: str | None = None
     expected_duration: float | None = None
+    parameters: dict[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod
     def from_api(
@@ -255,10 +257,10 @@ class RunResult:
         """
         if not self.finished:
             raise RunNotFinished(
-                f"Run {self.run_id} is still {self.life_cycle_state or 'starting'}: wait for it "
-                f"with `%dbx_wait {self.run_id}` or run_job_and_wait(..., timeout=None).",
+                f"Run {self.run_id} is still {self.life_cycle_state or 'starting'}, so it has no result yet.",
                 run_id=self.run_id,
                 result=self,
+                follow_up=GOES_ON,
             )
         if not self.ok:
             raise RunFailed(self.failure_summary(), run_id=self.run_id, result=self)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .models import RunResult
+from ..run.models import RunResult
 from .progress import TextProgress
 
 __all__ = ["has_widget_frontend", "progress_display", "sweep_display"]
@@ -33,7 +33,7 @@ def progress_display(shell: Any, *, cancel_on_interrupt: bool = False) -> Callab
     return TextProgress()
 
 
-def sweep_display(shell: Any, params: list[dict[str, str]]) -> Callable[[list[RunResult | None]], Any]:
+def sweep_display(shell: Any, params: list[dict[str, Any]]) -> Callable[[list[RunResult | None]], Any]:
     """Show a sweep's progress (the grid widget in a kernel, summary lines elsewhere)."""
     if has_widget_frontend(shell):
         from IPython.display import display

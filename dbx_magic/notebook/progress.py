@@ -8,12 +8,12 @@ terminals and plain-text outputs) both render that one View, so they never disag
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
-from .models import RunResult
+from ..clock import SYSTEM, Clock, as_clock
+from ..run.models import RunResult
 
 __all__ = [
     "SweepRow",
@@ -168,19 +168,19 @@ class TextProgress:
     Args:
         stream: Where lines go.
         heartbeat: Seconds between lines while the state does not change.
-        clock: A monotonic clock, for elapsed time.
+        clock: The clock elapsed time is read from (a Clock, or a monotonic function).
     """
 
     def __init__(
         self,
         stream: IO[str] | None = None,
         heartbeat: float = 30.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock | Callable[[], float] | None = None,
     ) -> None:
         self._stream = stream
         self._heartbeat = heartbeat
-        self._clock = clock
-        self._started = clock()
+        self._clock = as_clock(clock).monotonic
+        self._started = self._clock()
         self._last_key: tuple[object, ...] | None = None
         self._last_time = 0.0
         self.lines: list[str] = []
@@ -230,12 +230,12 @@ class SweepView:
     line: str
 
 
-def _params_text(params: dict[str, str], limit: int = 60) -> str:
+def _params_text(params: dict[str, Any], limit: int = 60) -> str:
     text = ", ".join(f"{k}={v}" for k, v in params.items())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def describe_sweep(results: list[RunResult | None], params: list[dict[str, str]], now_ms: int) -> SweepView:
+def describe_sweep(results: list[RunResult | None], params: list[dict[str, Any]], now_ms: int) -> SweepView:
     """Describe a sweep for display (pure).
 
     Args:
@@ -299,14 +299,17 @@ class TextSweepProgress:
         stream: Where lines go (default stdout).
     """
 
-    def __init__(self, params: list[dict[str, str]], stream: IO[str] | None = None) -> None:
+    def __init__(
+        self, params: list[dict[str, Any]], stream: IO[str] | None = None, clock: Clock | None = None
+    ) -> None:
         self._params = params
+        self._clock = clock or SYSTEM
         self._stream = stream
         self._last: str | None = None
         self.lines: list[str] = []
 
     def __call__(self, results: list[RunResult | None]) -> None:
-        view = describe_sweep(results, self._params, int(time.time() * 1000))
+        view = describe_sweep(results, self._params, int(self._clock.wall() * 1000))
         if view.line == self._last:
             return
         self._last = view.line

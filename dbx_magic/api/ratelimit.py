@@ -1,30 +1,25 @@
-"""A process-wide cap on the request rate: one token bucket shared by every client and every wait.
+"""A cap on the request rate: a token bucket that every HTTP attempt of a client takes a token from.
 
-Every HTTP attempt ``DatabricksClient`` makes (retries included) first takes a token from a
-:class:`RateLimiter`. Unless a client is given its own, they all share :func:`default_limiter`, so a
-notebook that waits on many runs at once (threads, forms, a loop of launches) stays under one rate
-against the workspace, however the waits are paced. The default is generous (100 requests a second,
-bursts of 200; third-party figures put the workspace's own limit on ``runs/get`` near 100 a second):
-a user never notices it, a sweep of many runs or a test suite against a mock barely does (at 20 a
-second this project's own suite took 40 s longer and a sweep's batched polling broke); it stops one
-runaway process from spending the workspace's whole rate limit, which every user of it shares.
-
-Change it for the whole process with ``dbx_magic.ratelimit.set_default_rate(5)`` (5 requests a second),
-or give one client its own: ``DatabricksClient(host, token, rate_limiter=RateLimiter(2.0))``.
-``Retry-After`` is honoured separately, by the client's retries and by the poller.
+Each :class:`~dbx_magic.api.client.DatabricksClient` has one (100 requests a second, bursts of 200:
+generous enough that no user notices it, tight enough that one runaway process cannot spend the
+workspace's whole rate limit, which every user of it shares). Clients that should stay under one rate
+together share one limiter: ``DatabricksClient(host, token, rate_limiter=shared)``; the notebook
+session shares one among all the magics' clients. ``Retry-After`` is honoured separately, by the
+client's retries and by the poller.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["DEFAULT_BURST", "DEFAULT_RATE", "RateLimiter", "default_limiter", "set_default_rate"]
+from ..clock import Clock, as_clock
+
+__all__ = ["DEFAULT_BURST", "DEFAULT_RATE", "RateLimiter"]
 
 DEFAULT_RATE = 100.0
-"""Requests per second allowed by the process-wide limiter unless changed."""
+"""Requests per second a limiter allows unless told otherwise."""
 DEFAULT_BURST = 200.0
 """How many requests may go at once after a quiet spell."""
 
@@ -38,10 +33,11 @@ class RateLimiter:
 
     Args:
         rate: Tokens (requests) per second; must be positive.
-        burst: The bucket's size: requests that may go at once (default: one second's worth, at
-            least 1).
-        clock: A monotonic clock in seconds (a parameter so tests can drive time by hand).
-        sleep: The function that waits.
+        burst: The bucket's size: requests that may go at once (default: ``DEFAULT_BURST`` at the
+            default rate, else one second's worth, at least 1).
+        clock: The clock it reads and sleeps on (a :class:`~dbx_magic.clock.Clock`, or a monotonic
+            function together with ``sleep``), so tests can drive time by hand.
+        sleep: The function that waits, when ``clock`` is a plain function.
     """
 
     def __init__(
@@ -49,15 +45,16 @@ class RateLimiter:
         rate: float = DEFAULT_RATE,
         burst: float | None = None,
         *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Any] = time.sleep,
+        clock: Clock | Callable[[], float] | None = None,
+        sleep: Callable[[float], Any] | None = None,
     ) -> None:
         self._lock = threading.Lock()
-        self._clock = clock
-        self._sleep = sleep
+        self._clock = as_clock(clock, sleep)
+        if burst is None and rate == DEFAULT_RATE:
+            burst = DEFAULT_BURST
         self._rate, self._burst = _checked(rate, burst)
         self._tokens = self._burst
-        self._stamp = clock()
+        self._stamp = self._clock.monotonic()
         self.waited = 0.0
         """Seconds spent waiting in ``acquire`` so far, over all callers."""
 
@@ -84,14 +81,14 @@ class RateLimiter:
     def acquire(self) -> float:
         """Take one token, waiting until one is due. Returns the seconds waited."""
         with self._lock:
-            now = self._clock()
+            now = self._clock.monotonic()
             self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
             self._stamp = now
             self._tokens -= 1.0  # reserve it; a negative balance is the queue of waiters
             wait = -self._tokens / self._rate if self._tokens < 0 else 0.0
             self.waited += wait
         if wait > 0:
-            self._sleep(wait)
+            self._clock.sleep(wait)
         return wait
 
 
@@ -102,21 +99,3 @@ def _checked(rate: float, burst: float | None) -> tuple[float, float]:
     if isinstance(size, bool) or not isinstance(size, int | float) or not size >= 1:
         raise ValueError(f"The burst must be a number of requests, at least 1, not {burst!r}.")
     return float(rate), float(size)
-
-
-_default = RateLimiter(DEFAULT_RATE, DEFAULT_BURST)
-
-
-def default_limiter() -> RateLimiter:
-    """The limiter every ``DatabricksClient`` shares unless it is given its own."""
-    return _default
-
-
-def set_default_rate(rate: float, burst: float | None = None) -> None:
-    """Change the process-wide rate (requests per second) and burst, for every client at once.
-
-    Args:
-        rate: Requests per second; must be positive.
-        burst: Requests that may go at once (default: one second's worth, at least 1).
-    """
-    _default.configure(rate, burst)

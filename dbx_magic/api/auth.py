@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from .errors import ConfigError, InvalidInput
+from ..errors import ConfigError, InvalidInput
 
 if TYPE_CHECKING:
     from .config import Config
@@ -56,7 +56,7 @@ __all__ = [
     "token_source",
 ]
 
-log = logging.getLogger("dbx_magic.auth")
+log = logging.getLogger(__name__)
 
 #: The Azure Databricks application in Entra ID; its tokens are the ones a workspace accepts.
 AZURE_DATABRICKS_APP_ID = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d"

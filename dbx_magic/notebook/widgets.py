@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import html
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as widgets
 
-from .models import RunResult
+from ..clock import SYSTEM, Clock, as_clock
+from ..run.models import RunResult
 from .progress import DANGER, INFO, SUCCESS, WARNING, View, describe, format_duration
 
 __all__ = ["ProgressWidget", "SweepWidget"]
@@ -61,10 +61,10 @@ class ProgressWidget:
         blocking: bool = False,
         cancel_on_interrupt: bool = False,
         tick: float = 1.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock | Callable[[], float] | None = None,
     ) -> None:
-        self._clock = clock
-        self._started = clock()
+        self._clock = as_clock(clock).monotonic
+        self._started = self._clock()
         self._tick = tick
         self._lock = threading.Lock()
         self._result: RunResult | None = None
@@ -209,12 +209,14 @@ class SweepWidget:
 
     def __init__(
         self,
-        params: list[dict[str, str]],
+        params: list[dict[str, Any]],
         *,
         cancel_all: Callable[[], Any] | None = None,
         blocking: bool = False,
+        clock: Clock | None = None,
     ) -> None:
         self._params = params
+        self._clock = clock or SYSTEM
         self._cancel_all = cancel_all
         self.summary = widgets.HTML(value=f"sweep: {len(params)} runs to launch")
         self.summary.add_class("dbx-sweep-summary")
@@ -232,7 +234,7 @@ class SweepWidget:
     def __call__(self, results: list[RunResult | None]) -> None:
         from .progress import describe_sweep
 
-        view = describe_sweep(results, self._params, int(time.time() * 1000))
+        view = describe_sweep(results, self._params, int(self._clock.wall() * 1000))
         self.summary.value = f"<b>{html.escape(view.line)}</b>"
         rows = []
         for row in view.rows:

@@ -1,0 +1,182 @@
+"""The notebook face: ``%%dbx_run`` and its companions. Each magic parses, calls one function, publishes.
+
+Flags are declared with ``magic_arguments`` and their values judged by the ``type=`` callables in
+:mod:`dbx_magic.notebook.args`; the cell body becomes parameters there too. The run core does the rest
+(:mod:`dbx_magic.run`); :meth:`NotebookSession.settle` publishes before anything is raised, so a
+failed, timed-out or interrupted run is never lost, and a run that did not succeed then fails the cell
+with one short message (no stack trace), so "Run All" stops there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments
+
+from .args import job_ref, out_name, parse, positive_int, run_ref, seconds, speed, token, usage_errors
+from .session import NotebookSession
+
+__all__ = ["DbxMagics", "load", "unload"]
+
+MAGIC_NAMES = ("dbx_run", "dbx_wait", "dbx_cancel", "dbx_sandbox", "dbx_form")
+
+
+@magics_class
+class DbxMagics(Magics):
+    """``%%dbx_run``, ``%dbx_wait``, ``%dbx_cancel``, ``%dbx_sandbox`` and ``%dbx_form``.
+
+    Args:
+        shell: The IPython shell.
+        session: What the magics share with the forms they show (default: a new one on the
+            shell's namespace).
+    """
+
+    def __init__(self, shell: Any, session: NotebookSession | None = None) -> None:
+        super().__init__(shell)
+        self.session = session or NotebookSession(shell.user_ns if shell is not None else None)
+
+    @property
+    def sandbox(self) -> Any:
+        """The sandbox this kernel started, if any."""
+        return self.session.sandbox
+
+    @magic_arguments()
+    @argument("job", type=job_ref, help="the job id, or the job's name in quotes")
+    @argument(
+        "--out", type=out_name, default="dbx_result", help="variable for the RunResult (default: dbx_result)"
+    )
+    @argument(
+        "--params", default=None, metavar="EXPR", help="a dict from the namespace; the cell's lines win"
+    )
+    @argument("--profile", default=None, help="~/.databrickscfg profile to use")
+    @argument("--timeout", type=seconds, default=None, help="seconds to wait; the run goes on after")
+    @argument("--no-wait", action="store_true", help="launch and return at once with the run id")
+    @argument(
+        "--idempotency-token",
+        type=token,
+        default=None,
+        help="at most 64 characters; the same token never starts a second run",
+    )
+    @argument(
+        "--cancel-on-interrupt", action="store_true", help="interrupting the kernel also cancels the run"
+    )
+    @argument(
+        "--foreach",
+        default=None,
+        metavar="EXPR",
+        help="a list of dicts from the namespace: one run each, merged over the cell's parameters",
+    )
+    @argument(
+        "--max-parallel", type=positive_int, default=None, help="with --foreach: at most N runs at once"
+    )
+    @line_cell_magic
+    def dbx_run(self, line: str, cell: str | None = None) -> Any:
+        """Run an existing Databricks job, watch it, and put the RunResult in the namespace.
+
+        The cell holds the parameters, one ``name = value`` per line (``#`` comments; ``{name}``
+        expands from the namespace) or a JSON object. A run that does not succeed fails the cell
+        after its result is published. Interrupt the kernel to stop waiting (the run goes on:
+        ``%dbx_wait RUN_ID`` re-attaches, ``%dbx_cancel RUN_ID`` cancels).
+
+        Examples::
+
+            %%dbx_run 123 --out res
+            date  = 2026-11-01
+            table = {catalog}.sales
+
+            %dbx_run "nightly report" --no-wait
+
+            %%dbx_run train-model --foreach grid --out runs
+            epochs = 5
+        """
+        from .faces import run_cell
+
+        with usage_errors():
+            self.session.refuse_secrets(line, cell)
+        args = parse(self.dbx_run, line)
+        return run_cell(self.session, self.shell, args, cell)
+
+    @magic_arguments()
+    @argument("run_id", type=run_ref, help="the run to watch")
+    @argument("--out", type=out_name, default="dbx_result", help="variable for the RunResult")
+    @argument("--profile", default=None)
+    @argument("--timeout", type=seconds, default=None)
+    @argument("--cancel-on-interrupt", action="store_true")
+    @line_magic
+    def dbx_wait(self, line: str) -> Any:
+        """Re-attach to a run (after --no-wait, an interrupt or a kernel restart) and wait for it."""
+        from .faces import wait_cell
+
+        with usage_errors():
+            self.session.refuse_secrets(line)
+        return wait_cell(self.session, self.shell, parse(self.dbx_wait, line))
+
+    @magic_arguments()
+    @argument("run_id", type=run_ref, help="the run to cancel")
+    @argument("--profile", default=None)
+    @line_magic
+    def dbx_cancel(self, line: str) -> None:
+        """Cancel a run. Cancelling is asynchronous: ``%dbx_wait RUN_ID`` shows it end."""
+        with usage_errors():
+            self.session.refuse_secrets(line)
+        args = parse(self.dbx_cancel, line)
+        self.session.client(args.profile).cancel_run(args.run_id)
+        print(f"Asked the workspace to cancel run {args.run_id}; `%dbx_wait {args.run_id}` shows it end.")
+
+    @magic_arguments()
+    @argument("--speed", type=speed, default=1.0, help="make the sandbox's runs N times faster")
+    @argument("--stop", action="store_true", help="stop the sandbox and go back to the configured workspace")
+    @line_magic
+    def dbx_sandbox(self, line: str) -> None:
+        """Start the embedded sandbox workspace (a Jobs API emulator on loopback) and use it here."""
+        args = parse(self.dbx_sandbox, line)
+        if args.stop:
+            self.session.stop_sandbox()
+            print("Sandbox stopped; the magics use your configured workspace again.")
+            return
+        sandbox = self.session.start_sandbox(args.speed)
+        names = ", ".join(repr(name) for name in sandbox.jobs)
+        print(f"Sandbox workspace at {sandbox.url}; this kernel's magics now run its jobs: {names}.")
+
+    @magic_arguments()
+    @argument("job", type=job_ref, nargs="?", default=None, help="job id or quoted name to pre-select")
+    @argument("--out", type=out_name, default="dbx_result", help="variable for the RunResult")
+    @argument("--profile", default=None)
+    @line_magic
+    def dbx_form(self, line: str) -> Any:
+        """Show the form: pick a job, edit its parameters, Run; the result lands in the namespace."""
+        from .display import has_widget_frontend
+        from .form import RunForm
+
+        with usage_errors():
+            self.session.refuse_secrets(line)
+        args = parse(self.dbx_form, line)
+        if not has_widget_frontend(self.shell):
+            print(
+                "The form needs a notebook frontend (JupyterLab, Jupyter Notebook, VS Code); here, use %%dbx_run."
+            )
+            return None
+        return RunForm(
+            client=self.session.client(args.profile), job=args.job, out=args.out, session=self.session
+        )
+
+    def stop(self) -> None:
+        """Stop what the magics started (the sandbox)."""
+        self.session.stop_sandbox()
+
+
+def load(ipython: Any) -> None:
+    """Register the magics with a shell, with a session of their own."""
+    ipython.register_magics(DbxMagics(ipython))
+
+
+def unload(ipython: Any) -> None:
+    """Remove the magics from a shell, stopping the sandbox they started."""
+    manager = ipython.magics_manager
+    magics = manager.registry.pop("DbxMagics", None)
+    if isinstance(magics, DbxMagics):
+        magics.stop()
+    for kind in ("line", "cell"):
+        for name in MAGIC_NAMES:
+            manager.magics[kind].pop(name, None)

@@ -1,0 +1,138 @@
+"""The notebook session: what one kernel's magics and forms share, in one object that is handed over.
+
+A :class:`NotebookSession` holds the sandbox this kernel started (if any), one client per resolved
+configuration (so a sign-in is reused), the request-rate limiter those clients share, the secrets to
+refuse in cells and forms, and the namespace results are published in. ``%load_ext dbx_magic``
+makes one and gives it to the magics; the magics give it to each form they show.
+
+:meth:`NotebookSession.settle` is the one piece of publish-before-raise: whatever a call returns, or
+whatever its error carries (a run as last seen, a sweep's runs), is in the namespace before anything
+is raised, so a failed, timed-out or interrupted run is never lost.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..clock import SYSTEM, Clock
+from ..errors import DatabricksError, InvalidInput, RunInterrupted
+
+if TYPE_CHECKING:
+    from ..api.client import DatabricksClient
+    from ..api.config import Config
+    from ..api.ratelimit import RateLimiter
+
+__all__ = ["NotebookSession", "refuse_secrets"]
+
+T = TypeVar("T")
+
+_PAT = re.compile(r"\bdapi[0-9a-f]{32}(-\d+)?\b", re.IGNORECASE)
+_TOKEN_FLAG = re.compile(r"(^|\s)--?(token|pat|password)\b|(^|\s)(token|password)\s*=", re.IGNORECASE)
+WHERE_TOKENS_GO = (
+    "a token does not belong in a notebook (the notebook saves it): set DATABRICKS_TOKEN in the "
+    "kernel's environment, or put it in a ~/.databrickscfg profile and pass --profile NAME."
+)
+
+
+def refuse_secrets(texts: tuple[str | None, ...], known: set[str], *, flags: bool = True) -> None:
+    """Raise InvalidInput when any text holds a token: a known one, one shaped like a PAT, or a
+    ``--token`` flag (``flags``: magic lines and cells, not form values)."""
+    for text in texts:
+        if not text:
+            continue
+        if (flags and _TOKEN_FLAG.search(text)) or _PAT.search(text) or any(k and k in text for k in known):
+            raise InvalidInput(f"Refused: {WHERE_TOKENS_GO}")
+
+
+class NotebookSession:
+    """One kernel's shared state: sandbox, clients, rate limiter, known secrets, namespace.
+
+    Args:
+        namespace: Where results are published (the shell's ``user_ns``).
+        clock: The clock every client of the session runs on.
+    """
+
+    def __init__(self, namespace: dict[str, Any] | None = None, *, clock: Clock = SYSTEM) -> None:
+        self.namespace: dict[str, Any] = {} if namespace is None else namespace
+        self.clock = clock
+        self.sandbox: Any = None
+        self._sandbox_client: DatabricksClient | None = None
+        self._clients: dict[Config, DatabricksClient] = {}
+        self._limiter: RateLimiter | None = None
+        self.secrets: set[str] = set()
+
+    def __repr__(self) -> str:
+        where = f"sandbox at {self.sandbox.url}" if self.sandbox is not None else "configured workspace"
+        return f"NotebookSession({where}, {len(self._clients)} clients)"
+
+    @property
+    def limiter(self) -> RateLimiter:
+        """The request-rate limiter every client of this session shares."""
+        if self._limiter is None:
+            from ..api.ratelimit import RateLimiter
+
+            self._limiter = RateLimiter(clock=self.clock)
+        return self._limiter
+
+    # -- clients ---------------------------------------------------------------------------------
+    def client(self, profile: str | None = None) -> DatabricksClient:
+        """The client to use: the sandbox's after ``%dbx_sandbox`` (unless a profile is named), else
+        the one for the resolved configuration."""
+        from ..api.client import DatabricksClient
+        from ..api.config import Config
+
+        if profile is None and self._sandbox_client is not None:
+            return self._sandbox_client
+        config = Config.resolve(profile=profile)
+        if config not in self._clients:
+            if config.token:
+                self.secrets.add(config.token)
+            self._clients[config] = DatabricksClient.from_config(
+                config=config, rate_limiter=self.limiter, clock=self.clock
+            )
+        return self._clients[config]
+
+    def start_sandbox(self, speed: float = 1.0) -> Any:
+        """Start the embedded sandbox workspace and point this session's magics and forms at it."""
+        from ..api.client import DatabricksClient
+        from ..sandbox import Sandbox
+
+        self.stop_sandbox()
+        sandbox = Sandbox(speed=speed).start()
+        self.sandbox = sandbox
+        self.secrets.add(sandbox.token)
+        self._sandbox_client = DatabricksClient(
+            sandbox.url, sandbox.token, rate_limiter=self.limiter, clock=self.clock
+        )
+        return sandbox
+
+    def stop_sandbox(self) -> None:
+        """Stop the sandbox this session started (if any)."""
+        if self.sandbox is not None:
+            self.sandbox.stop()
+            self.sandbox, self._sandbox_client = None, None
+
+    # -- input and output ------------------------------------------------------------------------
+    def refuse_secrets(self, *texts: str | None, flags: bool = True) -> None:
+        """Raise InvalidInput when a text holds a token (see :func:`refuse_secrets`)."""
+        refuse_secrets(texts, self.secrets, flags=flags)
+
+    def publish(self, name: str, value: Any) -> None:
+        """Put ``value`` in the notebook's namespace under ``name``."""
+        self.namespace[name] = value
+
+    def settle(self, out: str, call: Callable[[], T]) -> T:
+        """Run ``call``; publish what it returns, or what its error carries, under ``out`` before
+        anything is raised (the error then says where it is)."""
+        try:
+            value = call()
+        except (DatabricksError, RunInterrupted) as exc:
+            carried = exc.result if exc.result is not None else exc.results
+            if carried is not None:
+                self.publish(out, carried)
+                exc.published_as = out
+            raise
+        self.publish(out, value)
+        return value
