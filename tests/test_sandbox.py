@@ -22,7 +22,8 @@ from databricks.sdk.errors import InvalidParameterValue, PermissionDenied, Resou
 
 from dbx_magic.sandbox import Phase, Sandbox, Task, serve
 
-SAMPLES = {"daily-sales-report", "train-model", "etl-pipeline", "flaky-ingest", "nightly-backfill"}
+FIRST_SAMPLES = {"daily-sales-report", "train-model", "etl-pipeline", "flaky-ingest", "nightly-backfill"}
+SAMPLES = FIRST_SAMPLES | {"etl-with-checks", "regional-scoring", "wide-batch"}
 PAGE_URL = re.compile(r"^http://127\.0\.0\.1:\d+/jobs/(\d+)/runs/(\d+)\?o=(\d{16})#job/(\d+)/run/(\d+)$")
 
 
