@@ -437,6 +437,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """The base class's own refusals (bad request line, header too long...) as the API's JSON."""
+        if self.request_version == "HTTP/0.9":  # an unparsable request line: still send a status line
+            self.request_version = "HTTP/1.0"
         error_code = _ERROR_CODES.get(code, (_code(code), ""))[0]
         body = json.dumps({"error_code": error_code, "message": message or _phrase(code)}).encode()
         self.close_connection = True

@@ -745,7 +745,7 @@ def _count_iterations(
         if start > now:
             continue
         stats["scheduled"] += 1
-        if start + each > now:
+        if start + each > now + 1e-9:  # float sums: the last wave ends exactly when the task does
             stats["active"] += 1
             continue
         stats["completed"] += 1
