@@ -849,8 +849,8 @@ def html_page(ws: Workspace, path: str) -> str | None:
     now = ws.clock()
     ws.settle(now)
     if run_id in ws.task_runs and ws.task_runs[run_id][0].job is job:
-        run, attempt = ws.task_runs[run_id]
-        return _task_page(ws, run, attempt, now)
+        owner, attempt = ws.task_runs[run_id]
+        return _task_page(ws, owner, attempt, now)
     run = ws.runs.get(run_id)
     return _run_page(ws, run, now) if run is not None and run.job is job else None
 
