@@ -155,7 +155,10 @@ def test_well_known_probe_and_unknown_paths(api: Api, sb: Sandbox) -> None:
 def test_token_is_fake_and_required(sb: Sandbox) -> None:
     assert sb.token.startswith("dsbx-") and not re.fullmatch(r"dapi[0-9a-f]{32}", sb.token)
     url = sb.url + "/api/2.1/jobs/list"
-    for headers in ({"Authorization": "Bearer dapi" + "1" * 32}, {"Authorization": "Bearer " + sb.token[:-1]}):
+    for headers in (
+        {"Authorization": "Bearer dapi" + "1" * 32},
+        {"Authorization": "Bearer " + sb.token[:-1]},
+    ):
         response = requests.get(url, headers=headers, timeout=5)
         assert response.status_code == 403
         assert response.json() == {"error_code": 403, "message": "Invalid access token."}
