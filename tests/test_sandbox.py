@@ -22,8 +22,9 @@ from databricks.sdk.errors import InvalidParameterValue, PermissionDenied, Resou
 
 from dbx_magic.sandbox import Phase, Sandbox, Task, serve
 
-SAMPLES = {"daily-sales-report", "train-model", "etl-pipeline", "flaky-ingest", "nightly-backfill"}
-PAGE_URL = re.compile(r"^https://adb-(\d{16})\.\d+\.azuredatabricks\.net/\?o=(\d{16})#job/(\d+)/run/(\d+)$")
+FIRST_SAMPLES = {"daily-sales-report", "train-model", "etl-pipeline", "flaky-ingest", "nightly-backfill"}
+SAMPLES = FIRST_SAMPLES | {"etl-with-checks", "regional-scoring", "wide-batch"}
+PAGE_URL = re.compile(r"^http://127\.0\.0\.1:\d+/jobs/(\d+)/runs/(\d+)\?o=(\d{16})#job/(\d+)/run/(\d+)$")
 
 
 class FakeClock:
@@ -154,10 +155,21 @@ def test_well_known_probe_and_unknown_paths(api: Api, sb: Sandbox) -> None:
 def test_token_is_fake_and_required(sb: Sandbox) -> None:
     assert sb.token.startswith("dsbx-") and not re.fullmatch(r"dapi[0-9a-f]{32}", sb.token)
     url = sb.url + "/api/2.1/jobs/list"
-    for headers in ({}, {"Authorization": "Bearer dapi" + "1" * 32}, {"Authorization": sb.token}):
+    for headers in (
+        {"Authorization": "Bearer dapi" + "1" * 32},
+        {"Authorization": "Bearer " + sb.token[:-1]},
+    ):
         response = requests.get(url, headers=headers, timeout=5)
         assert response.status_code == 403
         assert response.json() == {"error_code": 403, "message": "Invalid access token."}
+    # no credential, or not a bearer one: 401, as the service answers
+    for headers in ({}, {"Authorization": sb.token}, {"Authorization": "Basic dXNlcjpwdw=="}):
+        response = requests.get(url, headers=headers, timeout=5)
+        assert response.status_code == 401
+        assert response.json() == {
+            "error_code": 401,
+            "message": "Credential was not sent or was of an unsupported type for this API.",
+        }
 
 
 def test_both_api_prefixes(api: Api, sb: Sandbox) -> None:
@@ -286,8 +298,8 @@ def test_a_run_goes_pending_running_terminating_terminated(api: Api, clock: Fake
         "user_cancelled_or_timedout": False,
     }
     assert run["status"] == {"state": "PENDING"}
-    host_id, o, job, page_run = PAGE_URL.match(run["run_page_url"]).groups()
-    assert host_id == o and (int(job), int(page_run)) == (run["job_id"], run_id)
+    path_job, path_run, _, job, page_run = PAGE_URL.match(run["run_page_url"]).groups()
+    assert (path_job, path_run) == (job, page_run) and (int(job), int(page_run)) == (run["job_id"], run_id)
     task = run["tasks"][0]
     assert task["run_id"] != run_id and PAGE_URL.match(task["run_page_url"])
     seen = []

@@ -8,11 +8,36 @@ Faithful enough that the official ``databricks-sdk`` works against it unchanged:
         w = WorkspaceClient(host=sb.url, token=sb.token)
         run = w.jobs.run_now(job_id=sb.job_id("daily-sales-report")).result()
 
-It serves ``jobs/get``, ``jobs/list``, ``jobs/run-now``, ``jobs/runs/get``, ``jobs/runs/list``,
-``jobs/runs/cancel`` and ``jobs/runs/get-output`` under both ``/api/2.1/`` and ``/api/2.2/``, with the
-service's error bodies, ``Authorization: Bearer <sb.token>`` (anything else: 403), and the sample jobs of
-:mod:`dbx_magic.sandbox.samples`. Run states are computed from the clock: no background work.
-``Sandbox(clock=fake)`` lets a test move time by hand; ``speed`` divides every run duration.
+It serves, under both ``/api/2.1/`` and ``/api/2.2/``: ``jobs/get``, ``jobs/list``, ``jobs/run-now`` (with
+``only``: task keys, ``+key`` adding upstream and ``key+`` downstream tasks; the others end EXCLUDED),
+``jobs/runs/get`` (``include_history`` adds ``repair_history``), ``jobs/runs/list`` (``run_type`` filter),
+``jobs/runs/cancel``, ``jobs/runs/cancel-all`` (``job_id``, ``all_queued_runs``), ``jobs/runs/repair``
+(``rerun_tasks`` or ``rerun_all_failed_tasks``, ``rerun_dependent_tasks``, ``latest_repair_id``, new
+``job_parameters``/``notebook_params``, ``idempotency_token``; answers ``{"repair_id": N}``),
+``jobs/runs/get-output`` and ``jobs/runs/export`` (a notebook task run as an HTML page with a table, an
+inline image and a script probing ``window.parent``); and under ``/api/2.0/``: ``workspace/export``
+(``format=SOURCE``: the notebook's source, base64). On 2.2, ``jobs/get`` and ``runs/get`` give at most 100
+entries of each array with ``next_page_token``. Errors use the service's bodies; credentials:
+``Authorization: Bearer <sb.token>`` (a wrong token: 403 ``{"error_code": 403}``; none or not a bearer one:
+401 ``{"error_code": 401}``). Every answer, to any method or malformed request, is JSON, except the HTML
+pages: ``/`` (the jobs), ``/jobs/<job>`` (its runs) and ``/jobs/<job>/runs/<run>`` (a run or task run),
+served without credentials, which ``run_page_url`` points at: ``<sb.url>/jobs/<job>/runs/<run>?o=<workspace
+id>#job/<job>/run/<run>``.
+
+Runs are laid out from the clock, with no background work: ``Sandbox(clock=fake, epoch=seconds)`` lets a
+test move time by hand and fixes the wall-clock times reported (no ``time.time()`` is read then);
+``speed`` divides every run duration. Each task run is an attempt: a repair makes the run active again and
+gives each rerun task its next attempt (``attempt_number``) with its own run id; ``runs/get`` lists every
+attempt. Job-level parameters win over task parameters of the same name (pushdown). The sample jobs are
+those of :mod:`dbx_magic.sandbox.samples`; every notebook path has a source declaring its widgets.
+
+Notebooks
+    ``sb.add_notebook(path, source)`` serves a source at ``workspace/export`` (None: 403, unreadable);
+    ``Task(..., source=..., readable=False)`` does the same for a task's notebook. ``Task(...,
+    for_each=ForEach(inputs, concurrency))`` makes a for-each task (``{{input}}`` in a parameter value is
+    each input), ``Task(..., condition=Condition(left, op, right))`` a condition task, and a
+    ``depends_on`` entry ``(key, "true")`` waits on a condition's outcome. ``sb.run_page(run_id)`` is a
+    run's page URL.
 
 Scripted jobs
     ``sb.add_job(name, *, tasks=None, parameters=None, max_concurrent_runs=1, queue=True, script=None,
@@ -42,6 +67,9 @@ Faults
     - ``missing_fields``: processed, then 200 without the main fields (runs/get: ``state``/``status``,
       run-now: ``run_id``, jobs/get: ``settings``, get-output: ``metadata``/outputs, lists: the list).
 
+    Bodies are read only as ``Content-Length`` says: a missing-number or negative one is a 400, over
+    10 MiB a 413 (unread), chunked a 411; the listen backlog holds hundreds of clients connecting at once.
+
 Inspect traffic with ``sb.requests`` (a list of :class:`RequestRecord`: method, path, query, body,
 status, timestamp, fault) and ``sb.clear_requests()``. ``python -m dbx_magic.sandbox`` runs :func:`serve`.
 """
@@ -49,6 +77,6 @@ status, timestamp, fault) and ``sb.clear_requests()``. ``python -m dbx_magic.san
 from __future__ import annotations
 
 from dbx_magic.sandbox.server import FAULT_KINDS, RequestRecord, Sandbox, serve
-from dbx_magic.sandbox.workspace import Phase, Task
+from dbx_magic.sandbox.workspace import Condition, ForEach, Phase, Task
 
-__all__ = ["FAULT_KINDS", "Phase", "RequestRecord", "Sandbox", "Task", "serve"]
+__all__ = ["FAULT_KINDS", "Condition", "ForEach", "Phase", "RequestRecord", "Sandbox", "Task", "serve"]

@@ -7,8 +7,14 @@
 | ``etl-pipeline`` | three tasks, ingest -> transform -> publish, each with an exit value |
 | ``flaky-ingest`` | fails with ``ValueError: asked to fail`` when run with ``fail=true`` |
 | ``nightly-backfill`` | ``max_concurrent_runs=1`` with queueing: a second run waits QUEUED |
+| ``etl-with-checks`` | job parameters (run_date, strict): ingest -> validate -> publish; validate fails when ``strict=true`` (repair it with ``strict=false``) |
+| ``regional-scoring`` | a for-each task over six regions (two at a time), then a condition task on the job parameter ``notify``; ``notify_owners`` runs only when it is ``true``, and its notebook source is not readable (403) |
+| ``wide-batch`` | 120 independent small tasks ``part_001`` ... ``part_120``: more than one 2.2 page |
 
-At speed 1 a run takes 3-5 s. The notebooks are plain functions of their parameters (see ``Task.notebook``).
+At speed 1 a run takes 3-5 s. The notebooks are plain functions of their parameters (see ``Task.notebook``);
+each notebook path has a source (``workspace/export``) declaring its parameters as widgets: ``text``
+(among them the date ``date``), ``dropdown`` (among them the true/false ``fail`` and ``strict``),
+``combobox`` (``learning_rate``) and ``multiselect`` (``checks``).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 import json
 import zlib
 
-from dbx_magic.sandbox.workspace import Task, Workspace
+from dbx_magic.sandbox.workspace import Condition, ForEach, Task, Workspace
 
 HISTORY = 5
 """Past successful runs per sample job."""
@@ -68,8 +74,117 @@ def nightly_backfill(params: dict[str, str]) -> str:
     return json.dumps({"days": days, "partitions_rebuilt": days * 24})
 
 
+def ingest_orders(params: dict[str, str]) -> str:
+    """Land the day's orders."""
+    rows = _figure(params.get("run_date", ""), low=5_000, high=20_000)
+    return json.dumps({"run_date": params.get("run_date", ""), "rows_ingested": rows})
+
+
+def validate_orders(params: dict[str, str]) -> str:
+    """Check the orders; the strict checks find bad rows."""
+    checks = [c for c in params.get("checks", "").split(",") if c]
+    if params.get("strict", "false").strip().lower() == "true":
+        raise ValueError("strict checks failed: 3 rows with a null customer_id")
+    return json.dumps({"checks": checks, "passed": len(checks), "warnings": 3})
+
+
+def publish_orders(params: dict[str, str]) -> str:
+    """Publish the checked orders."""
+    return json.dumps({"table": params.get("target", ""), "run_date": params.get("run_date", "")})
+
+
+def score_region(params: dict[str, str]) -> str:
+    """Score one region's customers."""
+    region = params.get("region", "")
+    return json.dumps({"region": region, "scored": _figure(region, low=1_000, high=9_000)})
+
+
+def notify_owners(params: dict[str, str]) -> str:
+    """Tell the owners the scores are in."""
+    return json.dumps({"channel": params.get("channel", ""), "notified": True})
+
+
+def process_part(params: dict[str, str]) -> str:
+    """Process one part of the batch."""
+    return json.dumps(
+        {"part": params.get("part", ""), "rows": _figure(params.get("part", ""), low=10, high=99)}
+    )
+
+
+REGIONS = ("emea", "amer", "apac", "latam", "anz", "india")
+WIDE_TASKS = 120
+
+
+def _source(title: str, *widgets: str, body: str = 'dbutils.notebook.exit("done")') -> str:
+    """A Databricks Python notebook source: a title cell, the widgets cell, the body cell."""
+    cells = [f"# MAGIC %md\n# MAGIC # {title}", "\n".join(widgets), body]
+    return "# Databricks notebook source\n" + "\n\n# COMMAND ----------\n\n".join(cells) + "\n"
+
+
+_EXIT = "import json\n\ndbutils.notebook.exit(json.dumps({k: dbutils.widgets.get(k) for k in %s}))"
+SOURCES = {
+    "/Workspace/Shared/reports/daily_sales_report": _source(
+        "Daily sales report",
+        'dbutils.widgets.text("date", "2026-11-01", "Report date (YYYY-MM-DD)")',
+        'dbutils.widgets.dropdown("table", "main.sales.transactions", '
+        '["main.sales.transactions", "main.sales.returns"], "Table")',
+        body=_EXIT % '["date", "table"]',
+    ),
+    "/Workspace/Shared/ml/train_model": _source(
+        "Train the churn model",
+        'dbutils.widgets.text("model_name", "churn-xgb", "Model name")',
+        'dbutils.widgets.dropdown("max_depth", "6", ["4", "6", "8", "10"], "Max depth")',
+        'dbutils.widgets.combobox("learning_rate", "0.1", ["0.01", "0.05", "0.1", "0.3"], "Learning rate")',
+        body=_EXIT % '["model_name", "max_depth", "learning_rate"]',
+    ),
+    "/Workspace/Shared/etl/ingest": _source(
+        "Ingest orders", 'dbutils.widgets.text("source", "", "Landing path")', body=_EXIT % '["source"]'
+    ),
+    "/Workspace/Shared/etl/transform": _source("Transform orders", "# no parameters"),
+    "/Workspace/Shared/etl/publish": _source(
+        "Publish orders", 'dbutils.widgets.text("target", "main.gold.orders", "Target table")'
+    ),
+    "/Workspace/Shared/ingest/flaky_ingest": _source(
+        "Flaky ingest",
+        'dbutils.widgets.text("source", "events", "Source")',
+        'dbutils.widgets.dropdown("fail", "false", ["true", "false"], "Fail on purpose")',
+        body='if dbutils.widgets.get("fail") == "true":\n    raise ValueError("asked to fail")',
+    ),
+    "/Workspace/Shared/maintenance/nightly_backfill": _source(
+        "Nightly backfill", 'dbutils.widgets.dropdown("days", "7", ["1", "7", "14", "30"], "Days to rebuild")'
+    ),
+    "/Workspace/Shared/checks/ingest_orders": _source(
+        "Ingest the day's orders", 'dbutils.widgets.text("run_date", "2026-11-01", "Run date")'
+    ),
+    "/Workspace/Shared/checks/validate_orders": _source(
+        "Validate orders",
+        'dbutils.widgets.dropdown("strict", "false", ["true", "false"], "Strict checks")',
+        'dbutils.widgets.multiselect("checks", "not_null,unique", ["not_null", "unique", "freshness"], "Checks")',
+    ),
+    "/Workspace/Shared/checks/publish_orders": _source(
+        "Publish checked orders", 'dbutils.widgets.text("target", "main.gold.checked_orders", "Target table")'
+    ),
+    "/Workspace/Shared/scoring/score_region": _source(
+        "Score a region",
+        'dbutils.widgets.text("region", "emea", "Region")',
+        'dbutils.widgets.dropdown("model", "churn-xgb", ["churn-xgb", "churn-lr"], "Model")',
+    ),
+    "/Workspace/Shared/batch/process_part": _source(
+        "Process a part", 'dbutils.widgets.text("part", "001", "Part")'
+    ),
+}
+"""Notebook path -> source, for every sample notebook but ``notify_owners`` (unreadable)."""
+
+
 def add_samples(ws: Workspace) -> None:
     """Add the sample jobs (and their history) to a workspace."""
+    for path, source in SOURCES.items():
+        ws.add_notebook(path, source)
+    _add_first_samples(ws)
+    _add_round_two_samples(ws)
+
+
+def _add_first_samples(ws: Workspace) -> None:
     ws.add_job(
         "daily-sales-report",
         tasks=[
@@ -132,5 +247,77 @@ def add_samples(ws: Workspace) -> None:
         ],
         max_concurrent_runs=1,
         queue=True,
+        history=HISTORY,
+    )
+
+
+def _add_round_two_samples(ws: Workspace) -> None:
+    ws.add_job(
+        "etl-with-checks",
+        tasks=[
+            Task("ingest", "/Workspace/Shared/checks/ingest_orders", {}, (), 0.8, ingest_orders),
+            Task(
+                "validate",
+                "/Workspace/Shared/checks/validate_orders",
+                {"checks": "not_null,unique"},
+                ("ingest",),
+                0.8,
+                validate_orders,
+            ),
+            Task(
+                "publish",
+                "/Workspace/Shared/checks/publish_orders",
+                {"target": "main.gold.checked_orders"},
+                ("validate",),
+                0.6,
+                publish_orders,
+            ),
+        ],
+        parameters={"run_date": "2026-11-01", "strict": "false"},
+        history=HISTORY,
+    )
+    ws.add_job(
+        "regional-scoring",
+        tasks=[
+            Task(
+                "score_regions",
+                "/Workspace/Shared/scoring/score_region",
+                {"region": "{{input}}", "model": "churn-xgb"},
+                duration=0.8,
+                notebook=score_region,
+                for_each=ForEach(REGIONS, concurrency=2),
+            ),
+            Task(
+                "check_notify",
+                "",
+                depends_on=("score_regions",),
+                duration=0.2,
+                condition=Condition("{{job.parameters.notify}}", "EQUAL_TO", "true"),
+            ),
+            Task(
+                "notify_owners",
+                "/Workspace/Shared/scoring/notify_owners",
+                {"channel": "#churn-scores"},
+                (("check_notify", "true"),),
+                0.5,
+                notify_owners,
+                readable=False,
+            ),
+        ],
+        parameters={"notify": "false"},
+        history=HISTORY,
+    )
+    ws.add_job(
+        "wide-batch",
+        tasks=[
+            Task(
+                f"part_{i:03d}",
+                "/Workspace/Shared/batch/process_part",
+                {"part": f"{i:03d}"},
+                duration=1.0,
+                notebook=process_part,
+            )
+            for i in range(1, WIDE_TASKS + 1)
+        ],
         history=HISTORY,
     )

@@ -32,7 +32,11 @@ from dbx_magic.sandbox.workspace import PhaseLike, Task, Workspace
 FAULT_KINDS = ("status", "html", "invalid_json", "delay", "drop", "drop_after", "missing_fields")
 """What :meth:`Sandbox.inject` can do to a request."""
 
-_API_PATH = re.compile(r"^/api/2\.[12]/(.+?)/?$")
+_API_PATH = re.compile(r"^/api/(2\.[012])/(.+?)/?$")
+MAX_BODY_BYTES = 10 * 1024 * 1024
+"""Bodies over this are refused with 413 before a byte of them is read."""
+REQUEST_QUEUE_SIZE = 512
+"""The listen backlog: hundreds of clients connecting at once are all accepted, none reset."""
 _WELL_KNOWN = "/.well-known/databricks-config"
 _ERROR_CODES = {
     429: ("TOO_MANY_REQUESTS", "Too many requests. Please wait a moment and try again."),
@@ -95,6 +99,9 @@ class Sandbox:
         clock: monotonic seconds (default ``time.monotonic``); pass a fake one to drive time by hand.
         port: the port to listen on; 0 picks a free one.
         samples: add the sample jobs (see :mod:`dbx_magic.sandbox.samples`).
+        epoch: the wall-clock time (epoch seconds) that ``clock()`` reads at construction, from which
+            every ``start_time``/``end_time`` is computed; default ``time.time()`` (read once). With both
+            ``clock`` and ``epoch`` given the sandbox never reads the real time.
     """
 
     def __init__(
@@ -104,10 +111,11 @@ class Sandbox:
         clock: Callable[[], float] | None = None,
         port: int = 0,
         samples: bool = True,
+        epoch: float | None = None,
     ) -> None:
         self.token = "dsbx-" + secrets.token_hex(16)
         self.clock = clock or time.monotonic
-        self.workspace = Workspace(self.clock, speed)
+        self.workspace = Workspace(self.clock, speed, epoch)
         self.lock = threading.Lock()
         self._port = port
         self._log: list[RequestRecord] = []
@@ -126,6 +134,8 @@ class Sandbox:
             server = _Server(("127.0.0.1", self._port), _Handler)
             server.sandbox = self
             self._server = server
+            with self.lock:
+                self.workspace.base_url = self.url
             self._thread = threading.Thread(
                 target=server.serve_forever,
                 kwargs={"poll_interval": 0.5},
@@ -234,6 +244,22 @@ class Sandbox:
             )
             return job.job_id
 
+    def add_notebook(self, path: str, source: str | None) -> None:
+        """Serve ``source`` at ``workspace/export?path=<path>``; None makes the notebook unreadable (403)."""
+        with self.lock:
+            self.workspace.add_notebook(path, source)
+
+    def run_page(self, run_id: int) -> str:
+        """The URL of a run's (or task run's) page on this sandbox, as ``run_page_url`` gives it."""
+        with self.lock:
+            if run_id in self.workspace.task_runs:
+                job_id = self.workspace.task_runs[run_id][0].job.job_id
+            elif run_id in self.workspace.runs:
+                job_id = self.workspace.runs[run_id].job.job_id
+            else:
+                raise KeyError(f"no run {run_id}")
+            return api.page_url(self.workspace, job_id, run_id)
+
     # ------------------------------------------------------------ faults and log
     def inject(
         self,
@@ -302,33 +328,65 @@ class Sandbox:
     def _dispatch(
         self, method: str, path: str, query: dict[str, str], raw: bytes, authorization: str
     ) -> tuple[int, Any]:
-        """Answer one request: (status, JSON payload)."""
+        """Answer one request: (status, JSON payload), or (200, :class:`_Html`) for a page."""
         if path == _WELL_KNOWN:
             return 404, {"error_code": "ENDPOINT_NOT_FOUND", "message": f"No API found for '{path}'"}
-        expected = f"Bearer {self.token}".encode()
-        if not hmac.compare_digest(authorization.encode(), expected):
-            return 403, {"error_code": 403, "message": "Invalid access token."}
         match = _API_PATH.match(path)
+        if match is None and method in ("GET", "HEAD"):
+            with self.lock:
+                html = api.html_page(self.workspace, path)
+            if html is not None:
+                return 200, _Html(html)
+        refused = self._authenticate(authorization)
+        if refused is not None:
+            return refused
         if match is None:
             return 404, {"error_code": "ENDPOINT_NOT_FOUND", "message": f"No API found for '{path}'"}
         try:
-            body = api.parse_body(raw)
+            body = api.parse_body(raw) if method == "POST" else None
             with self.lock:
-                return 200, api.handle(self.workspace, method, match.group(1), query, body)
+                return 200, api.handle(self.workspace, method, match.group(2), query, body, match.group(1))
         except api.ApiError as exc:
             return exc.status, exc.body()
         except Exception as exc:  # a sandbox bug: answer as the service's 500s do
             return 500, {"error_code": "INTERNAL_ERROR", "message": f"{type(exc).__name__}: {exc}"}
 
+    def _authenticate(self, authorization: str) -> tuple[int, Any] | None:
+        """None when the request carries ``Bearer <token>``; else the service's 401 or 403."""
+        scheme, _, credential = authorization.strip().partition(" ")
+        credential = credential.strip()
+        if scheme.lower() != "bearer" or not credential:
+            return 401, {"error_code": 401, "message": UNAUTHENTICATED}
+        if not hmac.compare_digest(credential.encode(), self.token.encode()):
+            return 403, {"error_code": 403, "message": "Invalid access token."}
+        return None
+
+
+UNAUTHENTICATED = "Credential was not sent or was of an unsupported type for this API."
+"""The message of the 401 for a request with no ``Authorization: Bearer ...`` header."""
+
+
+class _Html(str):
+    """A page to send as ``text/html``."""
+
 
 def _normalise(endpoint: str) -> str:
     endpoint = endpoint.strip().strip("/")
     match = _API_PATH.match("/" + endpoint)
-    return match.group(1) if match else endpoint
+    return match.group(2) if match else endpoint
+
+
+class _BadBody(Exception):
+    """A request whose body cannot be read: answered with this status and message, then closed."""
+
+    def __init__(self, status: int, error_code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.error_code, self.message = status, error_code, message
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = REQUEST_QUEUE_SIZE
     sandbox: Sandbox
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
@@ -337,9 +395,7 @@ class _Server(ThreadingHTTPServer):
         self._connections_lock = threading.Lock()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        """Stay quiet when a client goes away; report anything else (a sandbox bug) as usual."""
-        if not isinstance(sys.exc_info()[1], OSError):
-            super().handle_error(request, client_address)
+        """Log nothing: a client that went away is no news, and every request is answered in JSON."""
 
     def track(self, conn: socket.socket, add: bool) -> None:
         with self._connections_lock:
@@ -357,6 +413,7 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
     server_version = "dbx-magic-sandbox"
     sys_version = ""
+    timeout = 120  # an idle keep-alive connection frees its thread after this
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -372,31 +429,66 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             self.server.track(self.connection, False)
 
-    def do_GET(self) -> None:
-        self._serve("GET")
+    def __getattr__(self, name: str) -> Callable[[], None]:
+        """``do_<METHOD>`` for every method: HEAD, OPTIONS, TRACE, made-up ones... all get JSON."""
+        if name.startswith("do_"):
+            return lambda: self._serve_safely(name[3:])
+        raise AttributeError(name)
 
-    def do_POST(self) -> None:
-        self._serve("POST")
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The base class's own refusals (bad request line, header too long...) as the API's JSON."""
+        if self.request_version == "HTTP/0.9":  # an unparsable request line: still send a status line
+            self.request_version = "HTTP/1.0"
+        error_code = _ERROR_CODES.get(code, (_code(code), ""))[0]
+        body = json.dumps({"error_code": error_code, "message": message or _phrase(code)}).encode()
+        self.close_connection = True
+        self._send(code, body, "application/json", {"Connection": "close"})
 
-    def do_PUT(self) -> None:
-        self._serve("PUT")
+    def _serve_safely(self, method: str) -> None:
+        try:
+            self._serve(method)
+        except OSError:  # the client went away
+            self.close_connection = True
+        except Exception as exc:  # a sandbox bug: still a JSON answer, and no traceback on stderr
+            body = {"error_code": "INTERNAL_ERROR", "message": f"{type(exc).__name__}: {exc}"}
+            self.close_connection = True
+            self._send(500, json.dumps(body).encode(), "application/json", {"Connection": "close"})
 
-    def do_PATCH(self) -> None:
-        self._serve("PATCH")
-
-    def do_DELETE(self) -> None:
-        self._serve("DELETE")
+    def _read_body(self) -> bytes:
+        """The body as ``Content-Length`` says; raises :class:`_BadBody` rather than guess or over-read."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            raise _BadBody(411, "LENGTH_REQUIRED", "A request body needs a Content-Length header.")
+        length = (self.headers.get("Content-Length") or "").strip()
+        if not length:
+            return b""
+        if not (length.isascii() and length.isdigit()):
+            raise _BadBody(400, "MALFORMED_REQUEST", f"Invalid Content-Length header: {length[:40]}")
+        size = int(length)
+        if size > MAX_BODY_BYTES:
+            raise _BadBody(
+                413,
+                "REQUEST_ENTITY_TOO_LARGE",
+                f"The request body ({size} bytes) exceeds the limit of {MAX_BODY_BYTES} bytes.",
+            )
+        return self.rfile.read(size)
 
     def _serve(self, method: str) -> None:
         sandbox = self.server.sandbox
         split = urlsplit(self.path)
         path = split.path
         query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        match = _API_PATH.match(path)
-        fault = sandbox._take_fault(match.group(1) if match else path.strip("/"))
-        kind = fault.kind if fault else None
         stamp = sandbox.clock()
+        try:
+            raw = self._read_body()
+        except _BadBody as bad:
+            sandbox._record(RequestRecord(method, path, query, None, bad.status, stamp))
+            body = json.dumps({"error_code": bad.error_code, "message": bad.message}).encode()
+            self.close_connection = True
+            self._send(bad.status, body, "application/json", {"Connection": "close"})
+            return
+        match = _API_PATH.match(path)
+        fault = sandbox._take_fault(match.group(2) if match else path.strip("/"))
+        kind = fault.kind if fault else None
 
         def log(status: int | None) -> None:
             record = RequestRecord(method, path, query, _logged(raw), status, stamp, kind)
@@ -405,34 +497,40 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind == "delay":
             sandbox._stopping.wait(fault.delay)
         if fault is not None and fault.kind in ("drop", "status", "html"):
-            if fault.kind == "drop":
-                log(None)
-                self.close_connection = True
-                return
-            headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
-            log(fault.status)
-            if fault.kind == "html":
-                phrase = _phrase(fault.status)
-                page = _HTML.format(fault.status, phrase).encode()
-                self._send(fault.status, page, "text/html", headers)
-            else:
-                code, message = _ERROR_CODES.get(fault.status, (_code(fault.status), _phrase(fault.status)))
-                body = json.dumps({"error_code": code, "message": message}).encode()
-                self._send(fault.status, body, "application/json", headers)
+            log(None if fault.kind == "drop" else fault.status)
+            self._play(fault)
             return
         status, payload = sandbox._dispatch(method, path, query, raw, self.headers.get("Authorization", ""))
         if kind == "drop_after":
             log(None)
             self.close_connection = True
             return
+        if isinstance(payload, _Html):
+            log(status)
+            self._send(status, payload.encode(), "text/html; charset=utf-8", {})
+            return
         if kind == "missing_fields" and status == 200 and isinstance(payload, dict):
-            for name in _MISSING_FIELDS.get(match.group(1) if match else "", ()):
+            for name in _MISSING_FIELDS.get(match.group(2) if match else "", ()):
                 payload.pop(name, None)
         data = json.dumps(payload).encode()
         if kind == "invalid_json" and status == 200:
             data = data[: len(data) // 2] if len(data) > 4 else b'{"run'
         log(status)
         self._send(status, data, "application/json", {})
+
+    def _play(self, fault: _Fault) -> None:
+        """Answer (or drop) a request with a ``drop``, ``status`` or ``html`` fault; not processed."""
+        if fault.kind == "drop":
+            self.close_connection = True
+            return
+        headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
+        if fault.kind == "html":
+            page = _HTML.format(fault.status, _phrase(fault.status)).encode()
+            self._send(fault.status, page, "text/html", headers)
+            return
+        code, message = _ERROR_CODES.get(fault.status, (_code(fault.status), _phrase(fault.status)))
+        body = json.dumps({"error_code": code, "message": message}).encode()
+        self._send(fault.status, body, "application/json", headers)
 
     def _send(self, status: int, data: bytes, content_type: str, headers: dict[str, str]) -> None:
         try:
@@ -442,7 +540,8 @@ class _Handler(BaseHTTPRequestHandler):
             for name, value in headers.items():
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(data)
+            if self.command != "HEAD":
+                self.wfile.write(data)
         except OSError:  # the client gave up (a read timeout): nothing to tell it
             self.close_connection = True
 
@@ -452,7 +551,7 @@ def _logged(raw: bytes) -> Any:
         return None
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return raw.decode("utf-8", "replace")
 
 

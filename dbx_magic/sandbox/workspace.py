@@ -11,25 +11,36 @@ A normal job lays out: [QUEUED ->] PENDING (cluster start) -> RUNNING (the tasks
 notebook raised (its downstream tasks end UPSTREAM_FAILED). A scripted job plays its script instead, the same
 for the run and every task. All durations are seconds divided by ``speed``.
 
+Every task run is an :class:`Attempt`. The original run makes attempt 0 of each task (tasks left out by
+``only`` are EXCLUDED); each repair is a further *round* laid out after the run ended: the run goes
+PENDING -> RUNNING -> TERMINATING -> TERMINATED again while the chosen tasks make their next attempt, and the
+run's result is computed from the latest attempt of every task. A condition task ends with an outcome
+(``"true"``/``"false"``); a task that depends on the other outcome is EXCLUDED, and so are its dependents.
+A for-each task runs its notebook once per input, ``concurrency`` at a time.
+
 The caller (the HTTP layer) holds one lock around every call into a :class:`Workspace`.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import random
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 TERMINAL_STATES = frozenset({"TERMINATED", "SKIPPED", "INTERNAL_ERROR"})
 """Life cycle states that end a run."""
 
 Notebook = Callable[[dict[str, str]], str | None]
 """A task's behaviour: gets the notebook's parameters, returns its exit value (or None); raising fails it."""
+
+Dependency = str | tuple[str, str]
+"""A ``depends_on`` entry: a task key, or ``(condition task key, outcome)``."""
 
 _STATUS_STATE = {"BLOCKED": "BLOCKED", "WAITING_FOR_RETRY": "WAITING", "SKIPPED": "TERMINATED"}
 _STATUS_STATE["INTERNAL_ERROR"] = "TERMINATED"
@@ -40,6 +51,7 @@ _TERMINATION_CODE = {
     "CANCELED": "CANCELED",
     "MAXIMUM_CONCURRENT_RUNS_REACHED": "MAX_CONCURRENT_RUNS_EXCEEDED",
     "DISABLED": "DISABLED",
+    "EXCLUDED": "SKIPPED",
 }
 _SUCCESS_CODES = frozenset({"SUCCESS", "SUCCESS_WITH_FAILURES", "CANCELED", "USER_CANCELED", "SKIPPED"})
 _DEFAULT_MESSAGES = {
@@ -49,6 +61,18 @@ _DEFAULT_MESSAGES = {
     "INTERNAL_ERROR": "An internal error occurred.",
 }
 WORKLOAD_FAILED = "Workload failed, see run output for details"
+NOT_SELECTED = "This task was not selected to run."
+CONDITION_NOT_MET = "Excluded: the condition of an upstream task was not met."
+UNSUCCESSFUL = frozenset({"FAILED", "TIMEDOUT", "CANCELED", "UPSTREAM_FAILED", "UPSTREAM_CANCELED"})
+"""Final task results that ``rerun_all_failed_tasks`` reruns and that fail a run."""
+_CONDITION_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "EQUAL_TO": lambda a, b: a == b,
+    "NOT_EQUAL": lambda a, b: a != b,
+    "GREATER_THAN": lambda a, b: a > b,
+    "GREATER_THAN_OR_EQUAL": lambda a, b: a >= b,
+    "LESS_THAN": lambda a, b: a < b,
+    "LESS_THAN_OR_EQUAL": lambda a, b: a <= b,
+}
 
 
 @dataclass(frozen=True)
@@ -87,24 +111,89 @@ PhaseLike = Phase | tuple[Any, ...]
 
 
 @dataclass(frozen=True)
+class ForEach:
+    """Makes a task a for-each task: its notebook runs once per input.
+
+    Args:
+        inputs: the values; each iteration gets its value wherever a parameter value says ``{{input}}``.
+        concurrency: how many iterations run at once.
+    """
+
+    inputs: Sequence[str]
+    concurrency: int = 1
+
+
+@dataclass(frozen=True)
+class Condition:
+    """Makes a task a condition task: it runs no notebook and ends with outcome ``"true"`` or ``"false"``.
+
+    Args:
+        left: the left operand; ``{{job.parameters.NAME}}`` (or ``{{NAME}}``) reads a parameter of the run.
+        op: ``EQUAL_TO``, ``NOT_EQUAL``, ``GREATER_THAN``, ``GREATER_THAN_OR_EQUAL``, ``LESS_THAN`` or
+            ``LESS_THAN_OR_EQUAL`` (numbers compare as numbers).
+        right: the right operand, resolved like ``left``.
+    """
+
+    left: str
+    op: str
+    right: str
+
+    def outcome(self, params: Mapping[str, str]) -> str:
+        """``"true"`` or ``"false"``: the condition evaluated over these parameters."""
+        left, right = _resolve(self.left, params), _resolve(self.right, params)
+        compare = _CONDITION_OPS[self.op]
+        try:
+            result = compare(float(left), float(right))
+        except ValueError:
+            result = compare(left, right)
+        return "true" if result else "false"
+
+
+@dataclass(frozen=True)
 class Task:
-    """A notebook task of a job.
+    """A task of a job: a notebook task, or a for-each or condition task.
 
     Args:
         key: the ``task_key``.
-        notebook_path: the notebook's workspace path.
+        notebook_path: the notebook's workspace path (of each iteration for a for-each task; ignored for a
+            condition task).
         base_parameters: the task's default notebook parameters.
-        depends_on: keys of the tasks that must succeed first.
-        duration: seconds (before ``speed``) the notebook runs.
+        depends_on: keys of the tasks that must succeed first; ``(key, outcome)`` for a condition task
+            whose outcome must be that one.
+        duration: seconds (before ``speed``) the notebook runs (each iteration, for a for-each task).
         notebook: the notebook's behaviour (see :data:`Notebook`); None: no exit value.
+        for_each: makes this a for-each task over these inputs.
+        condition: makes this a condition task.
+        source: the notebook's source as ``workspace/export`` serves it; None: one is made up from the
+            parameters (unless another task already gave that path a source).
+        readable: False: ``workspace/export`` of the notebook is refused (403), as without permission.
     """
 
     key: str
     notebook_path: str
     base_parameters: Mapping[str, str] = field(default_factory=dict)
-    depends_on: Sequence[str] = ()
+    depends_on: Sequence[Dependency] = ()
     duration: float = 2.0
     notebook: Notebook | None = None
+    for_each: ForEach | None = None
+    condition: Condition | None = None
+    source: str | None = None
+    readable: bool = True
+
+    @property
+    def deps(self) -> list[tuple[str, str | None]]:
+        """The dependencies as ``(task key, required outcome or None)``."""
+        return [(d, None) if isinstance(d, str) else (d[0], d[1]) for d in self.depends_on]
+
+    @property
+    def upstream(self) -> list[str]:
+        """The keys this task depends on."""
+        return [key for key, _ in self.deps]
+
+    @property
+    def is_notebook(self) -> bool:
+        """True for a plain notebook task (the only kind a run export covers)."""
+        return self.for_each is None and self.condition is None
 
 
 @dataclass
@@ -122,6 +211,10 @@ class Job:
     pending: float = 1.0
     terminating: float = 0.4
     runs: list[Run] = field(default_factory=list)
+
+    def task(self, key: str) -> Task:
+        """The task with this key."""
+        return next(t for t in self.tasks if t.key == key)
 
 
 @dataclass(frozen=True)
@@ -153,17 +246,44 @@ class TaskOutcome:
 
 
 @dataclass
+class Attempt:
+    """One attempt of one task in a run (a task run, with its own run id)."""
+
+    key: str
+    run_id: int
+    number: int
+    round: int
+    params: dict[str, str]
+    shown: dict[str, str]
+    outcome: TaskOutcome
+    selected: bool = True
+    outcome_value: str | None = None
+    iterations: list[TaskOutcome] = field(default_factory=list)
+
+
+@dataclass
+class Repair:
+    """A repair of a run: a round of attempts of the chosen tasks, from ``at`` on."""
+
+    repair_id: int
+    at: float
+    keys: list[str]
+    idempotency_token: str | None = None
+    cancelled: float | None = None
+
+
+@dataclass
 class Run:
     """A job run. Its states come from :meth:`Workspace.timeline`."""
 
     run_id: int
     job: Job
     created: float
-    task_run_ids: dict[str, int]
-    task_params: dict[str, dict[str, str]]
-    outcomes: dict[str, TaskOutcome]
-    job_parameter_values: dict[str, str] = field(default_factory=dict)
+    attempts: list[Attempt] = field(default_factory=list)
+    notebook_params: dict[str, str] = field(default_factory=dict)
+    job_params: dict[str, str] = field(default_factory=dict)
     overriding_parameters: dict[str, Any] = field(default_factory=dict)
+    repairs: list[Repair] = field(default_factory=list)
     idempotency_token: str | None = None
     trigger: str = "ONE_TIME"
     history: bool = False
@@ -171,6 +291,25 @@ class Run:
     admitted: float | None = None
     cancelled: float | None = None
     skipped: str | None = None
+
+    @property
+    def job_parameter_values(self) -> dict[str, str]:
+        """The job-level parameter values of the run (defaults under the run's own); empty when none."""
+        if not (self.job.parameters or self.job_params):
+            return {}
+        return {**self.job.parameters, **self.job_params}
+
+    def latest(self) -> dict[str, Attempt]:
+        """Task key -> its latest attempt."""
+        return {a.key: a for a in self.attempts}
+
+
+class Timeline(NamedTuple):
+    """A run's segments, each attempt's (by task run id), and the run's segments per round."""
+
+    segments: list[Segment]
+    tasks: dict[int, list[Segment]]
+    rounds: list[list[Segment]]
 
 
 def status_state_of(state: str) -> str:
@@ -211,7 +350,11 @@ class Workspace:
         self._offset = (time.time() if epoch is None else epoch) - clock()
         self.jobs: dict[int, Job] = {}
         self.runs: dict[int, Run] = {}
-        self.task_runs: dict[int, tuple[Run, str]] = {}
+        self.task_runs: dict[int, tuple[Run, Attempt]] = {}
+        self.notebooks: dict[str, str | None] = {}
+        """Notebook path -> its source (None: not readable)."""
+        self.base_url = "http://127.0.0.1"
+        """Where run pages are served (the HTTP layer sets it)."""
         self._job_ids = itertools.count(1)
         self._run_ids = itertools.count(1000)
 
@@ -235,13 +378,7 @@ class Workspace:
     ) -> Job:
         """Add a job (see :meth:`dbx_magic.sandbox.Sandbox.add_job`) and ``history`` past successful runs."""
         tasks = list(tasks) if tasks else [Task("main", f"/Workspace/Shared/{name}")]
-        keys = [t.key for t in tasks]
-        if len(set(keys)) != len(keys):
-            raise ValueError(f"duplicate task keys in {keys}")
-        for task in tasks:
-            missing = [d for d in task.depends_on if d not in keys]
-            if missing:
-                raise ValueError(f"task {task.key!r} depends on unknown tasks {missing}")
+        _check_tasks(tasks)
         phases = [Phase.of(p) for p in script] if script is not None else None
         if phases is not None and not phases:
             raise ValueError("a script needs at least one phase")
@@ -258,6 +395,8 @@ class Workspace:
             terminating=terminating,
         )
         self.jobs[job.job_id] = job
+        for task in tasks:
+            self._add_source(task, job.parameters)
         rng = random.Random(name)
         for days_ago in range(history, 0, -1):
             start = self.clock() - days_ago * 86400 + rng.uniform(-600, 600)
@@ -265,6 +404,19 @@ class Workspace:
             run.history, run.scale = True, rng.uniform(0.9, 1.1)
             run.admitted = start
         return job
+
+    def add_notebook(self, path: str, source: str | None) -> None:
+        """Serve this source for ``path`` (None: the notebook exists but cannot be read)."""
+        self.notebooks[path] = source
+
+    def _add_source(self, task: Task, job_parameters: Mapping[str, str]) -> None:
+        if task.condition is not None or not task.notebook_path:
+            return
+        if task.source is not None or task.notebook_path not in self.notebooks:
+            source = task.source or default_source(task, job_parameters)
+            self.notebooks[task.notebook_path] = source
+        if not task.readable:
+            self.notebooks[task.notebook_path] = None
 
     # ------------------------------------------------------------------ runs
     def run_now(
@@ -276,15 +428,19 @@ class Workspace:
         overriding: Mapping[str, Any] | None = None,
         idempotency_token: str | None = None,
         queue: bool | None = None,
+        only: Sequence[str] | None = None,
     ) -> Run:
-        """Start a run (or return the run an earlier call with the same token started)."""
+        """Start a run (or return the run an earlier call with the same token started).
+
+        ``only`` (already expanded, see :func:`select`) runs just those tasks: the others are EXCLUDED.
+        """
         if idempotency_token is not None:
             for run in job.runs:
                 if run.idempotency_token == idempotency_token:
                     return run
         now = self.clock()
         self.settle(now)
-        run = self._new_run(job, dict(notebook_params or {}), dict(job_parameters or {}), now)
+        run = self._new_run(job, dict(notebook_params or {}), dict(job_parameters or {}), now, only=only)
         run.overriding_parameters = dict(overriding or {})
         run.idempotency_token = idempotency_token
         queue_enabled = job.queue if queue is None else queue
@@ -299,12 +455,71 @@ class Workspace:
         return run
 
     def cancel(self, run: Run) -> None:
-        """Cancel a run: no effect once it has ended."""
+        """Cancel a run (its latest repair, if repaired): no effect once it has ended."""
         now = self.clock()
         self.settle(now)
-        if run.cancelled is None and not self._done_by(run, now):
-            run.cancelled = now
+        if not self._done_by(run, now):
+            if run.repairs:
+                run.repairs[-1].cancelled = now
+            elif run.cancelled is None:
+                run.cancelled = now
         self.settle(now)
+
+    def cancel_all(self, job: Job | None, *, queued_only: bool) -> list[Run]:
+        """Cancel the active runs of ``job`` (every job when None), or only the queued ones; returns them."""
+        now = self.clock()
+        self.settle(now)
+        jobs = [job] if job is not None else list(self.jobs.values())
+        chosen = [
+            r
+            for j in jobs
+            for r in j.runs
+            if not self._done_by(r, now) and (not queued_only or self.is_queued(r))
+        ]
+        for run in chosen:
+            self.cancel(run)
+        return chosen
+
+    def is_queued(self, run: Run) -> bool:
+        """True while the run waits for a concurrency slot."""
+        return run.admitted is None and not run.skipped and run.cancelled is None
+
+    def repair(
+        self,
+        run: Run,
+        keys: Sequence[str],
+        *,
+        notebook_params: Mapping[str, str] | None = None,
+        job_parameters: Mapping[str, str] | None = None,
+        idempotency_token: str | None = None,
+    ) -> Repair:
+        """Rerun these tasks of an ended run (checked by the caller) as a new round of attempts."""
+        now = self.clock()
+        run.notebook_params.update(notebook_params or {})
+        run.job_params.update(job_parameters or {})
+        if run.notebook_params:
+            run.overriding_parameters["notebook_params"] = dict(run.notebook_params)
+        repair = Repair(next(self._run_ids), now, list(keys), idempotency_token)
+        number = len(run.repairs) + 1
+        counts = {k: sum(a.key == k for a in run.attempts) for k in keys}
+        for task in run.job.tasks:
+            if task.key in counts:
+                self._attempt(run, task, number, counts[task.key])
+        run.repairs.append(repair)
+        return repair
+
+    def is_active(self, run: Run) -> bool:
+        """True until the run (with its latest repair) has ended."""
+        return not self._done_by(run, self.clock())
+
+    def final_results(self, run: Run) -> dict[str, str | None]:
+        """Task key -> the final result of its latest attempt (None: not ended, or not selected)."""
+        tasks = self.timeline(run).tasks
+        out: dict[str, str | None] = {}
+        for key, attempt in run.latest().items():
+            last = tasks[attempt.run_id][-1]
+            out[key] = last.result if last.final and attempt.selected else None
+        return out
 
     def _new_run(
         self,
@@ -313,27 +528,35 @@ class Workspace:
         job_params: dict[str, str],
         start: float,
         trigger: str = "ONE_TIME",
+        only: Sequence[str] | None = None,
     ) -> Run:
-        values = {**job.parameters, **job_params}
         run = Run(
             run_id=next(self._run_ids),
             job=job,
             created=start,
-            task_run_ids={},
-            task_params={},
-            outcomes={},
-            job_parameter_values=values if (job.parameters or job_params) else {},
+            notebook_params=notebook_params,
+            job_params=job_params,
             trigger=trigger,
         )
         for task in job.tasks:
-            run.task_run_ids[task.key] = next(self._run_ids)
-            params = {**task.base_parameters, **values, **notebook_params}
-            run.task_params[task.key] = {**task.base_parameters, **notebook_params}
-            run.outcomes[task.key] = _execute(task, params)
-            self.task_runs[run.task_run_ids[task.key]] = (run, task.key)
+            self._attempt(run, task, 0, 0, selected=only is None or task.key in only)
         job.runs.append(run)
         self.runs[run.run_id] = run
         return run
+
+    def _attempt(self, run: Run, task: Task, round_: int, number: int, selected: bool = True) -> Attempt:
+        """Make (and execute) the next attempt of a task with the run's current parameters."""
+        shown = {**task.base_parameters, **run.notebook_params}
+        # Job parameter pushdown: a job-level parameter wins over a task parameter of the same name.
+        params = {**shown, **run.job_parameter_values}
+        shown = {k: params[k] for k in shown}
+        attempt = Attempt(task.key, next(self._run_ids), number, round_, params, shown, TaskOutcome())
+        attempt.selected = selected
+        if selected:
+            _execute_attempt(task, attempt)
+        run.attempts.append(attempt)
+        self.task_runs[attempt.run_id] = (run, attempt)
+        return attempt
 
     # ------------------------------------------------------------ time line
     def settle(self, now: float) -> None:
@@ -354,15 +577,33 @@ class Workspace:
 
     def end_time(self, run: Run) -> float:
         """When the run ends (clock seconds), as far as known now; ``inf`` if never or not yet known."""
-        segments, _ = self.timeline(run)
+        segments = self.timeline(run).segments
         return segments[-1].start if segments[-1].ended else math.inf
 
     def _done_by(self, run: Run, now: float) -> bool:
         return self.end_time(run) <= now
 
-    def timeline(self, run: Run) -> tuple[list[Segment], dict[str, list[Segment]]]:
-        """The run's segments and each task's, oldest first."""
+    def timeline(self, run: Run) -> Timeline:
+        """The run's segments, each attempt's, and the run's per round (original, then each repair)."""
+        segments, tasks = self._original(run)
+        rounds = [list(segments)]
+        for number, repair in enumerate(run.repairs, start=1):
+            attempts = [a for a in run.attempts if a.round == number]
+            prior = _latest_results(run, tasks, number)
+            if run.job.script is not None:
+                segs = self._scripted(run.job.script, repair.at, 1.0)
+                more = {a.run_id: list(segs) for a in attempts}
+            else:
+                segs, more = self._laid_out(run, attempts, repair.at, 1.0 / self.speed, prior)
+            if repair.cancelled is not None:
+                segs, more = self._cut(segs, more, repair.cancelled)
+            segments, rounds = segments + segs, [*rounds, segs]
+            tasks.update(more)
+        return Timeline(segments, tasks, rounds)
+
+    def _original(self, run: Run) -> tuple[list[Segment], dict[int, list[Segment]]]:
         job = run.job
+        ids = [a.run_id for a in run.attempts if a.round == 0]
         if run.skipped:
             seg = Segment(
                 run.created,
@@ -372,28 +613,32 @@ class Workspace:
                 final=True,
                 code="MAX_CONCURRENT_RUNS_EXCEEDED",
             )
-            return [seg], {t.key: [seg] for t in job.tasks}
+            return [seg], {i: [seg] for i in ids}
         if run.admitted is None:
             queued = [Segment(run.created, "QUEUED", queue_message(job))]
-            if run.cancelled is None:
-                return queued, {t.key: list(queued) for t in job.tasks}
-            cancelled = _cancelled(queued, run.cancelled, 0.0)
-            return cancelled, {t.key: list(cancelled) for t in job.tasks}
+            if run.cancelled is not None:
+                queued = _cancelled(queued, run.cancelled, 0.0)
+            return queued, {i: list(queued) for i in ids}
         head = []
         if run.admitted > run.created:
             head = [Segment(run.created, "QUEUED", queue_message(job))]
         if job.script is not None and not run.history:
             body = self._scripted(job.script, run.admitted, run.scale)
-            segments, tasks = head + body, {t.key: head + body for t in job.tasks}
+            segments, tasks = head + body, {i: head + body for i in ids}
         else:
-            segments, tasks = self._laid_out(run, run.admitted)
+            attempts = [a for a in run.attempts if a.round == 0]
+            segments, tasks = self._laid_out(run, attempts, run.admitted, run.scale / self.speed, {})
             segments = head + segments
             tasks = {k: head + v for k, v in tasks.items()}
         if run.cancelled is not None:
-            delay = 0.5 / self.speed
-            segments = _cancelled(segments, run.cancelled, delay)
-            tasks = {k: _cancelled(v, run.cancelled, delay) for k, v in tasks.items()}
+            segments, tasks = self._cut(segments, tasks, run.cancelled)
         return segments, tasks
+
+    def _cut(
+        self, segments: list[Segment], tasks: dict[int, list[Segment]], at: float
+    ) -> tuple[list[Segment], dict[int, list[Segment]]]:
+        delay = 0.5 / self.speed
+        return _cancelled(segments, at, delay), {k: _cancelled(v, at, delay) for k, v in tasks.items()}
 
     def _scripted(self, phases: list[Phase], start: float, scale: float) -> list[Segment]:
         segments, t = [], start
@@ -411,67 +656,234 @@ class Workspace:
             t += (phase.duration or 0.0) * scale / self.speed
         return segments
 
-    def _laid_out(self, run: Run, start: float) -> tuple[list[Segment], dict[str, list[Segment]]]:
-        job, k = run.job, run.scale / self.speed
+    def _laid_out(
+        self,
+        run: Run,
+        attempts: list[Attempt],
+        start: float,
+        k: float,
+        prior: dict[str, tuple[str | None, str | None]],
+    ) -> tuple[list[Segment], dict[int, list[Segment]]]:
+        """Lay out one round: these attempts from ``start``, the other tasks as ``prior`` left them."""
+        job = run.job
         ready = start + job.pending * k
+        by_key = {a.key: a for a in attempts}
+        results = dict(prior)
         ends: dict[str, float] = {}
-        ok: dict[str, bool] = {}
-        tasks: dict[str, list[Segment]] = {}
+        tasks: dict[int, list[Segment]] = {}
         for task in _in_order(job.tasks):
-            begin = max([ends[d] for d in task.depends_on], default=ready)
-            segs = [Segment(start, "PENDING", _DEFAULT_MESSAGES["PENDING"])]
-            if begin > ready:
-                segs.append(Segment(ready, "BLOCKED", "Waiting for upstream tasks"))
-            if not all(ok[d] for d in task.depends_on):
-                segs.append(
-                    Segment(
-                        begin,
-                        "TERMINATED",
-                        "Upstream task(s) failed.",
-                        "UPSTREAM_FAILED",
-                        final=True,
-                        code="RUN_EXECUTION_ERROR",
-                    )
-                )
-                ends[task.key], ok[task.key] = begin, False
-            else:
-                failed = run.outcomes[task.key].error is not None
-                end = begin + task.duration * k
-                segs.append(Segment(begin, "RUNNING", _DEFAULT_MESSAGES["RUNNING"]))
-                segs.append(
-                    Segment(
-                        end,
-                        "TERMINATED",
-                        WORKLOAD_FAILED if failed else "",
-                        "FAILED" if failed else "SUCCESS",
-                        final=True,
-                        code="RUN_EXECUTION_ERROR" if failed else "SUCCESS",
-                    )
-                )
-                ends[task.key], ok[task.key] = end, not failed
-            tasks[task.key] = segs
+            attempt = by_key.get(task.key)
+            if attempt is None:
+                continue
+            if not attempt.selected:
+                tasks[attempt.run_id] = [_excluded(start, NOT_SELECTED)]
+                results[task.key], ends[task.key] = (None, None), start
+                continue
+            begin = max([ends[d] for d in task.upstream if d in ends], default=ready)
+            segs = self._task_segments(task, attempt, start, ready, begin, k, results)
+            tasks[attempt.run_id] = segs
+            last = segs[-1]
+            ends[task.key] = last.start
+            results[task.key] = (last.result, attempt.outcome_value if last.result == "SUCCESS" else None)
         finish = max(ends.values(), default=ready)
-        failed_keys = [t.key for t in job.tasks if not ok[t.key] and run.outcomes[t.key].error]
-        message = ""
-        if failed_keys:
-            message = (
-                f"Task {failed_keys[0]} failed with message: {WORKLOAD_FAILED}. "
-                "This caused all downstream tasks to get skipped."
-            )
-        segments = [
-            Segment(start, "PENDING", _DEFAULT_MESSAGES["PENDING"]),
-            Segment(ready, "RUNNING", _DEFAULT_MESSAGES["RUNNING"]),
-            Segment(finish, "TERMINATING", ""),
+        return _run_segments(job, start, ready, finish, finish + job.terminating * k, results), tasks
+
+    def _task_segments(
+        self,
+        task: Task,
+        attempt: Attempt,
+        start: float,
+        ready: float,
+        begin: float,
+        k: float,
+        results: dict[str, tuple[str | None, str | None]],
+    ) -> list[Segment]:
+        segs = [Segment(start, "PENDING", _DEFAULT_MESSAGES["PENDING"])]
+        if begin > ready:
+            segs.append(Segment(ready, "BLOCKED", "Waiting for upstream tasks"))
+        gate = _gate(task, results)
+        if gate is not None:
+            segs.append(gate_segment(gate, begin))
+            return segs
+        failed = attempt.outcome.error is not None
+        segs.append(Segment(begin, "RUNNING", _DEFAULT_MESSAGES["RUNNING"]))
+        segs.append(
             Segment(
-                finish + job.terminating * k,
+                begin + task_seconds(task) * k,
                 "TERMINATED",
-                message,
-                "FAILED" if failed_keys else "SUCCESS",
+                WORKLOAD_FAILED if failed else "",
+                "FAILED" if failed else "SUCCESS",
                 final=True,
-                code="RUN_EXECUTION_ERROR" if failed_keys else "SUCCESS",
-            ),
-        ]
-        return segments, tasks
+                code="RUN_EXECUTION_ERROR" if failed else "SUCCESS",
+            )
+        )
+        return segs
+
+    def iteration_stats(self, run: Run, attempt: Attempt, now: float) -> dict[str, int]:
+        """A for-each attempt's ``task_run_stats`` at ``now``."""
+        task = run.job.task(attempt.key)
+        assert task.for_each is not None
+        segs = self.timeline(run).tasks[attempt.run_id]
+        total = len(task.for_each.inputs)
+        stats = dict.fromkeys(("active", "completed", "failed", "succeeded", "scheduled"), 0)
+        running = [s.start for s in segs if s.state == "RUNNING"]
+        if running and attempt.selected:
+            stopped = min((s.start for s in segs if s.state in ("TERMINATING", "TERMINATED")), default=now)
+            k = run.scale / self.speed if attempt.round == 0 else 1.0 / self.speed
+            _count_iterations(stats, task, attempt, running[0], task.duration * k, min(now, stopped))
+        out = {f"{name}_iterations": value for name, value in stats.items()}
+        out["total_iterations"] = total
+        return out
+
+
+def _count_iterations(
+    stats: dict[str, int], task: Task, attempt: Attempt, begin: float, each: float, now: float
+) -> None:
+    concurrency = max(task.for_each.concurrency if task.for_each else 1, 1)
+    for i, outcome in enumerate(attempt.iterations):
+        start = begin + (i // concurrency) * each
+        if start > now:
+            continue
+        stats["scheduled"] += 1
+        if start + each > now + 1e-9:  # float sums: the last wave ends exactly when the task does
+            stats["active"] += 1
+            continue
+        stats["completed"] += 1
+        stats["failed" if outcome.error else "succeeded"] += 1
+
+
+def task_seconds(task: Task) -> float:
+    """How long (before speed and scale) a task runs: a for-each task runs its iterations in waves."""
+    if task.for_each is None:
+        return task.duration
+    waves = math.ceil(len(task.for_each.inputs) / max(task.for_each.concurrency, 1))
+    return waves * task.duration
+
+
+def gate_segment(result: str, at: float) -> Segment:
+    """The end of a task that never ran: its upstream failed, was cancelled, or excluded it."""
+    if result == "EXCLUDED":
+        return _excluded(at, CONDITION_NOT_MET)
+    if result == "UPSTREAM_CANCELED":
+        return Segment(at, "TERMINATED", "Upstream task(s) canceled.", result, final=True, code="CANCELED")
+    return Segment(
+        at, "TERMINATED", "Upstream task(s) failed.", result, final=True, code="RUN_EXECUTION_ERROR"
+    )
+
+
+def _excluded(at: float, message: str) -> Segment:
+    return Segment(at, "SKIPPED", message, "EXCLUDED", final=True, code="SKIPPED")
+
+
+def _gate(task: Task, results: dict[str, tuple[str | None, str | None]]) -> str | None:
+    """None when the task may run; else the result it ends with unrun (ALL_SUCCESS semantics)."""
+    seen = [(results.get(key, (None, None)), want) for key, want in task.deps]
+    found = {result for (result, _), _ in seen}
+    if found & {"FAILED", "TIMEDOUT", "UPSTREAM_FAILED"}:
+        return "UPSTREAM_FAILED"
+    if found & {"CANCELED", "UPSTREAM_CANCELED"}:
+        return "UPSTREAM_CANCELED"
+    if "EXCLUDED" in found or any(want is not None and got != want for (_, got), want in seen):
+        return "EXCLUDED"
+    return None
+
+
+def _run_segments(
+    job: Job,
+    start: float,
+    ready: float,
+    finish: float,
+    end: float,
+    results: dict[str, tuple[str | None, str | None]],
+) -> list[Segment]:
+    """A round's run-level segments; its result comes from the latest result of every task."""
+    failed = [t.key for t in job.tasks if results.get(t.key, (None, None))[0] in UNSUCCESSFUL]
+    errors = [k for k in failed if results[k][0] == "FAILED"]
+    message = ""
+    if errors:
+        message = (
+            f"Task {errors[0]} failed with message: {WORKLOAD_FAILED}. "
+            "This caused all downstream tasks to get skipped."
+        )
+    elif failed:
+        message = f"Task {failed[0]} ended {results[failed[0]][0]}."
+    return [
+        Segment(start, "PENDING", _DEFAULT_MESSAGES["PENDING"]),
+        Segment(ready, "RUNNING", _DEFAULT_MESSAGES["RUNNING"]),
+        Segment(finish, "TERMINATING", ""),
+        Segment(
+            end,
+            "TERMINATED",
+            message,
+            "FAILED" if failed else "SUCCESS",
+            final=True,
+            code="RUN_EXECUTION_ERROR" if failed else "SUCCESS",
+        ),
+    ]
+
+
+def _latest_results(
+    run: Run, tasks: dict[int, list[Segment]], before_round: int
+) -> dict[str, tuple[str | None, str | None]]:
+    """Task key -> (result, outcome) of its latest attempt before a round (None, None: not selected)."""
+    out: dict[str, tuple[str | None, str | None]] = {}
+    for attempt in run.attempts:
+        if attempt.round >= before_round:
+            continue
+        last = tasks[attempt.run_id][-1]
+        if not attempt.selected:
+            out[attempt.key] = (None, None)
+        else:
+            ok = last.result == "SUCCESS"
+            out[attempt.key] = (last.result, attempt.outcome_value if ok else None)
+    return out
+
+
+def select(job: Job, names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Expand ``only``: ``+key`` adds its upstream tasks, ``key+`` its downstream ones.
+
+    Returns:
+        The chosen task keys in job order, and the names that match no task.
+    """
+    keys = {t.key for t in job.tasks}
+    chosen: set[str] = set()
+    unknown: list[str] = []
+    for name in names:
+        key = name.removeprefix("+").removesuffix("+")
+        if key not in keys:
+            unknown.append(name)
+            continue
+        chosen.add(key)
+        if name.startswith("+"):
+            chosen |= upstream_of(job, [key])
+        if name.endswith("+") and len(name) > 1:
+            chosen |= downstream_of(job, [key])
+    return [t.key for t in job.tasks if t.key in chosen], unknown
+
+
+def upstream_of(job: Job, keys: Sequence[str]) -> set[str]:
+    """Every task the given ones depend on, directly or not."""
+    found: set[str] = set()
+    todo = list(keys)
+    while todo:
+        for dep in job.task(todo.pop()).upstream:
+            if dep not in found:
+                found.add(dep)
+                todo.append(dep)
+    return found
+
+
+def downstream_of(job: Job, keys: Sequence[str]) -> set[str]:
+    """Every task that depends on the given ones, directly or not."""
+    found: set[str] = set()
+    todo = list(keys)
+    while todo:
+        key = todo.pop()
+        for task in job.tasks:
+            if key in task.upstream and task.key not in found:
+                found.add(task.key)
+                todo.append(task.key)
+    return found
 
 
 def queue_message(job: Job) -> str:
@@ -487,6 +899,36 @@ def current(segments: list[Segment], now: float) -> Segment:
             break
         found = seg
     return found
+
+
+def default_source(task: Task, job_parameters: Mapping[str, str]) -> str:
+    """A made-up notebook source declaring the task's parameters as text widgets."""
+    lines = ["# Databricks notebook source", f"# MAGIC %md # {task.key}", "", "# COMMAND ----------", ""]
+    for name, value in {**task.base_parameters, **job_parameters}.items():
+        lines.append(f"dbutils.widgets.text({json.dumps(name)}, {json.dumps(value)}, {json.dumps(name)})")
+    lines += ["", "# COMMAND ----------", "", 'dbutils.notebook.exit("done")', ""]
+    return "\n".join(lines)
+
+
+def _check_tasks(tasks: list[Task]) -> None:
+    keys = [t.key for t in tasks]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"duplicate task keys in {keys}")
+    for task in tasks:
+        missing = [d for d in task.upstream if d not in keys]
+        if missing:
+            raise ValueError(f"task {task.key!r} depends on unknown tasks {missing}")
+        if task.condition is not None and task.condition.op not in _CONDITION_OPS:
+            raise ValueError(f"task {task.key!r}: unknown condition op {task.condition.op!r}")
+    _in_order(tasks)
+
+
+def _resolve(operand: str, params: Mapping[str, str]) -> str:
+    text = operand.strip()
+    if text.startswith("{{") and text.endswith("}}"):
+        name = text[2:-2].strip().removeprefix("job.parameters.")
+        return params.get(name, "")
+    return operand
 
 
 def _cancelled(segments: list[Segment], at: float, delay: float) -> list[Segment]:
@@ -506,7 +948,7 @@ def _in_order(tasks: list[Task]) -> list[Task]:
     ordered: list[Task] = []
     pending = list(tasks)
     while pending:
-        progress = [t for t in pending if all(d in done for d in t.depends_on)]
+        progress = [t for t in pending if all(d in done for d in t.upstream)]
         if not progress:
             raise ValueError(f"circular depends_on among {[t.key for t in pending]}")
         for task in progress:
@@ -516,13 +958,53 @@ def _in_order(tasks: list[Task]) -> list[Task]:
     return ordered
 
 
+def _execute_attempt(task: Task, attempt: Attempt) -> None:
+    """Run the task's notebook (each iteration's, for a for-each task) or evaluate its condition."""
+    if task.condition is not None:
+        attempt.outcome_value = task.condition.outcome(attempt.params)
+        return
+    if task.for_each is None:
+        attempt.outcome = _execute(task, attempt.params)
+        return
+    for item in task.for_each.inputs:
+        params = {k: v.replace("{{input}}", item) for k, v in attempt.params.items()}
+        attempt.iterations.append(_execute(task, params))
+    errors = [o for o in attempt.iterations if o.error]
+    if errors:
+        attempt.outcome = TaskOutcome(error=errors[0].error, error_trace=errors[0].error_trace)
+
+
 def _execute(task: Task, params: dict[str, str]) -> TaskOutcome:
     if task.notebook is None:
         return TaskOutcome()
     try:
         return TaskOutcome(result=task.notebook(dict(params)))
     except Exception as exc:  # the notebook "failed": report it as Databricks does
-        # The trace starts at the notebook's own frame, as a notebook's trace would.
-        tb = exc.__traceback__
-        frames = traceback.format_exception(type(exc), exc, tb.tb_next if tb else None)
-        return TaskOutcome(error=f"{type(exc).__name__}: {exc}", error_trace="".join(frames))
+        return TaskOutcome(error=f"{type(exc).__name__}: {exc}", error_trace=_notebook_trace(task, exc))
+
+
+def _notebook_trace(task: Task, exc: BaseException) -> str:
+    """The trace from the notebook's own frame on, its frames named after the notebook's workspace path.
+
+    No file of this machine is named: the frames below the notebook (its helpers) show as the notebook too,
+    with line numbers counted from the start of each function.
+    """
+    tb = exc.__traceback__
+    frames = traceback.extract_tb(tb.tb_next if tb else None)
+    lines = ["Traceback (most recent call last):\n"]
+    first_lines = _first_lines(tb.tb_next if tb else None)
+    for frame, first in zip(frames, first_lines, strict=False):
+        lineno = (frame.lineno or first) - first + 1
+        lines.append(f'  File "{task.notebook_path}", line {lineno}, in {frame.name}\n')
+        if frame.line:
+            lines.append(f"    {frame.line.strip()}\n")
+    lines.extend(traceback.format_exception_only(type(exc), exc))
+    return "".join(lines)
+
+
+def _first_lines(tb: Any) -> list[int]:
+    out = []
+    while tb is not None:
+        out.append(tb.tb_frame.f_code.co_firstlineno)
+        tb = tb.tb_next
+    return out
