@@ -22,8 +22,11 @@ or it ends where its history says. So :class:`PollPolicy` has two parts:
   projected to this run; runs with other parameters are left out when the run's own are known. Each
   wait is the longest whose expected detection delay stays under a price per poll (the inspection
   schedule: the gap shrinks with the square root of the hazard rate), the price set once per history
-  so that a run costs ``_BUDGET_SHARE`` x the requests databricks-sdk would spend on it. Past the
-  predicted window the run is overrunning: the waits grow again as they do from a launch.
+  so that a run of the expected length costs 1.3x the requests databricks-sdk would spend on it
+  (one per ``pace`` seconds, or the SDK's ramp), falling to 0.97x at pace 30 (Airflow's count is a
+  hard bound there). The runs that overrun pay for all of the window's dense polls, and the budget
+  counts them, so it buys density early in the window rather than late. Past the predicted window
+  the run is overrunning: the waits grow again as they do from a launch, up to the ceiling.
 
 The state refines it. QUEUED: the run's own clock has not started (``queued`` is its
 ``queue_duration`` once known). PENDING: no run succeeds from set-up, so it is polled at the ceiling;
@@ -70,9 +73,13 @@ _TAIL_WIDTH = 0.5  # their log-normal width (at least; 3x the main width when th
 _MAX_TAIL = 1.2  # ...but at most this (they may take 3x the median, rarely 30x)
 _EDGE = 0.02  # past the point where this share of the successes is left, the run is overrunning...
 _DENSE_EDGE = 0.08  # ...and dense polling stops where this share is left (an overrun pays for less)
+_OVERRUN_WEIGHT = 0.1  # the share of runs that overrun their window, paying for all of its polls
 _FLATTEN = 1.5  # above pace 10.5 the ceiling's ramp flattens: its first wait grows 1.5 s per second of pace
-_BUDGET_SHARE = 1.25  # with history, a run costs this many times one request per ``pace`` seconds...
-_AIRFLOW_PACE = 30.0  # ...falling to 1x at Airflow's pace (its request count is a hard bound there)
+_BUDGET_SHARE = 1.3  # with history, a run costs this many times one request per ``pace`` seconds...
+_AIRFLOW_PACE = (
+    30.0  # ...falling to _AIRFLOW_SHARE at Airflow's pace (its request count is a hard bound there):
+)
+_AIRFLOW_SHARE = 0.97  # a little under it, so that a run overrunning its window spends no more either
 _MIN_POLLS = 0.5  # ...and at least half a poll after the first: the sparsest settings then spend one
 _SDK_PACE = 10.5  # databricks-sdk's wait settles at 10 s plus 0-1 s of jitter
 _SDK_CAP = 11.0  # ...and is never longer than 11 s
@@ -292,9 +299,13 @@ class PollPolicy:
 
 
 def _setup_excess(history: History, setup: float) -> float:
-    """How much longer than usual the run's set-up took (``setup``: seconds before RUNNING was seen)."""
-    usual = history.setup * _LONG_SETUP if history.setup > 0 else history.median * _SETUP_SHARE
-    return max(0.0, setup - usual - _SETUP_SLACK)
+    """How much longer than usual the run's set-up took (``setup``: seconds before RUNNING was seen).
+
+    Only a set-up well beyond the usual one counts (set-up times vary, and RUNNING is seen a poll
+    late); then the run's clock is shifted by all of its excess over the usual set-up.
+    """
+    usual = history.setup if history.setup > 0 else history.median * _SETUP_SHARE / _LONG_SETUP
+    return setup - usual if setup > usual * _LONG_SETUP + _SETUP_SLACK else 0.0
 
 
 def estimate(history: History | None, running: float) -> Estimate:
@@ -356,8 +367,8 @@ class _Model:
         self.success = tuple(success)
         self.parts = self.success + tuple(others)
         self.mean = sum(w * m for w, _, _, m in self.parts)
-        total = sum(w for w, _, _, _ in self.success)
-        self._success_total = total
+        self.total = sum(w for w, _, _, _ in self.parts)
+        self._success_total = sum(w for w, _, _, _ in self.success)
         self.edge = self._quantile(_EDGE)  # the edge of the predicted window
         self.dense_edge = self._quantile(_DENSE_EDGE)
 
@@ -430,8 +441,8 @@ class _Model:
                 hi = mid
         return lo
 
-    def slices(self) -> list[tuple[float, float, float]]:
-        """(start, survival x length, hazard) over slices of time resolving every part."""
+    def slices(self) -> list[tuple[float, float, float, float]]:
+        """(start, length, survival, hazard) over slices of time resolving every part."""
         times = {math.exp(mu + s * z / 8.0) for _, mu, s, _ in self.parts for z in range(-40, 41)}
         times |= {1.25**k for k in range(int(math.log(max(times)) / math.log(1.25)) + 1)}  # the ramp
         out, previous = [], 0.0
@@ -440,7 +451,7 @@ class _Model:
             alive = self.survival(mid)
             if alive < 1e-9:
                 break
-            out.append((previous, alive * (t - previous), self.density(mid) / alive))
+            out.append((previous, t - previous, alive, self.density(mid) / alive))
             previous = t
         return out
 
@@ -534,14 +545,21 @@ def _model(history: History) -> _Model:
 
 
 def _expected_polls(
-    slices: list[tuple[float, float, float]], policy: PollPolicy, price: float, floor: float
+    model: _Model, slices: Sequence[tuple[float, float, float, float]], policy: PollPolicy, price: float
 ) -> float:
-    """Polls a run costs on average under the local rule ``sleep = sqrt(2 price / hazard)``."""
+    """Polls a run costs on average under the local rule ``sleep = sqrt(2 price / hazard)``.
+
+    The runs that overrun (``_OVERRUN_WEIGHT`` of them) pay for every poll of the window that is
+    denser than the ceiling, not only for those before their end: counted here, they keep a budget
+    from buying dense polling late in the window, where few runs that end in it are left.
+    """
     total = 0.0
-    for start, weight, hazard in slices:
+    for start, length, alive, hazard in slices:
         top = policy.ceiling(start * 1.1)
-        step = top if hazard <= 0 else min(top, max(floor, math.sqrt(2.0 * price / hazard)))
-        total += weight / step
+        step = top if hazard <= 0 else min(top, max(policy.floor, math.sqrt(2.0 * price / hazard)))
+        total += alive * length / step
+        if start < model.dense_edge:
+            total += _OVERRUN_WEIGHT * model.total * length * (1.0 / step - 1.0 / top)
     return total
 
 
@@ -554,7 +572,7 @@ def _calibrated(history: History, pace: float, cap: float, floor: float) -> tupl
     # Requests per run: the share of a reference, one request per ``pace`` seconds of the expected length
     # plus the first and the last poll (or the SDK's ramp, stretched by pace, when that is more); the
     # first poll (the runs/list) and the last are not in the sum.
-    share = 1.0 + (_BUDGET_SHARE - 1.0) * min(
+    share = _AIRFLOW_SHARE + (_BUDGET_SHARE - _AIRFLOW_SHARE) * min(
         1.0, max(0.0, (_AIRFLOW_PACE - pace) / (_AIRFLOW_PACE - _SDK_PACE))
     )
     length = model.mean / total
@@ -564,7 +582,7 @@ def _calibrated(history: History, pace: float, cap: float, floor: float) -> tupl
     lo, hi = 1e-8, 1e4
     for _ in range(60):  # bisection on a log scale for the price that spends the budget
         mid = math.sqrt(lo * hi)
-        if _expected_polls(slices, policy, mid, floor) > budget * total:
+        if _expected_polls(model, slices, policy, mid) > budget * total:
             lo = mid
         else:
             hi = mid
@@ -572,5 +590,5 @@ def _calibrated(history: History, pace: float, cap: float, floor: float) -> tupl
             break
     # Never cheaper than a floor-long sleep where the end is likeliest: a budget too large to spend
     # near the end must not buy dense polling anywhere else.
-    peak = max((hazard for _, _, hazard in slices), default=0.0)
+    peak = max((hazard for _, _, _, hazard in slices), default=0.0)
     return model, max(hi, peak * floor * floor / 2.0)
