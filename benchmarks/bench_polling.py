@@ -28,8 +28,9 @@ Targets (exit status 1 when one is missed; tolerance for noise: 10 % and 0.3 s o
   T5  at pace 30, every kind: requests no more than Airflow's; median, p95 and worst latency no
       higher than Airflow's.
 
-Run ``python benchmarks/bench_polling.py`` (400 runs a kind, a few minutes) or ``--quick`` (a few
-seconds); ``--curve`` adds the trade-off along ``pace`` for a few kinds.
+Run ``python benchmarks/bench_polling.py`` (400 runs a kind, about 40 s) or ``--quick`` (40 runs, a
+few seconds; T5's latency half needs at least 200 runs a kind and is left out); ``--curve`` adds the
+trade-off along ``pace`` for a few kinds.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dbx_magic.polling import History, PollPolicy, history_from_runs
 
 AIRFLOW_PERIOD = 30.0
+AIRFLOW_RUNS = 200  # fewer runs a kind (--quick) and T5's latency half is not checked: too noisy
 HISTORY_RUNS = 20
 MINUTES = 60.0
 HOURS = 3600.0
@@ -96,7 +98,7 @@ class Kind:
     length: float
     draw: Callable[[random.Random, float], tuple[list[Item], float, float, float, float]]
     inside: float | None = None  # the spread when the run ends inside what its history predicts
-    runs: float = 1.0  # share of the runs a kind plays (the 8 h job: fewer, they are long)
+    runs: float = 1.0  # share of the runs a kind plays (the 8 h job: fewer, at least 40, they are long)
 
 
 def _success(rng: random.Random, median: float, spread: float, **extra: Any) -> Item:
@@ -350,7 +352,7 @@ def play_kind(kind: Kind, count: int, seed: int) -> tuple[Row, Row]:
     """Play the kind's runs with and without history."""
     rows = (Row(kind, True), Row(kind, False))
     default, airflow_pace = PollPolicy(), PollPolicy(pace=AIRFLOW_PERIOD)
-    for script in make_scripts(kind, max(4, round(count * kind.runs)), seed):
+    for script in make_scripts(kind, max(min(count, 40), round(count * kind.runs)), seed):
         history = history_from_runs(list(script.items), run_id=0)
         sdk, airflow = poll_sdk(script), poll_airflow(script)
         for row, known in zip(rows, (history, None), strict=True):
@@ -367,7 +369,7 @@ def run(*, trials: int = 400, seed: int = 7, kinds: Sequence[Kind] = KINDS, curv
     rows: list[Row] = []
     for kind in kinds:
         rows += play_kind(kind, trials, seed)
-    missed, notes = check(rows)
+    missed, notes = check(rows, airflow_latency=trials >= AIRFLOW_RUNS)
     report = Report(rows, missed, notes, 0.0)
     if curve:
         report.curve = trade_off(kinds, max(20, trials // 4), seed)
@@ -391,8 +393,8 @@ def trade_off(kinds: Sequence[Kind], count: int, seed: int) -> list[tuple[str, f
 
 def _later(ours: Outcome, theirs: Outcome) -> list[str]:
     """Which of median, p95 and worst latency are later than ``theirs`` beyond the tolerance."""
-    pairs = (("median", ours.median, theirs.median), ("p95", ours.p95, theirs.p95))
-    pairs += (("worst", ours.worst, theirs.worst),)
+    pairs = [("median", ours.median, theirs.median), ("p95", ours.p95, theirs.p95)]
+    pairs.append(("worst", ours.worst, theirs.worst))
     return [f"{name} {a:.2f} s > {b:.2f} s" for name, a, b in pairs if a > b * LATENCY_REL + LATENCY_ABS]
 
 
@@ -400,12 +402,17 @@ def _more(ours: Outcome, theirs: Outcome) -> bool:
     return ours.mean_requests > theirs.mean_requests * REQUESTS_REL + REQUESTS_ABS
 
 
-def check(rows: Sequence[Row]) -> tuple[list[str], list[str]]:
-    """The targets missed, as sentences, and the figures the closing lines quote."""
+def check(rows: Sequence[Row], *, airflow_latency: bool = True) -> tuple[list[str], list[str]]:
+    """The targets missed, as sentences, and the figures the closing lines quote.
+
+    ``airflow_latency=False`` leaves out T5's latency half: Airflow's fixed 30 s grid needs a few
+    hundred runs a kind before its median is within the 10 % tolerance of itself.
+    """
     missed = []
     for row in rows:
         missed += [f"T1 {row.name}: {m} (SDK)" for m in _later(row.dbx, row.sdk)]
-        missed += [f"T5 {row.name}: pace 30 {m} (Airflow)" for m in _later(row.dbx30, row.airflow)]
+        if airflow_latency:
+            missed += [f"T5 {row.name}: pace 30 {m} (Airflow)" for m in _later(row.dbx30, row.airflow)]
         if _more(row.dbx30, row.airflow):
             missed.append(
                 f"T5 {row.name}: pace 30 spends {row.dbx30.mean_requests:.1f} requests > Airflow's "
