@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import itertools
+import math
 import random
 import statistics
 import sys
@@ -10,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dbx_magic.run.polling import History, PollPolicy, history_from_runs
+from dbx_magic.run.polling import Estimate, History, PollPolicy, estimate, history_from_runs
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_polling.py"
 
@@ -25,7 +27,7 @@ def schedule(
     """Play ``policy`` against a run that ends at ``end``: (polls, latency, poll times)."""
     t, polls, times = 0.0, 1, [0.0]
     while t < end:
-        t += policy.next_delay(elapsed=t, polls=polls, life_cycle_state=state(t), history=history)
+        t += policy.next_delay(elapsed=t, polls=polls, life_cycle_state=state(t), history=history, setup=0.0)
         polls += 1
         times.append(t)
     return polls, t - end, times
@@ -42,42 +44,58 @@ def sdk(end: float, rng: random.Random) -> tuple[int, float]:
 
 @pytest.mark.parametrize("length", [20.0, 60.0, 600.0, 3600.0])
 def test_without_history_or_states_it_ties_the_sdk(length):
-    # The SDK's schedule without its earliest poll: that poll pays for the runs/list. With nothing
-    # but RUNNING to go on, that is a tie (the benchmark's scripted runs also have set-up and
-    # TERMINATING phases, where dbx-magic gains).
+    # The SDK's average schedule. Changed: the runs/list is the first poll (one request brings the
+    # state and the history), so it is not counted twice, and the SDK's earliest poll is no longer
+    # skipped. With nothing but RUNNING to go on, that is a tie (the benchmark's scripted runs also
+    # have TERMINATING phases, where dbx-magic gains).
     rng = random.Random(1)
     ends = [length * rng.uniform(0.9, 1.1) for _ in range(300)]
     ours = [schedule(PollPolicy(), end) for end in ends]
     theirs = [sdk(end, rng) for end in ends]
-    requests = statistics.fmean(p for p, _, _ in ours) + 1  # + the runs/list
+    requests = statistics.fmean(p for p, _, _ in ours)
     assert requests <= statistics.fmean(p for p, _ in theirs) + 0.25
-    assert statistics.median(lat for _, lat, _ in ours) <= statistics.median(lat for _, lat in theirs) * 1.1
+    # Changed: the issue's tolerance, 10 % and 0.3 s: the longest wait is the SDK's longest, 11 s, where
+    # its average is 10.5 s, so a run that gives no sign of its end is seen up to 5 % later.
+    assert (
+        statistics.median(lat for _, lat, _ in ours)
+        <= statistics.median(lat for _, lat in theirs) * 1.1 + 0.3
+    )
 
 
-def test_without_history_waits_grow_like_the_sdk_and_settle_at_pace():
+def test_without_history_waits_grow_like_the_sdk_and_settle_at_its_longest_wait():
+    # Changed: the first wait was 2.5 s (skipping the SDK's 1.5 s poll made 1-5 s jobs 1.3x later) and
+    # the waits settled at 10.5 s; now 1.5 s first, settling at 11 s, the SDK's longest (its 10 + 0-1 s).
     policy = PollPolicy()
     waits = [policy.next_delay(elapsed=t, polls=1, life_cycle_state="RUNNING") for t in (0, 5, 30, 300, 9000)]
     assert waits == sorted(waits)
-    assert waits[0] == pytest.approx(2.5) and waits[-1] == pytest.approx(10.5)
-    assert PollPolicy(pace=30).next_delay(elapsed=9000, polls=99, life_cycle_state="RUNNING") == 30
+    assert waits[0] == pytest.approx(1.5) and waits[-1] == pytest.approx(11.0)
+    slow = PollPolicy(pace=30)
+    assert slow.next_delay(elapsed=9000, polls=99, life_cycle_state="RUNNING") == pytest.approx(
+        11 * 30 / 10.5
+    )
+    assert slow.next_delay(elapsed=0, polls=1, life_cycle_state="RUNNING") >= 29  # Airflow-like: flat
 
 
 def test_with_history_sleeps_long_while_the_end_is_far_then_polls_densely_near_it():
     history = History(median=600.0, spread=0.03, count=20)
     policy = PollPolicy()
-    far = policy.next_delay(elapsed=0, polls=1, life_cycle_state="RUNNING", history=history)
+    far = policy.next_delay(elapsed=300, polls=1, life_cycle_state="RUNNING", history=history)
     near = policy.next_delay(elapsed=600, polls=30, life_cycle_state="RUNNING", history=history)
-    assert far == policy.cap  # capped: the display and a cancellation stay fresh
+    # Changed: "sparse" was 60 s waits (at most 16 polls in the first 80 %); a failure there then went
+    # unseen for up to a minute. Now the longest wait is the SDK's, 11 s.
+    assert far == policy.cap == 11.0
     assert near <= 2.0
     _, _, times = schedule(policy, 600.0, history=history)
-    assert sum(1 for t in times if t < 480) <= 16  # sparse for the first 80 % (the SDK: ~52)
+    assert sum(1 for t in times if t < 480) <= 50  # no denser than the SDK far from the end (~52)
     assert sum(1 for t in times if 570 <= t <= 600) >= 10  # dense around the expected end
 
 
 def test_long_sleeps_do_not_jump_over_the_expected_end():
     history = History(median=100.0, spread=0.0, count=20)
     _, latency, times = schedule(PollPolicy(), 100.0, history=history)
-    assert times[1] == 60 and latency < 1.0  # a 60 s sleep, then close in: seen within a second
+    # Changed: the first sleep was 60 s; now no wait is longer than the SDK's.
+    assert max(b - a for a, b in itertools.pairwise(times)) <= 11.0
+    assert latency < 1.0  # close in on the end: seen within a second
 
 
 def test_an_overrunning_run_is_polled_less_and_less_often():
@@ -88,26 +106,36 @@ def test_an_overrunning_run_is_polled_less_and_less_often():
         for t in (300, 330, 360, 400, 600, 3000)
     ]
     assert waits == sorted(waits) and waits[0] < 2
-    assert waits[-1] == pytest.approx(10.5)  # back to the schedule without history, no sparser
+    assert waits[-1] == pytest.approx(11.0)  # back to the schedule without history (changed: 10.5)
 
 
 @pytest.mark.parametrize("state", ["QUEUED", "PENDING"])
-def test_queue_and_set_up_without_history_are_polled_half_as_often(state):
+def test_queue_and_set_up_are_polled_as_the_sdk_would(state):
+    # Changed: they were polled at half the rate once seen twice (up to 2 min between polls); a
+    # cluster that fails to start, or a queued run cancelled, was then seen late. Now the SDK's wait,
+    # with or without history, and no dense polling: no run succeeds from these states.
     policy = PollPolicy()
-    running = policy.next_delay(elapsed=20, polls=5, life_cycle_state="RUNNING")
-    first = policy.next_delay(elapsed=20, polls=5, life_cycle_state=state)
-    again = policy.next_delay(elapsed=20, polls=5, life_cycle_state=state, state_elapsed=10)
-    assert first == running and again == pytest.approx(2 * running)
+    history = History(median=60.0, spread=0.0, count=20)
+    for elapsed in (20, 59, 60, 600):
+        sdk_like = policy.ceiling(elapsed)
+        assert policy.next_delay(elapsed=elapsed, polls=5, life_cycle_state=state) == sdk_like
+        again = policy.next_delay(elapsed=elapsed, polls=5, life_cycle_state=state, state_elapsed=100)
+        assert again == sdk_like
+        assert (
+            policy.next_delay(elapsed=elapsed, polls=5, life_cycle_state=state, history=history) == sdk_like
+        )
 
 
 def test_with_history_the_clock_starts_when_the_run_leaves_the_queue():
     history = History(median=120.0, spread=0.02, count=20)
     policy = PollPolicy()
     queued = policy.next_delay(elapsed=500, polls=9, life_cycle_state="QUEUED", history=history)
-    after = policy.next_delay(elapsed=510, polls=10, life_cycle_state="RUNNING", history=history, queued=500)
-    unaware = policy.next_delay(elapsed=510, polls=10, life_cycle_state="RUNNING", history=history)
-    assert queued >= 45  # however long it queued, the run is 2 min away from its end
-    assert after >= 45 and unaware <= 10.5  # without the queue time it would think it overran
+    after = policy.next_delay(elapsed=615, polls=10, life_cycle_state="RUNNING", history=history, queued=500)
+    unaware = policy.next_delay(elapsed=615, polls=10, life_cycle_state="RUNNING", history=history)
+    # Changed: a queued run slept >= 45 s; now the SDK's longest wait (a queued run can be cancelled).
+    assert queued == policy.cap
+    assert after <= 3  # 115 s after the queue: its end is near
+    assert unaware == policy.cap  # without the queue time it would think it overran
 
 
 def test_terminating_means_the_end_is_near():
@@ -161,6 +189,7 @@ def test_bad_settings_are_refused():
 
 
 def test_history_from_runs_keeps_successful_runs_and_leaves_the_queue_out():
+    # Changed: History has more fields now (durations, early ends, set-up); the three kept compare.
     runs = [
         {"state": {"result_state": "SUCCESS"}, "run_duration": 100_000},
         {
@@ -174,23 +203,171 @@ def test_history_from_runs_keeps_successful_runs_and_leaves_the_queue_out():
         {"state": {"result_state": "SUCCESS"}},  # no duration: ignored
     ]
     history = history_from_runs(runs)
-    assert history == History(median=110.0, spread=pytest.approx(10 / 110), count=3)
+    assert history is not None
+    assert (history.median, history.spread, history.count) == (110.0, pytest.approx(10 / 110), 3)
+    assert history.early == (5.0,)  # the failed run: how often and when a run ends early
     assert history_from_runs([]) is None
 
 
 def test_the_benchmark_meets_its_targets_quickly():
-    """``benchmarks/bench_polling.py`` in-process, fewer runs: every target the README reports as met."""
+    """``benchmarks/bench_polling.py`` in-process, fewer runs: the SDK and request targets (T1-T4).
+
+    The comparison with Airflow's latency (T5) is left to the full run: Airflow's fixed 30 s grid
+    against 40 runs a kind is too noisy for its 10 % tolerance.
+    """
     spec = importlib.util.spec_from_file_location("bench_polling", BENCH)
     assert spec and spec.loader
     bench = importlib.util.module_from_spec(spec)
     sys.modules["bench_polling"] = bench
     spec.loader.exec_module(bench)
-    report = bench.run(trials=40, paces=(30.0, 60.0), lengths=(10.0, 60.0, 600.0, 7200.0))
-    missed = [m for m in report.missed if not (m.startswith("T3") and "req /" in m and _requests_ok(m))]
-    assert not missed, missed
+    report = bench.run(trials=40)  # T5's latency half is left out at this size
+    assert not report.missed, report.missed
 
 
-def _requests_ok(line: str) -> bool:
-    """A T3 line whose requests are within the SDK's (its latency, a near tie, is left to the full run)."""
-    ours, theirs = line.split(": ", 1)[1].split(" vs SDK ")
-    return float(ours.split()[0]) <= float(theirs.split()[0])
+def _gaps(policy: PollPolicy, history: History | None, end: float, **kwargs) -> list[float]:
+    t, gaps = 0.0, []
+    while t < end:
+        gap = policy.next_delay(elapsed=t, polls=1, life_cycle_state="RUNNING", history=history, **kwargs)
+        gaps.append(gap)
+        t += gap
+    return gaps
+
+
+@pytest.mark.parametrize(
+    "history",
+    [
+        None,
+        History(600.0, 0.0, 20),
+        History(600.0, 0.05, 20),
+        History(600.0, 0.3, 1),
+        History(5.0, 0.1, 2),
+        History(600.0, 0.05, 20, durations=(600.0,) * 10 + (250.0,) * 10, early=(30.0, 40.0)),
+    ],
+)
+def test_no_wait_of_a_running_run_is_longer_than_the_sdks(history):
+    # The old policy slept up to 60 s while the end seemed far: a run failing then went unseen for a
+    # minute. At default settings no wait is longer than the SDK's longest (11 s), up to 8 h in.
+    for end in (30.0, 600.0, 3000.0, 8 * 3600.0):
+        assert max(_gaps(PollPolicy(), history, end)) <= 11.0
+
+
+def test_the_first_waits_are_the_sdks():
+    # The old first wait was 2.5 s: a 1-5 s job was seen 1.3x later than by the SDK.
+    policy = PollPolicy()
+    assert policy.next_delay(elapsed=0, polls=1, life_cycle_state="RUNNING") == pytest.approx(1.5)
+    assert policy.next_delay(elapsed=1.5, polls=2, life_cycle_state="PENDING") == pytest.approx(2.5)
+
+
+def test_a_history_of_early_failures_is_polled_densely_where_they_happen():
+    runs = [{"state": {"result_state": "SUCCESS"}, "run_duration": 600_000} for _ in range(12)]
+    runs += [{"state": {"result_state": "FAILED"}, "run_duration": 120_000 + 1000 * i} for i in range(8)]
+    flaky, steady = history_from_runs(runs), History(600.0, 0.0, 12)
+    assert flaky is not None and len(flaky.early) == 8
+    policy = PollPolicy()
+    at = {
+        h: [
+            policy.next_delay(elapsed=t, polls=9, life_cycle_state="RUNNING", history=h)
+            for t in (110, 120, 130)
+        ]
+        for h in (flaky, steady)
+    }
+    assert max(at[flaky]) < 6.0 and min(at[steady]) == policy.cap  # half the SDK's wait, where they fail
+
+
+def test_a_bimodal_job_is_polled_densely_near_both_of_its_lengths():
+    history = history_from_runs(
+        [{"state": {"result_state": "SUCCESS"}, "run_duration": 1000 * d} for d in [250, 255, 600, 610] * 5]
+    )
+    policy = PollPolicy()
+
+    def wait(t: float) -> float:
+        return policy.next_delay(elapsed=t, polls=9, life_cycle_state="RUNNING", history=history)
+
+    assert wait(253) < 3.0 and wait(605) < 3.0 and wait(430) == policy.cap
+
+
+def test_history_from_runs_reads_failures_set_up_parameters_and_order():
+    def run(result, seconds, day, table="a", setup=None):
+        item = {
+            "state": {"result_state": result},
+            "run_duration": seconds * 1000,
+            "start_time": day * 86_400_000,
+            "job_parameters": [{"name": "table", "value": table}],
+        }
+        if setup is not None:
+            item["setup_duration"] = setup * 1000
+        return item
+
+    runs = [
+        {
+            "run_id": 7,
+            "state": {"life_cycle_state": "RUNNING"},
+            "job_parameters": [{"name": "table", "value": "a"}],
+        },
+        run("SUCCESS", 100, 1, setup=20),
+        run("SUCCESS", 120, 3, setup=30),
+        run("CANCELED", 40, 2),
+        run("TIMEDOUT", 300, 4),
+        run("SKIPPED", 1, 5),
+        run("SUCCESS", 5000, 6, table="b"),
+    ]
+    mine = history_from_runs(runs, run_id=7)
+    assert mine is not None
+    assert mine.durations == (120.0, 100.0)  # newest first; the run with other parameters left out
+    assert mine.early == (300.0, 40.0) and mine.setup == 25.0
+    everyone = history_from_runs(runs)  # without the run's own parameters, every run counts
+    assert everyone is not None and everyone.count == 3
+
+
+def test_a_steady_drift_is_projected_to_this_run():
+    # newest first: each run 10 s longer than the one before
+    history = history_from_runs(
+        [{"state": {"result_state": "SUCCESS"}, "run_duration": 1000 * (600 - 10 * i)} for i in range(20)]
+    )
+    assert history is not None and history.median < 520
+    eta = estimate(history, 0.0)
+    assert eta.expected is not None and 600 < eta.expected < 625  # the next run: about 610 s
+
+
+def test_a_long_set_up_shifts_the_runs_clock():
+    history = History(600.0, 0.0, 20, setup=60.0)
+    policy = PollPolicy()
+    kwargs = {"polls": 9, "life_cycle_state": "RUNNING", "history": history}
+    assert policy.next_delay(elapsed=600, setup=60, **kwargs) < 2  # a usual set-up: the end is near
+    assert policy.next_delay(elapsed=600, setup=400, **kwargs) == policy.cap  # 5 min late: far from it
+    assert policy.next_delay(elapsed=940, setup=400, **kwargs) < 2
+
+
+def test_retry_after_wins_over_dense_polling_and_terminating():
+    history = History(median=600.0, spread=0.0, count=20)
+    policy = PollPolicy()
+    for state in ("RUNNING", "TERMINATING", "PENDING", None):
+        delay = policy.next_delay(
+            elapsed=600, polls=9, life_cycle_state=state, history=history, retry_after=7
+        )
+        assert delay >= 7
+
+
+@pytest.mark.parametrize("history", [None, History(600.0, 0.05, 20)])
+def test_at_airflows_pace_no_more_requests_than_airflow(history):
+    rng = random.Random(5)
+    policy, ours, theirs = PollPolicy(pace=30), [], []
+    for _ in range(200):
+        end = rng.uniform(10, 1200)
+        polls, _, _ = schedule(policy, end, history=history)
+        ours.append(polls)
+        theirs.append(math.ceil(end / 30) + 1)  # Airflow: a poll at once, then every 30 s
+    assert statistics.fmean(ours) <= statistics.fmean(theirs)
+    assert max(_gaps(policy, history, 3600.0)) <= 30 * 1.1  # never much sparser than Airflow either
+
+
+def test_estimate_says_how_long_is_left_and_when_a_run_is_past_its_history():
+    history = History(300.0, 0.02, 20)
+    assert estimate(None, 100) == Estimate(None, None, False, "")
+    early = estimate(history, 60)
+    assert early.expected == pytest.approx(300, rel=0.02) and early.remaining == pytest.approx(240, rel=0.05)
+    assert early.text == "about 4 min left" and not early.overrunning
+    late = estimate(history, 400)
+    assert late.overrunning and late.expected is None and late.remaining is None
+    assert late.text == "past what history predicts (usually 5 min)"
+    assert estimate(history, 299).remaining < estimate(history, 200).remaining
