@@ -103,6 +103,27 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
+def _outlook(result: RunResult, elapsed: float) -> tuple[float | None, float | None, bool, str]:
+    """(fraction, seconds left, overrunning, words) from the poll model's estimate of the end."""
+    expected = result.expected_duration
+    if result.finished:
+        return (1.0, 0.0, False, "") if expected else (None, None, False, "")
+    if result.history is not None:
+        guess = result.estimate(elapsed)
+        if guess.overrunning:
+            return 0.99, 0.0, True, guess.text
+        if guess.expected and guess.remaining is not None:
+            running = max(0.0, elapsed - result.queued)
+            return min(0.99, running / guess.expected), guess.remaining, False, guess.text
+        return None, None, False, ""
+    if not expected or expected <= 0:
+        return None, None, False, ""
+    if elapsed > expected:
+        return 0.99, 0.0, True, f"over the usual {format_duration(expected)}"
+    fraction, eta = min(0.99, elapsed / expected), max(0.0, expected - elapsed)
+    return fraction, eta, False, f"~{format_duration(eta)} left ({fraction:.0%})"
+
+
 def describe(result: RunResult, elapsed: float) -> View:
     """Describe a run for display (pure: same inputs, same View).
 
@@ -111,16 +132,7 @@ def describe(result: RunResult, elapsed: float) -> View:
         elapsed: Seconds since the run started (the caller's clock; it ticks between polls).
     """
     state = (result.result_state if result.finished else None) or result.life_cycle_state or "LAUNCHING"
-    expected = result.expected_duration
-    fraction = eta = None
-    overrun = False
-    if result.finished:
-        fraction = 1.0 if expected else None
-        eta = 0.0 if expected else None
-    elif expected and expected > 0:
-        fraction = min(0.99, elapsed / expected)
-        eta = max(0.0, expected - elapsed)
-        overrun = elapsed > expected
+    fraction, eta, overrun, outlook = _outlook(result, elapsed)
     title = f"{result.job_name} · run {result.run_id}" if result.job_name else f"run {result.run_id}"
     tasks = tuple(
         TaskRow(
@@ -134,11 +146,8 @@ def describe(result: RunResult, elapsed: float) -> View:
     )
     message = result.state_message or (result.queue_reason or "")
     parts = [f"{title}: {state}", f"elapsed {format_duration(elapsed)}"]
-    if not result.finished and expected:
-        if overrun:
-            parts.append(f"over the usual {format_duration(expected)}")
-        else:
-            parts.append(f"~{format_duration(eta)} left ({fraction:.0%})")
+    if outlook:
+        parts.append(outlook)
     if message:
         parts.append(message)
     if len(tasks) > 1:

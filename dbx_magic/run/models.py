@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import GOES_ON, RunFailed, RunNotFinished
+from .polling import Estimate, History, estimate
 
 __all__ = [
     "ACTIVE_STATES",
@@ -141,6 +142,7 @@ class RunResult:
     idempotency_token: str | None = None
     expected_duration: float | None = None
     parameters: dict[str, str] = field(default_factory=dict, compare=False)
+    history: History | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_api(
@@ -220,6 +222,19 @@ class RunResult:
         """The exit value, when exactly one task has one."""
         values = [t.output for t in self.tasks if t.output is not None]
         return values[0] if len(values) == 1 else None
+
+    @property
+    def queued(self) -> float:
+        """Seconds the run spent in the queue (its ``queue_duration``), 0 when unknown."""
+        try:
+            return max(0.0, float(self.run.get("queue_duration") or 0) / 1000)
+        except (TypeError, ValueError):
+            return 0.0
+
+    def estimate(self, elapsed: float) -> Estimate:
+        """What the job's history says about the end, ``elapsed`` seconds after the run started
+        (the poll model's own estimate: the widget's ETA)."""
+        return estimate(self.history, elapsed - self.queued)
 
     @property
     def duration(self) -> float | None:

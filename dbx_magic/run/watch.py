@@ -82,6 +82,7 @@ class WatchedRun:
         self._seen: tuple[str | None, float] = (None, self._began)  # the state last seen, and since when
         self._retry_after: float | None = None
         self._queued = 0.0
+        self._setup: float | None = None  # seconds from leaving the queue to RUNNING, once seen
 
     def __repr__(self) -> str:
         state = self.result.result_state or self.result.life_cycle_state or "starting"
@@ -157,9 +158,12 @@ class WatchedRun:
             self._age = max(0.0, self.clock.wall() - result.start_time / 1000 - (now - self._began))
         if result.life_cycle_state != self._seen[0]:
             self._seen = (result.life_cycle_state, now)
+            if result.life_cycle_state == "RUNNING" and self._setup is None:
+                reported = _seconds(run.get("setup_duration"))
+                self._setup = reported or max(0.0, now - self._began + self._age - self._queued)
         if not self._history_asked and result.job_id:
             self._history_asked = True
-            self._set_history(_history(self.client, result.job_id))
+            self._set_history(_history(self.client, result.job_id, self.run_id))
 
     def share_history(self, history: History | None) -> None:
         """Use a history someone else read (a sweep reads its job's once for all its runs)."""
@@ -170,7 +174,7 @@ class WatchedRun:
     def _set_history(self, history: History | None) -> None:
         self._history = history
         if history is not None:
-            self._result = replace(self._result, expected_duration=history.median)
+            self._result = replace(self._result, expected_duration=history.median, history=history)
 
     def next_delay(self) -> float:
         """Seconds until the next poll is due, by the policy (``Retry-After`` wins)."""
@@ -184,6 +188,7 @@ class WatchedRun:
                 queued=self._queued,
                 state_elapsed=now - self._seen[1],
                 retry_after=self._retry_after,
+                setup=self._setup,
             )
 
     def wake(self) -> None:
@@ -420,7 +425,7 @@ def _merge(previous: RunResult, run: Mapping[str, Any]) -> RunResult:
         idempotency_token=previous.idempotency_token,
         expected_duration=previous.expected_duration,
     )
-    keep: dict[str, Any] = {"parameters": previous.parameters}
+    keep: dict[str, Any] = {"parameters": previous.parameters, "history": previous.history}
     if previous.number_in_job and not fresh.number_in_job:
         keep["number_in_job"] = previous.number_in_job
     return replace(fresh, **keep)
@@ -446,16 +451,16 @@ def _first_look(
     )
     if mine is None or is_finished(mine):  # a finished run needs its tasks, which list pages leave out
         mine = client.get_run(run_id)
-    return mine, history_from_runs(runs)
+    return mine, history_from_runs(runs, run_id=run_id)
 
 
-def _history(client: DatabricksClient, job_id: int) -> History | None:
+def _history(client: DatabricksClient, job_id: int, run_id: int) -> History | None:
     try:
         page = client.list_runs(job_id, completed_only=True, limit=25)
     except DatabricksError as exc:  # history only sharpens the estimate; never fail for it
         log.debug("no history for job %s: %s", job_id, exc)
         return None
-    return history_from_runs([r for r in page.get("runs") or () if isinstance(r, dict)])
+    return history_from_runs([r for r in page.get("runs") or () if isinstance(r, dict)], run_id=run_id)
 
 
 def _notify(on_update: OnUpdate | None, result: RunResult) -> None:
