@@ -1,14 +1,20 @@
-"""Shared fixtures: a fake workspace for HTTP-level tests, and the sandbox for end-to-end ones."""
+"""Shared fixtures: a fake workspace for HTTP-level tests; the fake clock, the sandbox on it, and the
+interrupt helpers for end-to-end ones."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import responses
 
 from dbx_magic import DatabricksClient, RetryPolicy
+from dbx_magic.clock import ManualClock
+from dbx_magic.sandbox import Sandbox
 
 HOST = "https://adb-1234567890123456.7.azuredatabricks.net"
 # Recognisable, obviously fake: the hygiene tests look for it everywhere it must not be.
@@ -43,3 +49,65 @@ def rsps() -> Iterator[responses.RequestsMock]:
 def debug_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     caplog.set_level(logging.DEBUG)
     return caplog
+
+
+# -- one fake clock, one sandbox factory, one interrupt helper ---------------------------------------
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """The one fake clock: time moves only when something sleeps on it (or ``clock.advance``)."""
+    return ManualClock()
+
+
+@pytest.fixture
+def make_sandbox(clock: ManualClock) -> Iterator[Callable[..., Sandbox]]:
+    """Start sandboxes on the fake clock (over real loopback HTTP); all are stopped after the test.
+
+    ``make_sandbox(speed=1, **kwargs)`` returns a started Sandbox whose runs move with ``clock``.
+    """
+    started: list[Sandbox] = []
+
+    def make(**kwargs: Any) -> Sandbox:
+        kwargs.setdefault("clock", clock.monotonic)
+        kwargs.setdefault("epoch", clock.wall())
+        sandbox = Sandbox(**kwargs).start()
+        started.append(sandbox)
+        return sandbox
+
+    yield make
+    for sandbox in started:
+        sandbox.stop()
+
+
+@pytest.fixture
+def sandbox(make_sandbox: Callable[..., Sandbox]) -> Sandbox:
+    """A sandbox with the sample jobs, on the fake clock."""
+    return make_sandbox()
+
+
+@pytest.fixture
+def sandbox_client(sandbox: Sandbox, clock: ManualClock) -> DatabricksClient:
+    """A client of ``sandbox`` that waits on the fake clock (retries, rate limiter and polls)."""
+    return DatabricksClient(sandbox.url, sandbox.token, clock=clock, retry=RetryPolicy(jitter=0.0))
+
+
+def interrupt_main() -> None:
+    """Deliver a real SIGINT to the main thread, as the kernel's interrupt does."""
+    signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+
+class InterruptAt(ManualClock):
+    """A fake clock that raises KeyboardInterrupt in the sleeper once time reaches ``at``: an
+    interrupt while the poller waits, at a moment the test chooses."""
+
+    def __init__(self, at: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.at = self.monotonic() + at
+        self.fired = False
+
+    def sleep(self, seconds: float) -> None:
+        super().sleep(seconds)
+        if not self.fired and self.monotonic() >= self.at:
+            self.fired = True
+            raise KeyboardInterrupt
