@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
 
 import pytest
 
-from dbx_magic import DatabricksClient, RunResult, run_job_and_wait
+from dbx_magic import DatabricksClient, RunResult, run_job_and_wait, start_run, wait_for_run
 from dbx_magic.sandbox import Sandbox
 
 
-@pytest.fixture(scope="module")
-def sb() -> Iterator[Sandbox]:
-    with Sandbox(speed=20) as sandbox:
-        yield sandbox
+@pytest.fixture
+def sb(sandbox: Sandbox) -> Sandbox:
+    """The sandbox on the fake clock: runs of minutes take milliseconds."""
+    return sandbox
 
 
 @pytest.fixture
-def client(sb: Sandbox) -> DatabricksClient:
-    return DatabricksClient(sb.url, sb.token)
+def client(sandbox_client: DatabricksClient) -> DatabricksClient:
+    return sandbox_client
 
 
 def test_notebook_job_gets_its_parameters_over_its_defaults(client):
@@ -54,23 +52,16 @@ def test_flaky_job(client, fail):
         assert task.error == "ValueError: asked to fail" and "Traceback" in task.error_trace
 
 
-def test_queued_behind_the_concurrency_limit(sb):
-    """Two runs of a job that allows one: whichever launches second waits QUEUED, then runs."""
-    results: list[RunResult] = []
+def test_queued_behind_the_concurrency_limit(client):
+    """Two runs of a job that allows one: the second waits QUEUED, then runs (the seed would stop)."""
+    first = start_run(client, "nightly-backfill")
+    second = start_run(client, "nightly-backfill")
     states: list[str | None] = []
-
-    def run() -> None:
-        client = DatabricksClient(sb.url, sb.token)
-        on_update = lambda r: states.append(r.life_cycle_state)  # noqa: E731
-        results.append(run_job_and_wait(client, "nightly-backfill", on_update=on_update))
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert len(results) == 2 and all(r.ok for r in results)
-    assert "QUEUED" in states  # waited through, not ended early as the seed would
+    queued = wait_for_run(
+        client, second.run_id, launched=second, on_update=lambda r: states.append(r.life_cycle_state)
+    )
+    assert queued.ok and "QUEUED" in states  # waited through, not ended early as the seed would
+    assert wait_for_run(client, first.run_id, launched=first).ok
 
 
 def test_the_same_idempotency_token_finds_the_same_run_with_its_outputs(client):

@@ -14,6 +14,18 @@ NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 SANDBOX_TOKEN = re.compile(r"dsbx-[0-9a-f]{16,}")
 
 
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[nbformat.NotebookNode, str]]:
+    """Each notebook executed once for the module (a kernel start costs seconds)."""
+
+    class Lazy(dict):  # type: ignore[type-arg]
+        def __missing__(self, name: str) -> tuple[nbformat.NotebookNode, str]:
+            self[name] = execute(name, tmp_path_factory.mktemp(name.split(".")[0]))
+            return self[name]
+
+    return Lazy()
+
+
 def execute(name: str, tmp_path: Path) -> tuple[nbformat.NotebookNode, str]:
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
     # store_widget_state=True on purpose: the saved widget state is where a credential would hide.
@@ -40,8 +52,8 @@ def errors(nb: nbformat.NotebookNode) -> list[tuple[int, str]]:
 
 
 @pytest.mark.parametrize("name", ["quickstart.ipynb", "python_api.ipynb"])
-def test_notebook_runs_with_no_error_but_the_one_meant_to_fail(name, tmp_path):
-    nb, text = execute(name, tmp_path)
+def test_notebook_runs_with_no_error_but_the_one_meant_to_fail(name, executed):
+    nb, text = executed[name]
     expected = [
         i for i, c in enumerate(nb.cells) if "raises-exception" in c.get("metadata", {}).get("tags", [])
     ]
@@ -53,8 +65,8 @@ def test_notebook_runs_with_no_error_but_the_one_meant_to_fail(name, tmp_path):
         assert "Traceback" not in tb and "ended FAILED" in tb  # one short message, no stack
 
 
-def test_quickstart_shows_results_and_the_form(tmp_path):
-    nb, text = execute("quickstart.ipynb", tmp_path)
+def test_quickstart_shows_results_and_the_form(executed):
+    nb, text = executed["quickstart.ipynb"]
     assert "application/vnd.jupyter.widget-view+json" in text  # the form and the progress widgets
     assert nb.metadata.get("widgets"), "widget state was stored (and checked for tokens)"
     outputs = "\n".join(
@@ -64,4 +76,5 @@ def test_quickstart_shows_results_and_the_form(tmp_path):
         for o in c.outputs
     )
     assert "'resultState': 'SUCCESS'" in outputs and '"table": "main.sales"' in outputs
-    assert re.search(r"\(True,\s+'https://adb-", outputs)  # from_form.ok, the run page link
+    # from_form.ok, and the run page link: the sandbox serves its own run pages on loopback
+    assert re.search(r"\(True,\s+'http://127\.0\.0\.1:\d+/jobs/\d+/runs/\d+", outputs)

@@ -5,17 +5,20 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from dbx_magic import DatabricksClient, InvalidInput
+from dbx_magic.clock import ManualClock
+from dbx_magic.notebook.magics import DbxMagics, unload
 from dbx_magic.notebook.progress import TextSweepProgress, describe_sweep
+from dbx_magic.notebook.session import NotebookSession
 from dbx_magic.run.sweep import SweepFailed, run_many
 from dbx_magic.sandbox import Sandbox, Task
+
+from .conftest import InterruptAt
 
 N = 40
 
@@ -34,20 +37,25 @@ def add_sweep_job(sb: Sandbox, name: str, *, limit: int, queue: bool = True) -> 
 
 
 @pytest.fixture
-def sb() -> Iterator[Sandbox]:
-    with Sandbox(speed=10) as sandbox:
-        yield sandbox
+def sb(sandbox: Sandbox) -> Sandbox:
+    """The sandbox on the fake clock."""
+    return sandbox
+
+
+@pytest.fixture
+def client(sandbox_client: DatabricksClient) -> DatabricksClient:
+    return sandbox_client
 
 
 class Cycles:
-    """A sleep that marks where each poll cycle starts in the sandbox's request log."""
+    """A sleep on the fake clock that marks where each poll cycle starts in the sandbox's request log."""
 
-    def __init__(self, sb: Sandbox) -> None:
-        self.sb, self.marks = sb, []
+    def __init__(self, sb: Sandbox, clock: ManualClock) -> None:
+        self.sb, self.clock, self.marks = sb, clock, []
 
     def __call__(self, seconds: float) -> None:
         self.marks.append(len(self.sb.requests))
-        time.sleep(min(seconds, 0.05))
+        self.clock.sleep(seconds)
 
     def per_cycle(self) -> list[list[Any]]:
         log = self.sb.requests
@@ -55,10 +63,9 @@ class Cycles:
         return [log[a:b] for a, b in itertools.pairwise(bounds)]
 
 
-def test_forty_runs_in_order_with_batched_polling(sb):
+def test_forty_runs_in_order_with_batched_polling(sb, client, clock):
     add_sweep_job(sb, "sweep", limit=10)  # queueing on: all 40 launched, 30 wait QUEUED
-    client = DatabricksClient(sb.url, sb.token)
-    cycles = Cycles(sb)
+    cycles = Cycles(sb, clock)
     updates: list[list[Any]] = []
     params = [{"i": i, "region": ["eu", "us"][i % 2]} for i in range(N)]
     results = run_many(client, "sweep", params, on_update=updates.append, sleep=cycles)
@@ -80,24 +87,20 @@ def test_forty_runs_in_order_with_batched_polling(sb):
     assert sum(r.path.endswith("runs/get") for r in sb.requests) == N  # one runs/get per run, when it ends
 
 
-def test_no_queue_means_never_more_than_the_limit(sb):
+def test_no_queue_means_never_more_than_the_limit(sb, client):
     add_sweep_job(sb, "strict", limit=3, queue=False)
-    client = DatabricksClient(sb.url, sb.token)
     peak = [0]
 
     def watch(results: list[Any]) -> None:
         peak[0] = max(peak[0], sum(1 for r in results if r is not None and not r.finished))
 
-    results = run_many(
-        client, "strict", [{"i": i} for i in range(9)], on_update=watch, sleep=lambda s: time.sleep(0.05)
-    )
+    results = run_many(client, "strict", [{"i": i} for i in range(9)], on_update=watch)
     assert all(r.ok for r in results), [r.life_cycle_state for r in results]  # none SKIPPED
     assert 1 <= peak[0] <= 3
 
 
-def test_max_parallel_overrides(sb):
+def test_max_parallel_overrides(sb, client):
     add_sweep_job(sb, "wide", limit=20)
-    client = DatabricksClient(sb.url, sb.token)
     peak = [0]
 
     def watch(results: list[Any]) -> None:
@@ -109,36 +112,31 @@ def test_max_parallel_overrides(sb):
         [{"i": i} for i in range(8)],
         max_parallel=2,
         on_update=watch,
-        sleep=lambda s: time.sleep(0.05),
     )
     assert peak[0] == 2
 
 
-def test_a_failed_run_does_not_stop_the_others(sb):
+def test_a_failed_run_does_not_stop_the_others(sb, client):
     add_sweep_job(sb, "mixed", limit=10)
-    client = DatabricksClient(sb.url, sb.token)
     params = [{"i": i, "fail": "true" if i in (2, 5) else "false"} for i in range(8)]
-    results = run_many(client, "mixed", params, sleep=lambda s: time.sleep(0.05))
+    results = run_many(client, "mixed", params)
     assert [r.ok for r in results] == [i not in (2, 5) for i in range(8)]
     assert "run 2 asked to fail" in results[2].tasks[0].error
 
 
-def test_the_same_token_base_finds_the_same_runs(sb):
+def test_the_same_token_base_finds_the_same_runs(sb, client):
     add_sweep_job(sb, "again", limit=10)
-    client = DatabricksClient(sb.url, sb.token)
     first = run_many(
         client,
         "again",
         [{"i": i} for i in range(4)],
         idempotency_token="nightly-sweep",
-        sleep=lambda s: time.sleep(0.05),
     )
     second = run_many(
         client,
         "again",
         [{"i": i} for i in range(4)],
         idempotency_token="nightly-sweep",
-        sleep=lambda s: time.sleep(0.05),
     )
     assert [r.run_id for r in first] == [r.run_id for r in second]
     assert len(sb.run_ids("again")) == 4
@@ -153,12 +151,12 @@ def test_the_same_token_base_finds_the_same_runs(sb):
         ([{"i": 1}], {"timeout": -5}, "not a positive number"),
     ],
 )
-def test_bad_sweep_input_sends_nothing(sb, params, kwargs, match):
+def test_bad_sweep_input_sends_nothing(sb, client, params, kwargs, match):
     add_sweep_job(sb, "bad", limit=2)
     sb.clear_requests()
     with pytest.raises(InvalidInput, match=match):
-        run_many(DatabricksClient(sb.url, sb.token), "bad", params, **kwargs)
-    assert [r for r in sb.requests if "run-now" in r.path] == []
+        run_many(client, "bad", params, **kwargs)
+    assert sb.requests == []  # judged locally: nothing at all is sent
 
 
 def test_describe_sweep_counts():
@@ -170,11 +168,11 @@ def test_describe_sweep_counts():
     )
 
 
-def test_foreach_magic_publishes_all_and_fails_at_the_end(capsys):
+def test_foreach_magic_publishes_all_and_fails_at_the_end(capsys, clock):
     shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "dbx_magic")
+    shell.register_magics(DbxMagics(shell, NotebookSession(shell.user_ns, clock=clock)))
     try:
-        shell.run_cell("%dbx_sandbox --speed 10")
+        shell.run_cell("%dbx_sandbox")
         sandbox = shell.magics_manager.registry["DbxMagics"].sandbox
         add_sweep_job(sandbox, "grid-job", limit=4)
         shell.user_ns["grid"] = [{"i": i, "fail": "true" if i == 3 else "false"} for i in range(6)]
@@ -191,7 +189,7 @@ def test_foreach_magic_publishes_all_and_fails_at_the_end(capsys):
         bad = shell.run_cell("%dbx_run grid-job --foreach 5", store_history=False)
         assert "not a list of dicts" in str(bad.error_in_exec)
     finally:
-        shell.run_line_magic("unload_ext", "dbx_magic")
+        unload(shell)
 
 
 def test_text_sweep_progress_prints_changes_only():
@@ -210,15 +208,14 @@ def test_text_sweep_progress_prints_changes_only():
     assert "".join(lines).count("sweep:") == 1
 
 
-def test_sweep_grid_widget_rows_summary_and_cancel_all(sb):
+def test_sweep_grid_widget_rows_summary_and_cancel_all(sb, client):
     from dbx_magic.notebook.widgets import SweepWidget
 
     add_sweep_job(sb, "gridw", limit=2)
-    client = DatabricksClient(sb.url, sb.token)
     params = [{"i": str(i)} for i in range(3)]
     cancelled: list[bool] = []
     grid = SweepWidget(params, cancel_all=lambda: cancelled.append(True))
-    results = run_many(client, "gridw", params, on_update=grid, sleep=lambda s: time.sleep(0.05))
+    results = run_many(client, "gridw", params, on_update=grid)
     assert grid.grid.value.count("<tr>") == 1 + len(params)
     assert all(f">{r.run_id}</a>" in grid.grid.value for r in results)
     assert "3/3 finished · 3 succeeded" in grid.summary.value
@@ -228,25 +225,17 @@ def test_sweep_grid_widget_rows_summary_and_cancel_all(sb):
     assert cancelled == [True]
 
 
-def test_interrupt_cancels_every_run_still_going(sb):
-    import signal
-    import threading
-
+def test_interrupt_cancels_every_run_still_going(make_sandbox):
     from dbx_magic import RunInterrupted
 
+    interrupting = InterruptAt(60.0)  # the kernel is interrupted a minute into the sweep
+    sb = make_sandbox(clock=interrupting.monotonic, epoch=interrupting.wall())
     sb.add_job("slow-sweep", duration=600, max_concurrent_runs=10)
-    main = threading.main_thread().ident
-    threading.Timer(0.5, lambda: signal.pthread_kill(main, signal.SIGINT)).start()
+    client = DatabricksClient(sb.url, sb.token, clock=interrupting)
     with pytest.raises(RunInterrupted) as info:
-        run_many(
-            DatabricksClient(sb.url, sb.token),
-            "slow-sweep",
-            [{"i": str(i)} for i in range(5)],
-            cancel_on_interrupt=True,
-        )
+        run_many(client, "slow-sweep", [{"i": str(i)} for i in range(5)], cancel_on_interrupt=True)
     err = info.value
     assert err.cancelled and len(err.results) == 5 and all(r is not None for r in err.results)
-    time.sleep(0.5)
-    client = DatabricksClient(sb.url, sb.token)
+    interrupting.advance(30)  # cancelling is asynchronous: the runs end shortly after
     states = {client.get_run(r.run_id)["state"].get("result_state") for r in err.results}
     assert states == {"CANCELED"}

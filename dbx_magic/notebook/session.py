@@ -100,7 +100,7 @@ class NotebookSession:
         from ..sandbox import Sandbox
 
         self.stop_sandbox()
-        sandbox = Sandbox(speed=speed).start()
+        sandbox = Sandbox(speed=speed, clock=self.clock.monotonic, epoch=self.clock.wall()).start()
         self.sandbox = sandbox
         self.secrets.add(sandbox.token)
         self._sandbox_client = DatabricksClient(

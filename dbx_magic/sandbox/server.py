@@ -89,6 +89,7 @@ class _Fault:
     status: int
     retry_after: int | float | str | None
     delay: float
+    on_arrival: Callable[[], Any] | None = None
 
 
 class Sandbox:
@@ -117,6 +118,7 @@ class Sandbox:
         self.clock = clock or time.monotonic
         self.workspace = Workspace(self.clock, speed, epoch)
         self.lock = threading.Lock()
+        self._logged = threading.Condition(self.lock)
         self._port = port
         self._log: list[RequestRecord] = []
         self._faults: dict[str, deque[_Fault]] = {}
@@ -270,6 +272,7 @@ class Sandbox:
         status: int | None = None,
         retry_after: int | float | str | None = None,
         delay: float | None = None,
+        on_arrival: Callable[[], Any] | None = None,
     ) -> None:
         """Make the next ``count`` requests to ``endpoint`` misbehave.
 
@@ -281,6 +284,8 @@ class Sandbox:
             status: the HTTP status for ``status`` (default 503) and ``html`` (default 502).
             retry_after: a ``Retry-After`` header value for ``status`` and ``html``.
             delay: seconds (real, not scaled by speed) to wait for ``delay``.
+            on_arrival: called (on the server's thread) as each faulted request arrives, before the
+                fault is played: a test's hook for "while this request is in flight".
         """
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; one of {FAULT_KINDS}")
@@ -292,7 +297,9 @@ class Sandbox:
         known = {*api.ROUTES, "*", _WELL_KNOWN.strip("/")}
         if endpoint not in known:
             raise ValueError(f"unknown endpoint {endpoint!r}; one of {sorted(known)}")
-        fault = _Fault(kind, count, status or (502 if kind == "html" else 503), retry_after, delay or 0.0)
+        fault = _Fault(
+            kind, count, status or (502 if kind == "html" else 503), retry_after, delay or 0.0, on_arrival
+        )
         with self.lock:
             self._faults.setdefault(endpoint, deque()).append(fault)
 
@@ -321,9 +328,23 @@ class Sandbox:
             self._log.clear()
 
     def _record(self, record: RequestRecord) -> None:
-        """Append to the request log."""
-        with self.lock:
+        """Append to the request log (and wake whoever waits for it)."""
+        with self._logged:
             self._log.append(record)
+            self._logged.notify_all()
+
+    def wait_for_request(self, endpoint: str, count: int = 1, timeout: float = 10.0) -> bool:
+        """Wait (up to ``timeout`` real seconds) until ``count`` requests to ``endpoint`` are logged.
+
+        For tests: a request held by a ``delay`` fault is logged once it has been processed.
+        """
+        name = _normalise(endpoint)
+
+        def done() -> bool:
+            return sum(1 for r in self._log if _normalise(r.path) == name) >= count
+
+        with self._logged:
+            return self._logged.wait_for(done, timeout)
 
     def _dispatch(
         self, method: str, path: str, query: dict[str, str], raw: bytes, authorization: str
@@ -494,6 +515,8 @@ class _Handler(BaseHTTPRequestHandler):
             record = RequestRecord(method, path, query, _logged(raw), status, stamp, kind)
             sandbox._record(record)
 
+        if fault is not None and fault.on_arrival is not None:
+            fault.on_arrival()
         if fault is not None and fault.kind == "delay":
             sandbox._stopping.wait(fault.delay)
         if fault is not None and fault.kind in ("drop", "status", "html"):
