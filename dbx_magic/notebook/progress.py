@@ -7,7 +7,9 @@ terminals and plain-text outputs) both render that one View, so they never disag
 
 from __future__ import annotations
 
+import shutil
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
@@ -170,45 +172,124 @@ def describe(result: RunResult, elapsed: float) -> View:
 
 
 class TextProgress:
-    """The plain-text display: one line when something changes, and a heartbeat while nothing does.
+    """The plain-text display, at a steady pace: a line as soon as something changes, and between
+    polls a fresh line (elapsed time, ETA) at least every ``heartbeat`` seconds, as tqdm does; on a
+    terminal the line updates in place instead.
 
-    Use it as an ``on_update`` callback. Lines go to ``stream`` (default stdout).
+    Use it as an ``on_update`` callback; ``close()`` stops it early (the watching stopped). A ticker
+    thread keeps the pace between polls; ``tick()`` is what it calls (public so a test can drive it).
 
     Args:
-        stream: Where lines go.
-        heartbeat: Seconds between lines while the state does not change.
-        clock: The clock elapsed time is read from (a Clock, or a monotonic function).
+        stream: Where lines go (default stdout).
+        heartbeat: Seconds between lines while nothing changes (on a terminal: between updates of
+            the line in place, ``tick``).
+        clock: The clock time is read from (elapsed comes from the run's own start time when known).
+        tick: Seconds between the ticker's checks; None: no ticker thread (lines on polls only).
+        live: Update one line in place (default: when ``stream`` is a terminal).
     """
 
     def __init__(
         self,
         stream: IO[str] | None = None,
-        heartbeat: float = 30.0,
+        heartbeat: float = 5.0,
         clock: Clock | Callable[[], float] | None = None,
+        tick: float | None = 1.0,
+        live: bool | None = None,
     ) -> None:
         self._stream = stream
         self._heartbeat = heartbeat
-        self._clock = as_clock(clock).monotonic
-        self._started = self._clock()
+        self._clock = as_clock(clock)
+        self._started = self._clock.monotonic()
+        self._tick = tick
+        self._live = _is_terminal(stream or sys.stdout) if live is None else live
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        self._result: RunResult | None = None
         self._last_key: tuple[object, ...] | None = None
         self._last_time = 0.0
+        self._open_line = False  # a live line is on screen without its newline
         self.lines: list[str] = []
 
     def __call__(self, result: RunResult) -> None:
-        now = self._clock()
-        view = describe(result, now - self._started)
-        key = (view.state, view.message, tuple((t.key, t.state) for t in view.tasks))
-        if key == self._last_key and now - self._last_time < self._heartbeat and not view.finished:
-            return
-        if key == self._last_key and view.finished:
-            return
-        self._last_key, self._last_time = key, now
-        line = view.line
-        if view.finished and view.run_page_url:
-            line += f" · {view.run_page_url}"
+        with self._lock:
+            self._result = result
+            view = self._view(result)
+            key = (view.state, view.message, tuple((t.key, t.state) for t in view.tasks))
+            changed = key != self._last_key
+            self._last_key = key
+            if changed or (not view.finished and self._due()):
+                self._emit(view, final=view.finished)
+        if result.finished:
+            self.close()
+        elif self._tick is not None and self._ticker is None:
+            self._ticker = threading.Thread(target=self._tick_loop, name="dbx-text-progress", daemon=True)
+            self._ticker.start()
+
+    def tick(self) -> None:
+        """Between polls: refresh the line (in place on a terminal, a new one when ``heartbeat`` is due)."""
+        with self._lock:
+            if self._result is None or self._result.finished or self._stop.is_set():
+                return
+            if self._live or self._due():
+                self._emit(self._view(self._result), final=False)
+
+    def close(self, note: str | None = None) -> None:
+        """Stop the pace (the run ended, or the watching stopped); the line on screen is kept."""
+        self._stop.set()
+        with self._lock:
+            if self._open_line:
+                self._write("\n")
+                self._open_line = False
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _view(self, result: RunResult) -> View:
+        return describe(result, elapsed_of(result, self._clock, self._started))
+
+    def _due(self) -> bool:
+        return self._clock.monotonic() - self._last_time >= self._heartbeat
+
+    def _emit(self, view: View, final: bool) -> None:
+        line = view.line + (f" · {view.run_page_url}" if final and view.run_page_url else "")
+        self._last_time = self._clock.monotonic()
         self.lines.append(line)
+        if self._live:
+            if not final:  # a line wider than the terminal would wrap, and \r returns to its last row
+                line = _fit(line, shutil.get_terminal_size((120, 24)).columns - 1)
+            self._write(f"\r\x1b[2K{line}" + ("\n" if final else ""))
+            self._open_line = not final
+        else:
+            self._write(line + "\n")
+
+    def _write(self, text: str) -> None:
         stream = self._stream or sys.stdout
-        print(line, file=stream, flush=True)
+        stream.write(text)
+        stream.flush()
+
+    def _tick_loop(self) -> None:
+        assert self._tick is not None
+        while not self._clock.wait(self._stop, self._tick):
+            self.tick()
+
+
+def _fit(line: str, width: int) -> str:
+    return line if len(line) <= width else line[: max(1, width - 1)] + "…"
+
+
+def _is_terminal(stream: IO[str]) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def elapsed_of(result: RunResult, clock: Clock, started: float) -> float:
+    """Seconds the run has been going: from its own start time (so re-attaching does not restart at
+    zero), to its end once it has one; before the first poll, since the watching began."""
+    if result.start_time:
+        end = result.end_time if result.finished and result.end_time else clock.wall() * 1000
+        return max(0.0, (end - result.start_time) / 1000)
+    return max(0.0, clock.monotonic() - started)
 
 
 # -- sweeps ------------------------------------------------------------------------------------------
