@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import NOTEBOOK, InvalidInput, RunInterrupted
+from IPython.core.error import UsageError
+
+from ..errors import DatabricksError, InvalidInput, RunInterrupted
 from ..run.models import RunResult
 from .args import cell_params, foreach_sets, usage_errors
 from .session import NotebookSession
@@ -29,17 +31,39 @@ def watch_in_cell(
     from .display import progress_display
 
     progress = progress_display(shell, cancel_on_interrupt=cancel_on_interrupt)
-    close = getattr(progress, "close", lambda note=None: None)
     try:
         with usage_errors():  # judged from the workspace's answer (a job name that matches nothing, say)
             result = session.settle(out, lambda: call(progress))
-    except RunInterrupted as exc:
-        if not exc.cancelled:  # the display stops with the waiting, saying so
-            close(note=exc.render(NOTEBOOK))
+    except (DatabricksError, RunInterrupted, UsageError) as exc:
+        show_end(progress, exc)
         raise
     finally:
-        close()
+        getattr(progress, "close", lambda: None)()
     return result.raise_for_state()
+
+
+def show_end(progress: Any, exc: BaseException) -> None:
+    """Tell a display, once and briefly, why the watching ended before the run did (the error
+    itself is shown once, below it)."""
+    if isinstance(exc, RunInterrupted) and exc.cancelled:
+        return  # the display shows the cancelled end itself
+    started = any(getattr(exc, name, None) for name in ("run_id", "result", "results"))
+    close = getattr(progress, "close", lambda note=None: None)
+    if not started and getattr(exc, "idempotency_token", None) is None:
+        not_started = getattr(progress, "not_started", None)
+        if not_started is not None:
+            not_started("No run was started: the message below says why.")
+        else:
+            close()
+        return
+    if not started:
+        close(
+            note="The launch was cut short: a run may have started (the message below says how to find it)."
+        )
+        return
+    close(
+        note="Stopped watching; the run goes on in the workspace (the message below says how to re-attach)."
+    )
 
 
 def run_cell(session: NotebookSession, shell: Any, args: Any, cell: str | None) -> Any:

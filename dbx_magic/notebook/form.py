@@ -20,6 +20,7 @@ from ..run.launch import Launch, job_info
 from ..run.models import RunResult
 from ..run.watch import WatchedRun, run_launch
 from .args import out_name
+from .faces import show_end
 from .session import NotebookSession
 from .widgets import ProgressWidget
 
@@ -253,6 +254,7 @@ class RunForm:
             else:
                 self._say(f"The result is in `{out}`. {result.failure_summary()}", "danger")
         except (DatabricksError, RunInterrupted) as exc:
+            show_end(progress, exc)
             self.error = exc
             self.result = exc.result
             if exc.follow_up == MAY_HAVE_STARTED and exc.idempotency_token:

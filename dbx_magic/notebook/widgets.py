@@ -17,7 +17,7 @@ import ipywidgets as widgets
 
 from ..clock import SYSTEM, Clock, as_clock
 from ..run.models import RunResult
-from .progress import DANGER, INFO, SUCCESS, WARNING, View, describe, format_duration
+from .progress import DANGER, INFO, SUCCESS, WARNING, View, describe, elapsed_of, format_duration
 
 __all__ = ["ProgressWidget", "SweepWidget"]
 
@@ -50,8 +50,12 @@ class ProgressWidget:
         blocking: True while the watching blocks the cell (``%%dbx_run``): the widget then says
             that the kernel's interrupt stops the waiting, instead of offering a button.
         cancel_on_interrupt: Whether an interrupt also cancels the run (for that hint).
-        tick: Seconds between elapsed-time updates.
-        clock: A monotonic clock.
+        tick: Seconds between elapsed-time updates; None: no ticker thread (for tests on a fake clock,
+            where a sleeping thread would move time).
+        clock: The clock (elapsed time comes from the run's own start time once it is known).
+
+    When the watching ends, for whatever reason (the run ended, the launch failed, the kernel was
+    interrupted), the widget says so once and leaves no control live that can no longer act.
     """
 
     def __init__(
@@ -60,12 +64,14 @@ class ProgressWidget:
         cancel: Callable[[], Any] | None = None,
         blocking: bool = False,
         cancel_on_interrupt: bool = False,
-        tick: float = 1.0,
+        tick: float | None = 1.0,
         clock: Clock | Callable[[], float] | None = None,
     ) -> None:
-        self._clock = as_clock(clock).monotonic
-        self._started = self._clock()
+        self._clock = as_clock(clock)
+        self._started = self._clock.monotonic()
         self._tick = tick
+        self._stopped: str | None = None  # why the watching ended before the run did
+        self._cancelling = False
         self._lock = threading.Lock()
         self._result: RunResult | None = None
         self._danger_seen = False
@@ -107,7 +113,7 @@ class ProgressWidget:
         self._render()
         if result.finished:
             self.close()
-        elif self._ticker is None:
+        elif self._ticker is None and self._tick is not None:
             self._ticker = threading.Thread(target=self._tick_loop, name="dbx-progress-tick", daemon=True)
             self._ticker.start()
 
@@ -120,17 +126,34 @@ class ProgressWidget:
         return describe(result, self._elapsed(result))
 
     def close(self, note: str | None = None) -> None:
-        """Stop the elapsed-time ticker (the widget stays on screen), with a note in place of the hint."""
+        """The watching ended: stop the clock and leave no live control. ``note`` (one short line)
+        says why when the run itself has not ended (it then replaces the hint, and the ETA goes)."""
         self._stop.set()
-        if note is not None:
+        self._retire_cancel()
+        finished = self._result is not None and self._result.finished
+        if note is not None and not finished:
+            self._stopped = note
             self.hint.value = f"<small>{html.escape(note)}</small>"
-            self.cancel_button.layout.display = "none"
+            self._render()
+
+    def not_started(self, reason: str) -> None:
+        """The launch failed: no run exists, and the widget must not pretend one does."""
+        self._stop.set()
+        self._retire_cancel()
+        self.header.value = "<b>Not started</b>"
+        self.state.value = _badge("NOT STARTED", DANGER)
+        self.elapsed.value = ""
+        self.bar.layout.display = "none"
+        self.message.value = f"<small>{html.escape(reason)}</small>"
+        self.hint.value = ""
+
+    def _retire_cancel(self) -> None:
+        self.cancel_button.disabled = True
+        self.cancel_button.layout.display = "none"
 
     # -- rendering ------------------------------------------------------------------------------
     def _elapsed(self, result: RunResult) -> float:
-        if result.finished and result.start_time and result.end_time:
-            return (result.end_time - result.start_time) / 1000
-        return self._clock() - self._started
+        return elapsed_of(result, self._clock, self._started)
 
     def _render(self) -> None:
         view = self.view()
@@ -154,12 +177,18 @@ class ProgressWidget:
         self.message.value = f"<small>{html.escape(view.message)}</small>" if view.message else ""
         self.tasks.value = self._task_table(view)
         if view.finished:
-            self.cancel_button.layout.display = "none"
+            self._retire_cancel()
             self.hint.value = ""
 
     def _elapsed_text(self, view: View) -> str:
+        if view.finished:
+            return f"took {format_duration(view.elapsed)}"
         text = f"elapsed {format_duration(view.elapsed)}"
-        if not view.finished and view.eta is not None:
+        if self._stopped is not None:
+            return text + " · no longer watched"
+        if self._cancelling:
+            return text + " · cancelling"
+        if view.eta is not None:
             text += " · overrunning" if view.overrun else f" · ~{format_duration(view.eta)} left"
         return text
 
@@ -175,9 +204,10 @@ class ProgressWidget:
         return f'<table class="dbx-task-table"><tr><th>task</th><th>state</th><th></th></tr>{rows}</table>'
 
     def _tick_loop(self) -> None:
-        while not self._stop.wait(self._tick):
+        assert self._tick is not None
+        while not self._clock.wait(self._stop, self._tick):
             view = self.view()
-            if view is None or view.finished:
+            if view is None or view.finished or self._stopped is not None:
                 return
             self.elapsed.value = self._elapsed_text(view)
             self.bar.value = _bar_value(view)
@@ -185,11 +215,13 @@ class ProgressWidget:
     def _on_cancel(self, _button: Any) -> None:
         if self._cancel is None:
             return
-        self.cancel_button.disabled = True
+        self.cancel_button.disabled = True  # stays so through TERMINATING: asked once is enough
         self.cancel_button.description = "Cancelling…"
+        self._cancelling = True
         try:
             self._cancel()
         except Exception as exc:  # shown, never lost
+            self._cancelling = False
             self.message.value = f"<small>Cancel failed: {html.escape(str(exc))}</small>"
             self.cancel_button.disabled = False
             self.cancel_button.description = "Cancel run"

@@ -1,0 +1,81 @@
+"""When the watching ends, for whatever reason, every display says so once and no control stays live."""
+
+from __future__ import annotations
+
+from dbx_magic import DatabricksClient, RunResult
+from dbx_magic.clock import ManualClock
+from dbx_magic.notebook.form import RunForm
+from dbx_magic.notebook.widgets import ProgressWidget
+
+
+def running(clock: ManualClock, *, seconds_ago: float = 30.0, expected: float | None = 300.0) -> RunResult:
+    start = int((clock.wall() - seconds_ago) * 1000)
+    run = {"run_id": 7, "job_id": 1, "start_time": start, "state": {"life_cycle_state": "RUNNING"}}
+    return RunResult.from_api(run, job_name="nightly", expected_duration=expected)
+
+
+def shown(widget: ProgressWidget) -> str:
+    return " ".join(
+        str(w.value) for w in (widget.header, widget.state, widget.elapsed, widget.message, widget.hint)
+    )
+
+
+def test_a_launch_that_fails_leaves_no_run_pretended(clock):
+    widget = ProgressWidget(cancel=lambda: None, clock=clock, tick=None)
+    widget.not_started("No run was started: the message below says why.")
+    text = shown(widget)
+    assert "NOT STARTED" in text and "Launching" not in text and "LAUNCHING" not in text
+    assert widget.cancel_button.disabled and widget.cancel_button.layout.display == "none"
+
+
+def test_stopping_the_watch_stops_the_eta_and_retires_cancel(clock):
+    widget = ProgressWidget(cancel=lambda: None, clock=clock, tick=None)
+    widget(running(clock))
+    assert "left" in widget.elapsed.value and not widget.cancel_button.disabled
+    widget.close(note="Stopped watching; the run goes on in the workspace.")
+    clock.advance(60)
+    widget.close()  # closing again changes nothing, and says nothing twice
+    assert "left" not in widget.elapsed.value and "no longer watched" in widget.elapsed.value
+    assert widget.hint.value.count("Stopped watching") == 1
+    assert widget.cancel_button.disabled and widget.cancel_button.layout.display == "none"
+
+
+def test_after_cancel_the_button_stays_disabled_and_the_eta_stops(clock):
+    asked: list[bool] = []
+    widget = ProgressWidget(cancel=lambda: asked.append(True), clock=clock, tick=None)
+    widget(running(clock))
+    widget.cancel_button.click()
+    terminating = RunResult.from_api(
+        {"run_id": 7, "start_time": running(clock).start_time, "state": {"life_cycle_state": "TERMINATING"}},
+        expected_duration=300.0,
+    )
+    widget(terminating)
+    assert asked == [True] and widget.cancel_button.disabled
+    assert "cancelling" in widget.elapsed.value and "left" not in widget.elapsed.value
+
+
+def test_elapsed_comes_from_the_run_and_the_end_shows_what_it_took(clock):
+    widget = ProgressWidget(clock=clock, tick=None)
+    widget(running(clock, seconds_ago=125))  # re-attached to a run that began 2 min 5 s ago
+    assert "elapsed 2:05" in widget.elapsed.value
+    start = running(clock, seconds_ago=125).start_time
+    done = {
+        "run_id": 7,
+        "start_time": start,
+        "end_time": start + 126_000,
+        "state": {"life_cycle_state": "TERMINATED", "result_state": "SUCCESS"},
+    }
+    widget(RunResult.from_api(done))
+    assert widget.elapsed.value == "took 2:06" and widget.cancel_button.layout.display == "none"
+
+
+def test_the_form_shows_no_live_run_after_an_unknown_job(sandbox, clock):
+    client = DatabricksClient(sandbox.url, sandbox.token, clock=clock)
+    form = RunForm(client=client, namespace={})
+    form.job.value = "no-such-job"
+    form.run()
+    form._done.wait(30)
+    assert form.error is not None and "No job is named 'no-such-job'" in str(form.error)
+    assert form.progress is not None
+    assert "NOT STARTED" in form.progress.state.value and form.progress.cancel_button.disabled
+    assert form.cancel_button.disabled and not form.run_button.disabled
