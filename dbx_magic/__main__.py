@@ -39,7 +39,10 @@ def _run_id(text: str) -> int:
 
 
 def _finish(result: Any) -> int:
-    print(result.summary_text())
+    """The result once: its details when it succeeded; when it did not, the one-line cause (the
+    error below), after the workflow's outputs."""
+    if result.ok:
+        print(result.summary_text())
     print(json.dumps(result.outputs))
     result.raise_for_state()
     return 0

@@ -65,7 +65,8 @@ def test_every_state(life_cycle, result_state, shown, colour, finished):
     view = describe(result(life_cycle, result_state), elapsed=12.0)
     assert (view.state, view.colour, view.finished) == (shown, colour, finished)
     assert view.title == "nightly · run 1001" and view.run_page_url == PAGE
-    assert view.line.startswith(f"nightly · run 1001: {shown} · elapsed 0:12")
+    words = "took" if finished else "elapsed"  # a finished run shows what it took
+    assert view.line.startswith(f"nightly · run 1001: {shown} · {words} 0:12")
     assert view.fraction is None and view.eta is None  # no history, no made-up estimate
 
 

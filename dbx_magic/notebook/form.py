@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import re
 import threading
 from typing import Any
 
@@ -305,9 +306,19 @@ class RunForm:
 
     # -- helpers --------------------------------------------------------------------------------
     def _say(self, text: str, level: str) -> None:
+        """Show one status line: `code` as code, links as links; dark text with a coloured mark, so a
+        long message stays readable."""
         colours = {"info": "#1565c0", "success": "#2e7d32", "danger": "#c62828", "warning": "#ef6c00"}
+        body = html.escape(text, quote=False)
+        body = re.sub(r"`([^`]+)`", r"<code>\1</code>", body)
+        body = re.sub(
+            r"(https?://[^\s<]+[^\s<.,;:)])",
+            r'<a href="\1" target="_blank" rel="noopener" style="color:#1565c0;text-decoration:underline">\1</a>',
+            body,
+        )
         self.status.value = (
-            f'<div class="dbx-form-{level}" style="color:{colours[level]}">{html.escape(text)}</div>'
+            f'<div class="dbx-form-{level}" style="border-left:4px solid {colours[level]};'
+            f'padding-left:8px;color:inherit">{body}</div>'
         )
 
 

@@ -105,6 +105,16 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
+def _message(result: RunResult) -> str:
+    """The one line worth reading: a failed run's own cause first (its task's error), else the
+    state message or the queue's reason."""
+    if result.finished and not result.ok:
+        for task in result.failed_tasks:
+            if task.error:
+                return f"{_last_line(task.error)} (task {task.key})"
+    return result.state_message or (result.queue_reason or "")
+
+
 def _outlook(result: RunResult, elapsed: float) -> tuple[float | None, float | None, bool, str]:
     """(fraction, seconds left, overrunning, words) from the poll model's estimate of the end."""
     expected = result.expected_duration
@@ -146,8 +156,8 @@ def describe(result: RunResult, elapsed: float) -> View:
         )
         for t in result.tasks
     )
-    message = result.state_message or (result.queue_reason or "")
-    parts = [f"{title}: {state}", f"elapsed {format_duration(elapsed)}"]
+    message = _message(result)
+    parts = [f"{title}: {state}", f"{'took' if result.finished else 'elapsed'} {format_duration(elapsed)}"]
     if outlook:
         parts.append(outlook)
     if message:

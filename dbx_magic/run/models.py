@@ -9,7 +9,6 @@ through, while TERMINATED, SKIPPED and INTERNAL_ERROR (or ``status.state == "TER
 
 from __future__ import annotations
 
-import html
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -113,6 +112,13 @@ class TaskResult:
     @property
     def failed(self) -> bool:
         return self.result_state is not None and self.result_state not in OK_RESULTS
+
+    @property
+    def value(self) -> Any:
+        """The exit value decoded when it is JSON (the text otherwise; None without one)."""
+        from .render import decode
+
+        return decode(self.output)
 
 
 @dataclass(frozen=True)
@@ -245,20 +251,25 @@ class RunResult:
         return None if end is None else max(0.0, (end - self.start_time) / 1000)
 
     def failure_summary(self) -> str:
-        """One paragraph saying how the run ended and why, with the failing task and the link."""
+        """One short line: how the run ended and its cause first (the failing task's own error when
+        there is one, else the state message), then the link."""
         name = f" of job {self.job_name!r}" if self.job_name else ""
         state = self.result_state or self.life_cycle_state or "UNKNOWN"
         if self.life_cycle_state in ("SKIPPED", "INTERNAL_ERROR") and state != self.life_cycle_state:
             state = f"{self.life_cycle_state} ({state})"
-        text = f"Run {self.run_id}{name} ended {state}"
-        if self.state_message:
-            text += f": {self.state_message.rstrip('.')}"
-        text += "."
-        for task in self.failed_tasks[:3]:
-            text += f" Task {task.key!r} {task.result_state}"
-            if task.error:
-                text += f": {_headline(task.error)}"
-            text += "."
+        failed = [t for t in self.failed_tasks if t.error] or list(self.failed_tasks)
+        if failed and failed[0].error:
+            first = failed[0]
+            cause = f"{_headline(first.error or '')} (task {first.key!r}"
+            others = len(self.failed_tasks) - 1
+            cause += f"; {others} more task{'s' if others != 1 else ''} failed)" if others else ")"
+        elif self.state_message:
+            cause = self.state_message.rstrip(".")
+        elif failed:
+            cause = f"task {failed[0].key!r} {failed[0].result_state}"
+        else:
+            cause = ""
+        text = f"Run {self.run_id}{name} ended {state}" + (f": {cause}." if cause else ".")
         if self.run_page_url:
             text += f" See {self.run_page_url}"
         return text
@@ -289,48 +300,22 @@ class RunResult:
         p.text(self.summary_text())
 
     def summary_text(self) -> str:
-        state = self.result_state or self.life_cycle_state or "UNKNOWN"
-        head = f"RunResult: run {self.run_id}"
-        if self.job_name:
-            head += f" of {self.job_name!r}"
-        lines = [f"{head} {state}" + ("" if self.finished else " (not finished)")]
-        if self.state_message:
-            lines.append(f"  {self.state_message}")
-        for task in self.tasks:
-            lines.append(f"  task {task.key}: {task.result_state or task.life_cycle_state}")
-        if self.output is not None:
-            lines.append(f"  output: {_shorten(self.output)}")
-        if self.run_page_url:
-            lines.append(f"  {self.run_page_url}")
-        lines.extend(f"  warning: {w}" for w in self.warnings)
-        return "\n".join(lines)
+        """The result as text: state, reason, parameters, time, each task's whole output, link."""
+        from .render import result_text
+
+        return result_text(self)
 
     def _repr_html_(self) -> str:
-        state = self.result_state or self.life_cycle_state or "UNKNOWN"
-        colour = "#2e7d32" if self.ok else ("#1565c0" if not self.finished else "#c62828")
-        esc = html.escape
-        link = (
-            f'<a href="{esc(self.run_page_url)}" target="_blank" rel="noopener">run {self.run_id}</a>'
-            if self.run_page_url
-            else f"run {self.run_id}"
-        )
-        name = f" of <b>{esc(self.job_name)}</b>" if self.job_name else ""
-        parts = [
-            f'<div class="dbx-result">{link}{name}: '
-            f'<span style="color:{colour};font-weight:bold">{esc(state)}</span>'
-        ]
-        if self.state_message:
-            parts.append(f"<div>{esc(self.state_message)}</div>")
-        if self.tasks:
-            rows = "".join(
-                f"<tr><td>{esc(t.key)}</td><td>{esc(t.result_state or t.life_cycle_state or '')}</td>"
-                f"<td>{esc(_shorten(t.output or t.error or ''))}</td></tr>"
-                for t in self.tasks
-            )
-            parts.append(f"<table><tr><th>task</th><th>state</th><th>output</th></tr>{rows}</table>")
-        parts.extend(f"<div>&#9888; {esc(w)}</div>" for w in self.warnings)
-        parts.append("</div>")
-        return "".join(parts)
+        from .render import result_html
+
+        return result_html(self)
+
+    @property
+    def value(self) -> Any:
+        """The single exit value decoded when it is JSON (the text otherwise; None without one)."""
+        from .render import decode
+
+        return decode(self.output)
 
     def output_json(self) -> Any:
         """The exit value parsed as JSON (None when there is no single exit value)."""
@@ -340,8 +325,3 @@ class RunResult:
 def _headline(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1].strip() if lines else ""
-
-
-def _shorten(text: str, limit: int = 80) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,146 @@
+"""How a RunResult reads, as text and as HTML: the outputs whole (the value users ran the job for),
+folded rather than cut when long, with the parameters and the time it took. Pure functions of the
+result; the notebook's displays and the command line both use them.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import textwrap
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .models import RunResult, TaskResult
+
+__all__ = ["decode", "result_html", "result_text"]
+
+FOLD = 1_500  # outputs longer than this are folded (a click opens them), never cut
+_WIDTH = 100
+
+
+def decode(text: str | None) -> Any:
+    """An exit value decoded when it is JSON; the text itself otherwise (None stays None)."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _duration_words(result: RunResult) -> str:
+    """'took 1:02 (queued 0:10)', or 'running for 0:42' style words; empty when unknown."""
+    seconds = result.duration
+    if seconds is None:
+        return ""
+    words = f"took {_clock_text(seconds)}"
+    if result.queued >= 1:
+        words += f" (queued {_clock_text(result.queued)})"
+    return words
+
+
+def _clock_text(seconds: float) -> str:
+    total = max(0, round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _params_words(params: dict[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items())
+
+
+def _indented(text: str, prefix: str) -> list[str]:
+    """``text`` wrapped to the width, its first line after ``prefix``, the rest aligned under it."""
+    lines: list[str] = []
+    hang = " " * len(prefix)
+    for raw in text.splitlines() or [""]:
+        first = prefix if not lines else hang
+        lines.extend(textwrap.wrap(raw, _WIDTH, initial_indent=first, subsequent_indent=hang) or [first])
+    return lines
+
+
+def result_text(result: RunResult) -> str:
+    """The result as text: state, reason, parameters, time, every task with its whole output, link."""
+    state = result.result_state or result.life_cycle_state or "UNKNOWN"
+    head = f"RunResult: run {result.run_id}" + (f" of {result.job_name!r}" if result.job_name else "")
+    lines = [f"{head} {state}" + ("" if result.finished else " (not finished)")]
+    if result.state_message:
+        lines.append(f"  {result.state_message}")
+    if result.parameters:
+        lines.append(f"  parameters: {_params_words(result.parameters)}")
+    took = _duration_words(result)
+    if took:
+        lines.append(f"  {took}")
+    single = result.output is not None and len(result.tasks) == 1
+    for task in result.tasks:
+        lines.append(f"  task {task.key}: {task.result_state or task.life_cycle_state}")
+        if task.output is not None and not single:
+            lines.extend(_indented(task.output, "    output: "))
+        if task.error:
+            lines.append(f"    error: {task.error.strip().splitlines()[-1]}")
+    if single and result.output is not None:
+        lines.extend(_indented(result.output, "  output: "))
+    if result.run_page_url:
+        lines.append(f"  {result.run_page_url}")
+    lines.extend(f"  warning: {w}" for w in result.warnings)
+    return "\n".join(lines)
+
+
+_CELL = 'style="text-align:left;vertical-align:top;padding:2px 8px"'
+
+
+def _output_html(text: str) -> str:
+    """An output whole: wrapped in a <pre>, folded behind its first line when long."""
+    esc = html.escape
+    body = f'<pre class="dbx-output" style="white-space:pre-wrap;text-align:left;margin:0">{esc(text)}</pre>'
+    if len(text) <= FOLD:
+        return body
+    head = esc(" ".join(text[:120].split()))
+    return f"<details><summary>{head}… ({len(text):,} characters: click to open)</summary>{body}</details>"
+
+
+def _task_rows(tasks: tuple[TaskResult, ...]) -> str:
+    esc = html.escape
+    rows = []
+    for t in tasks:
+        detail = t.output if t.output is not None else (t.error or "")
+        rows.append(
+            f"<tr><td {_CELL}>{esc(t.key)}</td><td {_CELL}>{esc(t.result_state or t.life_cycle_state or '')}</td>"
+            f"<td {_CELL}>{_output_html(detail) if detail else ''}</td></tr>"
+        )
+    return "".join(rows)
+
+
+def result_html(result: RunResult) -> str:
+    """The result as HTML: left-aligned, outputs whole (folded when long), parameters and time."""
+    esc = html.escape
+    state = result.result_state or result.life_cycle_state or "UNKNOWN"
+    colour = "#2e7d32" if result.ok else ("#1565c0" if not result.finished else "#c62828")
+    link = (
+        f'<a href="{esc(result.run_page_url)}" target="_blank" rel="noopener" '
+        f'style="color:#1565c0;text-decoration:underline">run {result.run_id}</a>'
+        if result.run_page_url
+        else f"run {result.run_id}"
+    )
+    name = f" of <b>{esc(result.job_name)}</b>" if result.job_name else ""
+    parts = [
+        f'<div class="dbx-result" style="text-align:left">{link}{name}: '
+        f'<span style="color:{colour};font-weight:bold">{esc(state)}</span>'
+    ]
+    took = _duration_words(result)
+    if took:
+        parts.append(f" <small>{esc(took)}</small>")
+    if result.state_message:
+        parts.append(f"<div>{esc(result.state_message)}</div>")
+    if result.parameters:
+        parts.append(f"<div><small>parameters: {esc(_params_words(result.parameters))}</small></div>")
+    if result.tasks:
+        parts.append(
+            f'<table class="dbx-result-tasks" style="text-align:left"><tr><th {_CELL}>task</th>'
+            f"<th {_CELL}>state</th><th {_CELL}>output</th></tr>{_task_rows(result.tasks)}</table>"
+        )
+    parts.extend(f"<div>&#9888; {esc(w)}</div>" for w in result.warnings)
+    parts.append("</div>")
+    return "".join(parts)
