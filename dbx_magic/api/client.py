@@ -331,7 +331,7 @@ class DatabricksClient:
             ):
                 raise _exhausted(failure, attempt, spent, retry_after)
             if deadline is not None and self.clock.monotonic() + wait > deadline:
-                raise _past_deadline(what, failure.message, attempt, started, self, retry_after)
+                raise _past_deadline(what, _brief(failure), attempt, started, self, retry_after)
             log.debug("%s %s: retry %d in %.2f s", method, endpoint, attempt, wait)
             self.clock.sleep(wait)
 
@@ -448,6 +448,14 @@ def _read(response: requests.Response, secrets: tuple[str, ...]) -> tuple[Any, b
         return json_module.loads(text), True, text
     except ValueError:
         return None, False, text
+
+
+def _brief(failure: DatabricksError) -> str:
+    """The last failure in a few words, for a message about something else (the timeout)."""
+    if isinstance(failure, ApiError):
+        return f"the last answer was HTTP {failure.status_code}: {(failure.api_message or '').rstrip('.')}"
+    reason = failure.message.split(" failed: ", 1)[-1].split(";", 1)[0]
+    return f"the last attempt: {reason}"
 
 
 def _past_deadline(

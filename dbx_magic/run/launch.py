@@ -201,7 +201,7 @@ def job_info(client: DatabricksClient, job: int | str) -> JobInfo:
     except ResourceDoesNotExist as exc:
         missing = exc
     except WaitTimeout as exc:
-        raise WaitTimeout(f"{exc.message} No run was started.", **exc.fields()) from None
+        raise WaitTimeout(f"{exc.message.rstrip('.')}; no run was started.", **exc.fields()) from None
     if not _named(client, str(job_id)):
         raise missing
     raise ResourceDoesNotExist(
