@@ -178,6 +178,11 @@ class DatabricksClient:
     def __repr__(self) -> str:
         return f"DatabricksClient(host={self.host!r})"
 
+    def secrets(self) -> tuple[str, ...]:
+        """The tokens this client has sent: for refusing them where they do not belong (a notebook
+        cell, a form's values) and masking them in answers. Never shown anywhere."""
+        return self._auth.secrets()
+
     def close(self) -> None:
         """Close the HTTP session."""
         self._session.close()

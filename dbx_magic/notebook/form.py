@@ -181,6 +181,7 @@ class RunForm:
             if name in params:
                 raise InvalidInput(f"The parameter {name!r} is given twice: keep one row.")
             params[name] = value
+        self.session.secrets.update(self.client.secrets())  # a client given to the form, too
         self.session.refuse_secrets(*params.values(), flags=False)
         return params
 
