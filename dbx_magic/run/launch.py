@@ -195,14 +195,15 @@ def job_info(client: DatabricksClient, job: int | str) -> JobInfo:
 
     A job id that does not exist, when a job is *named* like it, says how to run that one.
     """
-    job_id = resolve_job(client, job)
+    job_id: int | None = None
     try:
+        job_id = resolve_job(client, job)
         return JobInfo(job_id, client.get_job(job_id))
     except ResourceDoesNotExist as exc:
         missing = exc
     except WaitTimeout as exc:
         raise WaitTimeout(f"{exc.message.rstrip('.')}; no run was started.", **exc.fields()) from None
-    if not _named(client, str(job_id)):
+    if job_id is None or not _named(client, str(job_id)):
         raise missing
     raise ResourceDoesNotExist(
         f"There is no job with id {job_id}, but a job is named {str(job_id)!r}: pass "
