@@ -182,7 +182,9 @@ def proxy_echoing_the_headers(p: Plant) -> str:
     p.env(p.sandbox.token)
     p.sandbox.inject("jobs/get", "echo_headers", status=400, count=1)
     p.cell(f"%dbx_run {JOB} --out r1")
-    p.sandbox.inject("jobs/run-now", "echo_headers", status=502, count=2)  # outlasts the retries (two attempts)
+    p.sandbox.inject(
+        "jobs/run-now", "echo_headers", status=502, count=2
+    )  # outlasts the retries (two attempts)
     p.cell(
         "from dbx_magic import DatabricksClient, RetryPolicy, run_job_and_wait\n"
         "run_job_and_wait(DatabricksClient.from_config(retry=RetryPolicy(attempts=2, backoff=0.001, jitter=0)), "

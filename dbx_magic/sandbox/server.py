@@ -528,18 +528,9 @@ class _Handler(BaseHTTPRequestHandler):
             log(status)
             self._send(status, payload.encode(), "text/html; charset=utf-8", {})
             return
-        if kind == "missing_fields" and status == 200 and isinstance(payload, dict):
-            for name in _MISSING_FIELDS.get(match.group(2) if match else "", ()):
-                payload.pop(name, None)
-        field = _ID_FIELDS.get(match.group(2) if match else "")
-        if kind in ("zero_id", "text_id") and status == 200 and isinstance(payload, dict) and field:
-            payload[field] = 0 if kind == "zero_id" else "not-a-number"
-        data = json.dumps(payload).encode()
-        if kind == "invalid_json" and status == 200:
-            data = data[: len(data) // 2] if len(data) > 4 else b'{"run'
+        data, extra = _spoiled(kind, match.group(2) if match else "", status, payload)
         log(status)
-        extra = {"Content-Encoding": "gzip"} if kind == "bad_gzip" and status == 200 else {}
-        self._send(status, data, "application/json", extra)  # bad_gzip: says gzip, is not
+        self._send(status, data, "application/json", extra)
 
     def _echo(self, fault: _Fault, method: str, path: str) -> None:
         """An error whose message echoes the request's headers, as some proxies' do; not processed."""
@@ -580,6 +571,22 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(data)
         except OSError:  # the client gave up (a read timeout): nothing to tell it
             self.close_connection = True
+
+
+def _spoiled(kind: str | None, endpoint: str, status: int, payload: Any) -> tuple[bytes, dict[str, str]]:
+    """The answer's bytes and extra headers, spoiled as a processed fault says (200 answers only)."""
+    if status == 200 and isinstance(payload, dict):
+        if kind == "missing_fields":
+            for name in _MISSING_FIELDS.get(endpoint, ()):
+                payload.pop(name, None)
+        field = _ID_FIELDS.get(endpoint)
+        if kind in ("zero_id", "text_id") and field:
+            payload[field] = 0 if kind == "zero_id" else "not-a-number"
+    data = json.dumps(payload).encode()
+    if kind == "invalid_json" and status == 200:
+        data = data[: len(data) // 2] if len(data) > 4 else b'{"run'
+    # bad_gzip: the answer says it is gzip, and is not
+    return data, {"Content-Encoding": "gzip"} if kind == "bad_gzip" and status == 200 else {}
 
 
 def _logged(raw: bytes) -> Any:
