@@ -25,7 +25,7 @@ def _positive(text: str) -> float:
     except ValueError:
         value = float("nan")
     if not (value > 0 and value < float("inf")):
-        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number: give one such as 5.")
     return value
 
 

@@ -358,6 +358,8 @@ def _hint(cls: type[ApiError], status: int, message: str, host: str) -> str:
         if message.lower().startswith("run"):
             return "check the run id (it is in the result of the cell or call that launched it, and in the run's page URL)"
         return "check the job id (the workspace's Jobs page lists the jobs you can see)"
+    if cls is ResourceConflict:
+        return "the workspace reported a conflict (another change to the same job or run at that moment?)"
     if cls is TooManyRequests:
         return "the workspace is rate-limiting requests: try again in a minute"
     if cls is ServerError:

@@ -6,6 +6,8 @@ locally, nothing is sent to the workspace at all.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import re
 from collections.abc import Callable, Iterator
@@ -41,6 +43,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     sandbox = shell.magics_manager.registry["DbxMagics"].sandbox
     sandbox.add_job("twin", duration=1)
     sandbox.add_job("twin", duration=1)
+    sandbox.add_job("123", duration=1)
+    shell.user_ns.update(num=7, unprintable=Unprintable(), grid=[{"a": 1}])
     yield World(shell, sandbox, tmp_path_factory.mktemp("bad-input"))
     shell.run_line_magic("unload_ext", "dbx_magic")
 
@@ -77,6 +81,43 @@ def form(setup: Callable[[RunForm], Any]) -> Callable[[World], str]:
         return str(f.error)
 
     return attempt
+
+
+def cli(*argv: str) -> Callable[[World], str]:
+    """The command line: its one line on stderr (argparse's own mistakes included), without the prefix."""
+
+    def attempt(w: World) -> str:
+        from dbx_magic.__main__ import main
+
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            try:
+                code = main(list(argv))
+            except SystemExit as exit_:  # argparse refusing a flag's value
+                code = exit_.code
+        assert code in (1, 2), code
+        last = err.getvalue().strip().splitlines()[-1]
+        return last.split("error: ", 1)[-1]
+
+    return attempt
+
+
+class Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no text for me")
+
+
+def planted_profile(w: World, token: str) -> dict[str, str]:
+    path = w.tmp / "planted.cfg"
+    path.write_text(f"[dev]\nhost = {w.sandbox.url}\ntoken = {token}\n", encoding="utf-8")
+    return {"DATABRICKS_CONFIG_FILE": str(path)}
+
+
+def reuse_token(w: World) -> Any:
+    from dbx_magic import start_run
+
+    start_run(w.client(), JOB, {"date": "2026-11-01"}, idempotency_token="reused-token-1")
+    return start_run(w.client(), JOB, {"date": "2026-11-02"}, idempotency_token="reused-token-1")
 
 
 def pick(job: str = JOB) -> Callable[[RunForm], Any]:
@@ -290,6 +331,95 @@ CASES: list[tuple[str, str, Callable[[World], str], str, bool]] = [
         "check the run id",
         False,
     ),
+    ("api", "host None", api(lambda w: DatabricksClient(None, "t")), "host is missing", True),  # type: ignore[arg-type]
+    (
+        "api",
+        "client timeout (0, 0)",
+        api(lambda w: DatabricksClient(w.sandbox.url, "t", timeout=(0, 0))),
+        "not a positive number of seconds",
+        True,
+    ),
+    (
+        "api",
+        "host with a 64-character label",
+        api(lambda w: DatabricksClient(f"https://{'a' * 64}.azuredatabricks.net", "t")),
+        "not a valid host name",
+        True,
+    ),
+    ("api", "token None", api(lambda w: DatabricksClient(w.sandbox.url, None)), "token is empty", True),  # type: ignore[arg-type]
+    (
+        "api",
+        "token with a line break",
+        api(lambda w: DatabricksClient(w.sandbox.url, "dapi-secret\n-tail")),
+        "the token argument has a line break",
+        True,
+    ),
+    (
+        "api",
+        "token with a curly dash",
+        api(lambda w: DatabricksClient(w.sandbox.url, "dapi\u2013secret")),
+        "not plain ASCII",
+        True,
+    ),
+    (
+        "api",
+        "DATABRICKS_TOKEN with a line break",
+        api(
+            lambda w: Config.resolve(env={"DATABRICKS_HOST": w.sandbox.url, "DATABRICKS_TOKEN": "dapi-x\ny"})
+        ),
+        "from DATABRICKS_TOKEN has a line break",
+        True,
+    ),
+    (
+        "api",
+        "profile token with a non-Latin-1 character",
+        api(lambda w: Config.resolve(profile="dev", env=planted_profile(w, "dapi\u2603secret"))),
+        "from the profile [dev] of",
+        True,
+    ),
+    (
+        "api",
+        "token provider giving a line break",
+        api(lambda w: run_job_and_wait(DatabricksClient(w.sandbox.url, lambda: "dapi-a\nb"), JOB)),
+        "from the token provider has a line break",
+        True,
+    ),
+    (
+        "api",
+        "job id beyond int64",
+        api(lambda w: run_job_and_wait(w.client(), 2**63)),
+        "larger than any id",
+        True,
+    ),
+    (
+        "api",
+        "empty idempotency token",
+        api(lambda w: run_job_and_wait(w.client(), JOB, idempotency_token=" ")),
+        "idempotency token is empty",
+        True,
+    ),
+    (
+        "api",
+        "max_parallel 0",
+        api(lambda w: __import__("dbx_magic").run_many(w.client(), JOB, [{}], max_parallel=0)),
+        "not a positive integer",
+        True,
+    ),
+    (
+        "api",
+        "a number that is no job's id but a job's name",
+        api(lambda w: run_job_and_wait(w.client(), "123")),
+        "pass name:123 to run it by name",
+        False,
+    ),
+    ("api", "name: and nothing", api(lambda w: run_job_and_wait(w.client(), "name:")), "job is empty", True),
+    (
+        "api",
+        "idempotency token reused with other parameters",
+        api(reuse_token),
+        "asked now: date=2026-11-02",
+        False,
+    ),
     # -- the magics -----------------------------------------------------------------------------
     ("magic", "job id 0", cell("%dbx_run 0"), "not a positive integer", True),
     ("magic", "negative job id", cell("%dbx_run -5"), "not a positive integer", True),
@@ -368,6 +498,53 @@ CASES: list[tuple[str, str, Callable[[World], str], str, bool]] = [
         True,
     ),
     ("magic", "%dbx_wait on a run that does not exist", cell("%dbx_wait 424242"), "check the run id", False),
+    ("magic", "--out get_ipython", cell(f"%dbx_run {JOB} --out get_ipython"), "relies on", True),
+    ("magic", "--out print", cell(f"%dbx_run {JOB} --out print"), "relies on", True),
+    ("magic", "--idempotency-token ''", cell(f"%dbx_run {JOB} --idempotency-token ''"), "is empty", True),
+    ("magic", "%dbx_sandbox --speed nan", cell("%dbx_sandbox --speed nan"), "not positive", True),
+    (
+        "magic",
+        "{num[0]} in the cell",
+        cell(f"%%dbx_run {JOB}\nx = {{num[0]}}\n"),
+        "could not be expanded",
+        True,
+    ),
+    (
+        "magic",
+        "an object whose str() raises",
+        cell(f"%%dbx_run {JOB}\nx = {{unprintable}}\n"),
+        "could not be expanded (RuntimeError",
+        True,
+    ),
+    ("magic", "job id beyond int64", cell(f"%dbx_run {2**63}"), "larger than any id", True),
+    (
+        "magic",
+        "--max-parallel 0",
+        cell(f"%dbx_run {JOB} --foreach grid --max-parallel 0"),
+        "at least 1",
+        True,
+    ),
+    (
+        "magic",
+        "a JWT in the cell",
+        cell(f"%%dbx_run {JOB}\nauth = eyJhbGciOiJI.eyJzdWIiOiIx.sig\n"),
+        "token does not belong",
+        True,
+    ),
+    (
+        "magic",
+        "a password parameter",
+        cell(f"%%dbx_run {JOB}\npassword = hunter2\n"),
+        "token does not belong",
+        True,
+    ),
+    (
+        "magic",
+        "a PAT as a parameter named token",
+        cell(f"%%dbx_run {JOB}\ntoken = dapi{'0a' * 16}\n"),
+        "token does not belong",
+        True,
+    ),
     # -- the form -------------------------------------------------------------------------------
     ("form", "no job selected", form(lambda f: None), "job is empty", True),
     (
@@ -400,6 +577,45 @@ CASES: list[tuple[str, str, Callable[[World], str], str, bool]] = [
         True,
     ),
     ("form", "unknown job typed in", form(pick("no-such-job")), "No job is named 'no-such-job'", False),
+    (
+        "form",
+        "a PAT in a parameter value",
+        form(lambda f: (pick()(f), f.add_row("key", "dapi" + "0f" * 16))),
+        "token does not belong",
+        True,
+    ),
+    (
+        "form",
+        "the session's own token in a value",
+        form(
+            lambda f: (
+                pick()(f),
+                f.add_row("key", f"x {f.client.secrets()[0]} y"),
+            )
+        ),
+        "token does not belong",
+        True,
+    ),
+    (
+        "form",
+        "job name: with no name",
+        form(lambda f: pick("name:")(f)),
+        "job is empty",
+        True,
+    ),
+    # -- the command line -----------------------------------------------------------------------
+    ("cli", "demo --speed 0", cli("demo", "--speed", "0"), "0 is not a positive number", True),
+    ("cli", "run with job id 0", cli("run", "0"), "not a positive integer", True),
+    (
+        "cli",
+        "run with an empty idempotency token",
+        cli("run", JOB, "--idempotency-token", " "),
+        "is empty",
+        True,
+    ),
+    ("cli", "run with --timeout 0", cli("run", JOB, "--timeout", "0"), "not a positive number", True),
+    ("cli", "wait with a bad run id", cli("wait", "abc"), "not a positive integer", True),
+    ("cli", "run with a parameter without =", cli("run", JOB, "-p", "date"), "has no '='", True),
 ]
 
 
@@ -431,4 +647,4 @@ def test_the_command_line_says_how_to_give_a_parameter(capsys):
 
 
 def test_the_table_is_wide():
-    assert len(CASES) >= 30 and {c[0] for c in CASES} == {"api", "magic", "form"}
+    assert len(CASES) >= 90 and {c[0] for c in CASES} == {"api", "magic", "form", "cli"}

@@ -60,3 +60,44 @@ def test_fifty_concurrent_waits_under_429_bursts_stay_under_the_rate():
             if excess > worst["excess"]:
                 worst = {"excess": excess, "window": window, "count": j - i}
     assert worst["excess"] <= 1, worst  # one request of slack for timestamp rounding
+
+
+CLIENTS = 200
+
+
+def test_two_hundred_clients_at_once_are_all_answered_and_every_run_accounted_for(make_sandbox, clock):
+    """200 clients, each with its own connection, launch at the same instant and watch their runs to
+    the end: none is reset or refused (one attempt each, no retries to hide one), every run is found."""
+    sb = make_sandbox()
+    sb.add_job("crowd", duration=3, max_concurrent_runs=CLIENTS)
+    before = set(sb.run_ids("crowd"))
+    start = threading.Barrier(CLIENTS)
+    results: list[RunResult | None] = [None] * CLIENTS
+    errors: list[BaseException] = []
+    limiter = RateLimiter(1e6, 1e6, clock=clock)  # not the subject here
+
+    def client_run(i: int) -> None:
+        client = DatabricksClient(
+            sb.url, sb.token, clock=clock, retry=RetryPolicy(attempts=1), rate_limiter=limiter
+        )
+        try:
+            start.wait(timeout=30)
+            results[i] = run_job_and_wait(client, "crowd", {"i": str(i)}, timeout=3600)
+        except BaseException as exc:  # collected, asserted below
+            errors.append(exc)
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=client_run, args=(i,), daemon=True) for i in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads), "every client finished"
+    assert errors == [], [str(e) for e in errors[:3]]
+    done = [r for r in results if r is not None]
+    assert len(done) == CLIENTS and all(r.ok for r in done)
+    assert {r.run_id for r in done} == set(sb.run_ids("crowd")) - before  # every run, none extra
+    log = sb.requests
+    assert sum(r.path.endswith("run-now") for r in log) == CLIENTS
+    assert all(r.status is not None and r.status < 400 for r in log)  # every request answered, none refused

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from ..errors import ConfigError, InvalidInput
+from .config import check_token_text
 
 if TYPE_CHECKING:
     from .config import Config
@@ -115,15 +116,21 @@ class BearerAuth(requests.auth.AuthBase):
     ) -> None:
         self._provider: TokenProvider | None = None
         self._token: Token | None = None
+        self._seen: list[str] = []  # every secret handed out, newest last (to mask in answers)
         if callable(token):
             self._provider = token
         else:
-            text = str(token or "").strip()
+            if token is not None and not isinstance(token, str):
+                raise InvalidInput(
+                    f"The token is a {type(token).__name__}: pass the token as a string, or a token provider."
+                )
+            text = check_token_text(token or "", "the token argument", InvalidInput)
             if not text:
                 raise InvalidInput(
                     "The token is empty: set DATABRICKS_TOKEN or a token in your ~/.databrickscfg profile."
                 )
             self._token = Token(text)
+            self._seen.append(text)
         self._resource_id = (workspace_resource_id or "").strip() or None
         self._clock = clock
         self._margin = margin
@@ -140,8 +147,15 @@ class BearerAuth(requests.auth.AuthBase):
             current = self._token
             if self._provider is not None and (current is None or self._expiring(current)):
                 current = self._token = self._fetch(self._provider)
+                fresh = [current.access_token, *current.headers.values()]
+                self._seen = [s for s in self._seen if s not in fresh][-8:] + fresh
             assert current is not None
             return current
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every token and token header value this auth has sent, so answers echoing one can be masked."""
+        with self._lock:
+            return tuple(self._seen)
 
     def refresh(self) -> bool:
         """Forget the token, so the next request asks the provider for a new one.
@@ -172,15 +186,21 @@ class BearerAuth(requests.auth.AuthBase):
         return token.expires_at is not None and self._clock() >= token.expires_at - self._margin
 
     def _fetch(self, provider: TokenProvider) -> Token:
+        failure: ConfigError | None = None
         try:
             token = as_token(provider())
         except (ConfigError, InvalidInput):
             raise
-        except Exception as exc:
-            raise ConfigError(
-                f"The token provider failed ({type(exc).__name__}: {exc}); fix the provider "
+        except Exception as exc:  # raised below, outside this block: nothing of the provider's is chained
+            reason = " ".join(str(exc).split())[:300]
+            for secret in self._seen:
+                reason = reason.replace(secret, "***")
+            failure = ConfigError(
+                f"The token provider failed ({type(exc).__name__}: {reason}); fix the provider "
                 "or the sign-in it uses, then try again."
-            ) from exc
+            )
+        if failure is not None:
+            raise failure
         if token.expires_at is None:
             log.debug("got a new token (no expiry known)")
         else:
@@ -209,6 +229,9 @@ def as_token(value: Any) -> Token:
         )
     if not token.access_token:
         raise ConfigError("The token provider returned an empty token: check the sign-in it uses.")
+    token = Token(check_token_text(token.access_token, "the token provider"), token.expires_at, token.headers)
+    for name, header in token.headers.items():
+        check_token_text(str(header), f"the token provider's {name} header")
     return token
 
 

@@ -14,10 +14,14 @@ used as is.
 
 from __future__ import annotations
 
+import contextlib
+import json as json_module
 import logging
+import math
 import random
+import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,9 +30,11 @@ from urllib3.util.retry import Retry
 
 from ..clock import Clock, as_clock
 from ..errors import (
+    ApiError,
     DatabricksError,
     InvalidInput,
     TransportError,
+    WaitTimeout,
     error_from_response,
 )
 from .auth import BearerAuth, TokenProvider, token_rejected, token_source
@@ -113,7 +119,7 @@ class DatabricksClient:
         host: str,
         token: str | TokenProvider | BearerAuth,
         *,
-        timeout: tuple[float, float] = (10.0, 60.0),
+        timeout: float | tuple[float, float] = (10.0, 60.0),
         retry: RetryPolicy | None = None,
         api_version: str = "2.1",
         session: requests.Session | None = None,
@@ -130,7 +136,8 @@ class DatabricksClient:
             else BearerAuth(token, workspace_resource_id=azure_workspace_resource_id, clock=self.clock.wall)
         )
         self.host = normalise_host(host)
-        self.timeout = timeout
+        self.timeout = _checked_timeout(timeout)
+        self._local = threading.local()
         self.retry = retry or RetryPolicy()
         self.api_version = api_version
         self._session = session or requests.Session()
@@ -170,6 +177,11 @@ class DatabricksClient:
 
     def __repr__(self) -> str:
         return f"DatabricksClient(host={self.host!r})"
+
+    def secrets(self) -> tuple[str, ...]:
+        """The tokens this client has sent: for refusing them where they do not belong (a notebook
+        cell, a form's values) and masking them in answers. Never shown anywhere."""
+        return self._auth.secrets()
 
     def close(self) -> None:
         """Close the HTTP session."""
@@ -260,6 +272,23 @@ class DatabricksClient:
         return self._request("GET", "jobs/runs/list", params=params, what="listing runs")
 
     # -- the one request path --------------------------------------------------------------
+    @contextlib.contextmanager
+    def until(self, deadline: float | None) -> Iterator[None]:
+        """Within the block, this thread's requests stop waiting at ``deadline`` (the client's
+        monotonic clock): no retry, and no wait in the rate limiter, ends past it.
+
+        A request past its deadline raises :class:`~dbx_magic.errors.WaitTimeout`. Deadlines nest (the
+        sooner wins); other threads are not affected.
+        """
+        previous = getattr(self._local, "deadline", None)
+        if deadline is not None and previous is not None:
+            deadline = min(deadline, previous)
+        self._local.deadline = deadline if deadline is not None else previous
+        try:
+            yield
+        finally:
+            self._local.deadline = previous
+
     def _request(
         self,
         method: str,
@@ -271,83 +300,33 @@ class DatabricksClient:
     ) -> Answer:
         url = f"{self.host}/api/{self.api_version}/{endpoint}"
         policy = self.retry
+        deadline: float | None = getattr(self._local, "deadline", None)
         started = self.clock.monotonic()
         attempt = 0
         refreshed = False
         while True:
             attempt += 1
-            retry_after: float | None = None
-            self.rate_limiter.acquire()
-            t0 = self.clock.monotonic()
-            try:
-                response = self._session.request(method, url, params=params, json=json, timeout=self.timeout)
-            except requests.exceptions.InvalidURL as exc:
-                raise InvalidInput(
-                    f"The host {self.host!r} is not a usable URL ({exc}): fix DATABRICKS_HOST."
-                ) from None
-            except requests.exceptions.SSLError as exc:
-                raise TransportError(
-                    f"{what.capitalize()} failed: the TLS handshake with {self.host} failed "
-                    f"({type(exc).__name__}); if the host serves plain HTTP (a local sandbox), give it "
-                    "as http://HOST:PORT, otherwise check its certificate."
-                ) from None
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                kind = "timed out" if isinstance(exc, requests.Timeout) else "failed"
-                log.debug(
-                    "%s %s -> connection %s (%s), attempt %d",
-                    method,
-                    endpoint,
-                    kind,
-                    type(exc).__name__,
-                    attempt,
+            if not self.rate_limiter.acquire_by(deadline):
+                raise _past_deadline(
+                    what, "waiting for this client's own request-rate limit", attempt - 1, started, self
                 )
-                failure: DatabricksError = TransportError(
-                    f"{what.capitalize()} failed: the connection to {self.host} {kind} "
-                    f"({type(exc).__name__}); check the host and your network, then try again."
-                )
-            else:
-                elapsed_ms = (self.clock.monotonic() - t0) * 1000
-                log.debug(
-                    "%s %s -> %d (%.0f ms), attempt %d",
-                    method,
-                    endpoint,
-                    response.status_code,
-                    elapsed_ms,
-                    attempt,
-                )
-                body, parsed = _json_body(response)
-                if response.status_code < 400:
-                    if parsed and isinstance(body, dict):
-                        answer = Answer(body)
-                        answer.retry_after = _retry_after(response)
-                        return answer
-                    failure = TransportError(
-                        f"{what.capitalize()} failed: {self.host} answered with a body that is not "
-                        "a JSON object (a proxy or login page?); check that the host is your "
-                        "workspace URL, then try again.",
-                        status_code=response.status_code,
-                    )
-                else:
-                    failure = error_from_response(
-                        response.status_code,
-                        body if parsed else None,
-                        host=self.host,
-                        what=what,
-                        fallback_text="" if parsed else response.text,
-                    )
-                    # A refused token is renewed once per request, and the request sent once more.
-                    if (
-                        not refreshed
-                        and token_rejected(response.status_code, failure.api_message or "")
-                        and self._auth.refresh()
-                    ):
-                        refreshed = True
-                        log.debug("%s %s: the token was refused; retrying with a new one", method, endpoint)
-                        continue
-                    if response.status_code not in RETRY_STATUSES:
-                        raise failure
-                    retry_after = _retry_after(response)
-
+            answer, failure, retry_after = self._attempt(method, endpoint, url, params, json, what, attempt)
+            if answer is not None:
+                return answer
+            assert failure is not None
+            # A refused token is renewed once per request, and the request sent once more.
+            if (
+                not refreshed
+                and isinstance(failure, ApiError)
+                and failure.status_code is not None
+                and token_rejected(failure.status_code, failure.api_message or "")
+                and self._auth.refresh()
+            ):
+                refreshed = True
+                log.debug("%s %s: the token was refused; retrying with a new one", method, endpoint)
+                continue
+            if isinstance(failure, ApiError) and failure.status_code not in RETRY_STATUSES:
+                raise failure
             spent = self.clock.monotonic() - started
             wait = policy.wait(attempt, retry_after)
             if (
@@ -356,17 +335,161 @@ class DatabricksClient:
                 or (retry_after is not None and retry_after > policy.max_retry_after)
             ):
                 raise _exhausted(failure, attempt, spent, retry_after)
+            if deadline is not None and self.clock.monotonic() + wait > deadline:
+                raise _past_deadline(what, _brief(failure), attempt, started, self, retry_after)
             log.debug("%s %s: retry %d in %.2f s", method, endpoint, attempt, wait)
             self.clock.sleep(wait)
 
+    def _attempt(
+        self,
+        method: str,
+        endpoint: str,
+        url: str,
+        params: Mapping[str, Any] | None,
+        json: Mapping[str, Any] | None,
+        what: str,
+        attempt: int,
+    ) -> tuple[Answer | None, DatabricksError | None, float | None]:
+        """One HTTP attempt: the answer, or the failure (with the ``Retry-After`` that came with it).
 
-def _json_body(response: requests.Response) -> tuple[Any, bool]:
-    if not response.content:
-        return None, False
+        Whatever ``requests`` raises is turned into one of our errors *after* its except block, so no
+        exception of theirs (which holds the request, its headers and so the token) is ever chained.
+        """
+        t0 = self.clock.monotonic()
+        response: requests.Response | None = None
+        problem: BaseException | None = None
+        try:
+            response = self._session.request(method, url, params=params, json=json, timeout=self.timeout)
+        except DatabricksError:  # the token provider's own, already one sentence
+            raise
+        except (requests.RequestException, ValueError) as exc:  # ValueError: urllib3 refusing a URL or header
+            problem = exc
+        if response is None:
+            kind = type(problem).__name__
+            del problem  # its traceback holds the prepared request
+            log.debug("%s %s -> no answer (%s), attempt %d", method, endpoint, kind, attempt)
+            return None, self._transport_failure(kind, what), None
+        log.debug(
+            "%s %s -> %d (%.0f ms), attempt %d",
+            method,
+            endpoint,
+            response.status_code,
+            (self.clock.monotonic() - t0) * 1000,
+            attempt,
+        )
+        body, parsed, text = _read(response, self._auth.secrets())
+        if response.status_code < 400:
+            if parsed and isinstance(body, dict):
+                answer = Answer(body)
+                answer.retry_after = _retry_after(response)
+                return answer, None, None
+            return (
+                None,
+                TransportError(
+                    f"{what.capitalize()} failed: {self.host} answered with a body that is not "
+                    "a JSON object (a proxy or login page?); check that the host is your "
+                    "workspace URL, then try again.",
+                    status_code=response.status_code,
+                ),
+                None,
+            )
+        failure = error_from_response(
+            response.status_code,
+            body if parsed else None,
+            host=self.host,
+            what=what,
+            fallback_text="" if parsed else text,
+        )
+        return None, failure, _retry_after(response)
+
+    def _transport_failure(self, kind: str, what: str) -> DatabricksError:
+        """The error for an attempt that got no usable answer (``kind``: the requests exception's name)."""
+        if kind in _RETRIED_TRANSPORT or kind in ("ConnectTimeout", "ReadTimeout", "Timeout"):
+            verb = "timed out" if "Timeout" in kind else "failed"
+            if kind in ("ContentDecodingError", "ChunkedEncodingError"):
+                return TransportError(
+                    f"{what.capitalize()} failed: {self.host} sent an answer that could not be decoded "
+                    f"({kind}, a proxy in the way?); check the host and your network, then try again."
+                )
+            return TransportError(
+                f"{what.capitalize()} failed: the connection to {self.host} {verb} "
+                f"({kind}); check the host and your network, then try again."
+            )
+        if kind == "SSLError":
+            raise TransportError(
+                f"{what.capitalize()} failed: the TLS handshake with {self.host} failed "
+                f"({kind}); if the host serves plain HTTP (a local sandbox), give it "
+                "as http://HOST:PORT, otherwise check its certificate."
+            )
+        if kind in ("InvalidURL", "InvalidSchema", "MissingSchema", "URLRequired"):
+            raise InvalidInput(f"The host {self.host!r} is not a usable URL ({kind}): fix DATABRICKS_HOST.")
+        raise TransportError(
+            f"{what.capitalize()} failed: the request could not be sent ({kind}); check the host, "
+            "the token and the proxy settings, then try again."
+        )
+
+
+_RETRIED_TRANSPORT = frozenset(
+    {"ConnectionError", "ProxyError", "ContentDecodingError", "ChunkedEncodingError", "RetryError"}
+)
+
+
+def _read(response: requests.Response, secrets: tuple[str, ...]) -> tuple[Any, bool, str]:
+    """The body parsed as JSON (and whether it was), and its text; any secret it echoes is masked."""
+    content = response.content
+    if not content:
+        return None, False, ""
+    masked = [s for s in secrets if len(s) >= 8 and s.encode("utf-8", "replace") in content]
+    if not masked:
+        try:
+            return response.json(), True, response.text
+        except ValueError:
+            return None, False, response.text
+    text = response.text
+    for secret in masked:
+        text = text.replace(secret, "***")
+    log.debug("an answer echoed the token; it was masked")
     try:
-        return response.json(), True
+        return json_module.loads(text), True, text
     except ValueError:
-        return None, False
+        return None, False, text
+
+
+def _brief(failure: DatabricksError) -> str:
+    """The last failure in a few words, for a message about something else (the timeout)."""
+    if isinstance(failure, ApiError):
+        return f"the last answer was HTTP {failure.status_code}: {(failure.api_message or '').rstrip('.')}"
+    reason = failure.message.split(" failed: ", 1)[-1].split(";", 1)[0]
+    return f"the last attempt: {reason}"
+
+
+def _past_deadline(
+    what: str,
+    reason: str,
+    attempts: int,
+    started: float,
+    client: DatabricksClient,
+    retry_after: float | None = None,
+) -> WaitTimeout:
+    return WaitTimeout(
+        f"The timeout ran out while {what} ({reason.rstrip('.')}).",
+        attempts=attempts if attempts > 1 else None,
+        elapsed=client.clock.monotonic() - started,
+        retry_after=retry_after,
+    )
+
+
+def _checked_timeout(timeout: Any) -> float | tuple[float, float]:
+    """A request timeout as requests takes it: positive finite seconds, or a (connect, read) pair."""
+    values = timeout if isinstance(timeout, tuple) else (timeout,)
+    if len(values) in (1, 2) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) and v > 0 and math.isfinite(v) for v in values
+    ):
+        return timeout  # type: ignore[no-any-return]
+    raise InvalidInput(
+        f"The client timeout {timeout!r} is not a positive number of seconds or a (connect, read) pair "
+        "of them: pass e.g. timeout=(10, 60)."
+    )
 
 
 def _retry_after(response: requests.Response) -> float | None:

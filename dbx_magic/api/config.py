@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InvalidInput
 
-__all__ = ["Config", "normalise_host"]
+__all__ = ["Config", "check_token_text", "normalise_host"]
 
 _HOST_CHARS = re.compile(r"^[A-Za-z0-9.\-]+$")
 
@@ -41,11 +41,47 @@ _AUTH_SETTINGS = {
 }
 
 
+def check_token_text(token: str, where: str, error: type[ConfigError | InvalidInput] = ConfigError) -> str:
+    """The token as it will be sent (stripped), or one sentence naming where it came from.
+
+    A token is printable ASCII with no space in it; anything else (a line break or a curly dash
+    pasted along with it) would be refused by the HTTP library with the whole token in its message,
+    so it is refused here, and the message never holds the value.
+
+    Args:
+        token: The token as read.
+        where: Where it was read from, in words ("DATABRICKS_TOKEN", "the profile [dev] of ...").
+        error: The exception to raise.
+    """
+    text = token.strip()
+    for position, char in enumerate(text, start=1):
+        if 33 <= ord(char) <= 126:
+            continue
+        if char in "\r\n":
+            what = "a line break"
+        elif char.isspace():
+            what = "a space"
+        elif ord(char) < 32 or ord(char) == 127:
+            what = "a control character"
+        else:
+            what = "a character that is not plain ASCII (a curly quote or dash?)"
+        raise error(
+            f"The token from {where} has {what} at position {position} of {len(text)}: a token is one "
+            "line of plain letters, digits and punctuation, so copy it again from where it was created."
+        )
+    return text
+
+
 def normalise_host(host: str) -> str:
     """Return the workspace URL with a scheme and no trailing slash, or raise ConfigError.
 
     A host without a scheme gets ``https://``.
     """
+    if not isinstance(host, str):
+        raise ConfigError(
+            f"The Databricks host is {'missing' if host is None else 'a ' + type(host).__name__}: pass the "
+            "workspace URL as a string, e.g. https://adb-1234567890123456.7.azuredatabricks.net."
+        )
     raw = host.strip()
     if not raw:
         raise ConfigError(
@@ -59,6 +95,12 @@ def normalise_host(host: str) -> str:
         raise ConfigError(
             f"The Databricks host {raw!r} is not a workspace URL: use the form "
             "https://adb-1234567890123456.7.azuredatabricks.net."
+        )
+    long = next((label for label in hostname.split(".") if len(label) > 63), None)
+    if long is not None or len(hostname) > 253 or ".." in hostname or hostname.startswith("."):
+        raise ConfigError(
+            f"The Databricks host {raw!r} is not a valid host name (each part between dots is 1 to 63 "
+            "characters): check it against the workspace URL in your browser."
         )
     if parts.path.strip("/") or parts.query:
         raise ConfigError(
@@ -149,6 +191,7 @@ class Config:
         sources = []  # where the host and token came from
         settings: dict[str, str] = {"auth_type": auth_type.strip()} if auth_type and auth_type.strip() else {}
         settings_sources = ["arguments"] if settings else []  # where the other sign-in settings came from
+        token_where = "the token argument" if token else None  # where the token came from, for messages
         if host or token:
             sources.append("arguments")
         # The environment is consulted only where no profile was asked for: naming a profile
@@ -161,6 +204,7 @@ class Config:
             if env_settings:
                 settings_sources.append("environment")
             host = host or env_host or None
+            token_where = token_where or ("DATABRICKS_TOKEN" if env_token else None)
             token = token or env_token or None
             settings.update(env_settings)
 
@@ -184,6 +228,7 @@ class Config:
                     settings_profile = name
                     settings_sources.append(f"profile [{name}] of {path}")
                 host = host or file_host or None
+                token_where = token_where or (f"the profile [{name}] of {path}" if file_token else None)
                 token = token or file_token or None
                 settings.update(file_settings)
 
@@ -227,7 +272,7 @@ class Config:
             )
         return cls(
             host=normalise_host(host),
-            token=token.strip(),
+            token=check_token_text(token, token_where or "the configuration"),
             profile=used_profile,
             source=", ".join(sources) or "arguments",
         )

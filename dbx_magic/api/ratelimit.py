@@ -91,6 +91,25 @@ class RateLimiter:
             self._clock.sleep(wait)
         return wait
 
+    def acquire_by(self, deadline: float | None) -> bool:
+        """Take one token if it is due by ``deadline`` (monotonic seconds; None: whenever it is due),
+        waiting for it; otherwise take none and return False at once."""
+        if deadline is None:
+            self.acquire()
+            return True
+        with self._lock:
+            now = self._clock.monotonic()
+            self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
+            self._stamp = now
+            wait = (1.0 - self._tokens) / self._rate if self._tokens < 1.0 else 0.0
+            if wait > 0 and now + wait > deadline:
+                return False
+            self._tokens -= 1.0
+            self.waited += wait
+        if wait > 0:
+            self._clock.sleep(wait)
+        return True
+
 
 def _checked(rate: float, burst: float | None) -> tuple[float, float]:
     if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0:

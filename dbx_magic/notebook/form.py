@@ -183,15 +183,23 @@ class RunForm:
             if name in params:
                 raise InvalidInput(f"The parameter {name!r} is given twice: keep one row.")
             params[name] = value
-        self.session.refuse_secrets(*params.values(), flags=False)
+        self.session.secrets.update(self.client.secrets())  # a client given to the form, too
+        for row in self.rows:
+            try:
+                self.session.refuse_secrets(row.value.value, flags=False)
+            except InvalidInput as exc:
+                row.value.value = ""  # out of the widget state the notebook saves, too
+                raise InvalidInput(
+                    f"{exc.message.rstrip('.')} (the value of {row.name.value.strip() or 'a row'!r} was cleared)."
+                ) from None
         return params
 
     def _on_job(self, change: dict[str, Any]) -> None:
         text = str(change.get("new") or "").strip()
-        if not text or not (text.isdigit() or text in self.job.options):
+        if not text or not (text.isdigit() or text in self.job.options or text.lower().startswith("name:")):
             return
         try:
-            info = job_info(self.client, text)
+            info = job_info(self.client, self._job_ref(text))
         except DatabricksError as exc:
             self._say(str(exc), "danger")
             return
@@ -201,6 +209,11 @@ class RunForm:
             f"Job {info.job_id} ({info.name or 'unnamed'}): {len(info.defaults)} {kind}, pre-filled with their defaults.",
             "info",
         )
+
+    def _job_ref(self, text: str) -> str:
+        """What the job field names: a name picked from the list is a name, even one of digits."""
+        text = text.strip()
+        return f"name:{text}" if text in self.job.options and text.lstrip("+-").isdigit() else text
 
     # -- running --------------------------------------------------------------------------------
     @property
@@ -224,7 +237,9 @@ class RunForm:
         try:
             params = self.get_params()
             out = out_name(self.out.value)
-            spec = Launch.check(self.job.value, params, idempotency_token=self.token.value.strip() or None)
+            spec = Launch.check(
+                self._job_ref(self.job.value), params, idempotency_token=self.token.value.strip() or None
+            )
         except (InvalidInput, argparse.ArgumentTypeError) as exc:
             self.error = exc
             self._say(str(exc), "danger")

@@ -28,8 +28,15 @@ __all__ = ["NotebookSession", "refuse_secrets"]
 
 T = TypeVar("T")
 
-_PAT = re.compile(r"\bdapi[0-9a-f]{32}(-\d+)?\b", re.IGNORECASE)
-_TOKEN_FLAG = re.compile(r"(^|\s)--?(token|pat|password)\b|(^|\s)(token|password)\s*=", re.IGNORECASE)
+# What a credential looks like, whatever it is called: a personal access token, a JWT (Entra ID and
+# Databricks OAuth tokens), an Authorization header's value.
+_PAT = re.compile(
+    r"\bdapi[0-9a-f]{32}(-\d+)?\b|\beyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]+|\bBearer\s+\S{16,}", re.IGNORECASE
+)
+# A flag naming a credential, and a password given as a parameter. A parameter merely *named* token
+# (a pagination or feature token, say) is a parameter like any other: refused only for a value that
+# looks like a credential (above) or is one this session knows.
+_TOKEN_FLAG = re.compile(r"(^|\s)--?(token|pat|password)\b|(^|\s)password\s*=", re.IGNORECASE)
 WHERE_TOKENS_GO = (
     "a token does not belong in a notebook (the notebook saves it): set DATABRICKS_TOKEN in the "
     "kernel's environment, or put it in a ~/.databrickscfg profile and pass --profile NAME."

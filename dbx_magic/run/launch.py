@@ -15,13 +15,17 @@ from typing import Any
 
 from ..api.client import DatabricksClient, new_idempotency_token
 from ..errors import (
+    GOES_ON,
     MAY_HAVE_STARTED,
     DatabricksError,
     InvalidInput,
+    ResourceConflict,
+    ResourceDoesNotExist,
     RunInterrupted,
     ServerError,
     TooManyRequests,
     TransportError,
+    WaitTimeout,
 )
 from .checks import MAX_ID, check_timeout, check_token, positive_id
 from .models import RunResult
@@ -68,13 +72,17 @@ class JobInfo:
         return dict(self.job_parameters if self.uses_job_parameters else self.notebook_parameters)
 
 
+NAME_PREFIX = "name:"
+"""``name:123`` is the job *named* "123" (a string of digits alone is a job id)."""
+
+
 def _job_id_from(job: Any) -> int | None:
-    """The job id when ``job`` is one, None when it is a name."""
+    """The job id when ``job`` is one, None when it is a name (``name:`` forces a name)."""
     if isinstance(job, str):
         text = job.strip()
-        if not text:
+        if not text or text.lower() == NAME_PREFIX:
             raise InvalidInput("The job is empty: pass a job id or a job name.")
-        if not text.lstrip("+-").isdigit():
+        if text.lower().startswith(NAME_PREFIX) or not text.lstrip("+-").isdigit():
             return None
     if not isinstance(job, int | str) or isinstance(job, bool):
         raise InvalidInput(
@@ -93,6 +101,8 @@ class Launch:
         job_parameters: Parameters given as job parameters, as strings.
         idempotency_token: The token the launch carries (a fresh one unless given).
         timeout: Seconds to wait for the run, None for as long as it lasts.
+        token_given: The token came from the caller, so it may find a run started earlier: the
+            launch then checks that run was started with the same parameters.
     """
 
     job: int | str
@@ -100,6 +110,7 @@ class Launch:
     job_parameters: dict[str, str] = field(default_factory=dict)
     idempotency_token: str = field(default_factory=new_idempotency_token)
     timeout: float | None = None
+    token_given: bool = False
 
     @classmethod
     def check(
@@ -119,13 +130,15 @@ class Launch:
                 "Both notebook_params and job_parameters were given, and a run takes one kind: pass the "
                 "parameters once (they are sent the way the job takes them)."
             )
-        token = check_token(idempotency_token) or new_idempotency_token()
+        given = check_token(idempotency_token)
+        token = given or new_idempotency_token()
         return cls(
             job=job_id if job_id is not None else str(job).strip(),
             notebook_params=notebook,
             job_parameters=jobp,
             idempotency_token=token,
             timeout=check_timeout(timeout),
+            token_given=given is not None,
         )
 
     @property
@@ -154,6 +167,8 @@ def resolve_job(client: DatabricksClient, job: int | str) -> int:
     if job_id is not None:
         return job_id
     name = str(job).strip()
+    if name.lower().startswith(NAME_PREFIX):
+        name = name[len(NAME_PREFIX) :].strip()
     matches = client.list_jobs(name=name)
     exact = [j for j in matches if str((j.get("settings") or {}).get("name", "")).lower() == name.lower()]
     if len(exact) == 1:
@@ -176,9 +191,33 @@ def resolve_job(client: DatabricksClient, job: int | str) -> int:
 
 
 def job_info(client: DatabricksClient, job: int | str) -> JobInfo:
-    """getJob: resolve the job and read its settings."""
-    job_id = resolve_job(client, job)
-    return JobInfo(job_id, client.get_job(job_id))
+    """getJob: resolve the job and read its settings.
+
+    A job id that does not exist, when a job is *named* like it, says how to run that one.
+    """
+    job_id: int | None = None
+    try:
+        job_id = resolve_job(client, job)
+        return JobInfo(job_id, client.get_job(job_id))
+    except ResourceDoesNotExist as exc:
+        missing = exc
+    except WaitTimeout as exc:
+        raise WaitTimeout(f"{exc.message.rstrip('.')}; no run was started.", **exc.fields()) from None
+    if job_id is None or not _named(client, str(job_id)):
+        raise missing
+    raise ResourceDoesNotExist(
+        f"There is no job with id {job_id}, but a job is named {str(job_id)!r}: pass "
+        f"{NAME_PREFIX}{job_id} to run it by name (a number alone is a job id).",
+        **missing.fields(),
+    )
+
+
+def _named(client: DatabricksClient, name: str) -> bool:
+    try:
+        jobs = client.list_jobs(name=name)
+    except DatabricksError:  # only a hint; the job's absence is the error
+        return False
+    return any(str((j.get("settings") or {}).get("name", "")) == name for j in jobs)
 
 
 def launch(client: DatabricksClient, spec: Launch, info: JobInfo | None = None) -> RunResult:
@@ -199,15 +238,20 @@ def launch(client: DatabricksClient, spec: Launch, info: JobInfo | None = None) 
     token = spec.idempotency_token
     values = spec.params
     notebook, jobp = ({}, values) if info.uses_job_parameters else (values, {})
+    answer: Mapping[str, Any] | None = None
     try:
         answer = _run_now(client, info.job_id, token, notebook, jobp)
         run_id = int(answer["run_id"])
+        if spec.token_given:
+            _check_reuse(client, info, run_id, token, values)
     except KeyboardInterrupt:
+        answer = None
+    if answer is None:  # raised here, not in the except block: nothing of the request is chained
         raise RunInterrupted(
             f"Interrupted while launching job {info.job_id}.",
             idempotency_token=token,
             follow_up=MAY_HAVE_STARTED,
-        ) from None
+        )
     log.debug("launched job %s as run %s", info.job_id, run_id)
     return RunResult(
         job_id=info.job_id,
@@ -218,6 +262,57 @@ def launch(client: DatabricksClient, spec: Launch, info: JobInfo | None = None) 
         idempotency_token=token,
         parameters=dict(values),
     )
+
+
+def _check_reuse(
+    client: DatabricksClient, info: JobInfo, run_id: int, token: str, asked: Mapping[str, str]
+) -> None:
+    """A token given by the caller may find a run started earlier: refuse it when that run was
+    started with other parameters than the ones asked for now (both sets are shown)."""
+    try:
+        run = client.get_run(run_id)
+    except DatabricksError as exc:
+        raise exc.about_run(run_id) from None
+    found = _started_with(run, info)
+    wanted = {**info.job_parameters, **asked} if info.uses_job_parameters else dict(asked)
+    if found is None or found == wanted:
+        return
+    raise ResourceConflict(
+        f"The idempotency token {token!r} found run {run_id}, started earlier with other parameters "
+        f"({_shown(found)}; asked now: {_shown(wanted)}), so it is not the run asked for: launch "
+        "again with another token, or none, to start a new one.",
+        run_id=run_id,
+        idempotency_token=token,
+        follow_up=GOES_ON,
+    )
+
+
+def _started_with(run: Mapping[str, Any], info: JobInfo) -> dict[str, str] | None:
+    """The parameters a run was started with, from ``runs/get`` (None when it does not say)."""
+    if info.uses_job_parameters:
+        listed = run.get("job_parameters")
+        if isinstance(listed, list):
+            return {
+                str(p.get("name")): str(p.get("value", p.get("default", "")))
+                for p in listed
+                if isinstance(p, dict) and p.get("name")
+            }
+    overriding = run.get("overriding_parameters")
+    if not isinstance(overriding, dict):
+        return None if info.uses_job_parameters else {}
+    key = "job_parameters" if info.uses_job_parameters else "notebook_params"
+    given = overriding.get(key) or {}
+    if not isinstance(given, dict):
+        return None
+    values = {str(k): str(v) for k, v in given.items()}
+    return {**info.job_parameters, **values} if info.uses_job_parameters else values
+
+
+def _shown(params: Mapping[str, str]) -> str:
+    if not params:
+        return "no parameters"
+    text = ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -244,7 +339,7 @@ def _run_now(
             answer = client.run_now(
                 job_id, idempotency_token=token, notebook_params=notebook, job_parameters=jobp
             )
-        except (TransportError, ServerError, TooManyRequests) as exc:
+        except (TransportError, ServerError, TooManyRequests, WaitTimeout) as exc:
             # The workspace may have started the run before the answer was lost.
             fields = exc.fields()
             fields.update(idempotency_token=token, follow_up=MAY_HAVE_STARTED)

@@ -14,12 +14,12 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..api.client import DatabricksClient
 from ..clock import Clock
-from ..errors import MANY_GO_ON, DatabricksError, InvalidInput, RunInterrupted, WaitTimeout
+from ..errors import MANY_GO_ON, MAY_HAVE_STARTED, DatabricksError, InvalidInput, RunInterrupted, WaitTimeout
 from .checks import MAX_IDEMPOTENCY_TOKEN
 from .launch import JobInfo, Launch, job_info, launch
 from .models import RunResult
@@ -90,6 +90,7 @@ def _specs(
     base = Launch.check(
         job, idempotency_token=idempotency_token or f"dbx-sweep-{uuid.uuid4().hex[:16]}", timeout=timeout
     )
+    base = replace(base, token_given=idempotency_token is not None)  # a fresh base finds no earlier runs
     if len(f"{base.idempotency_token}-{len(params)}") > MAX_IDEMPOTENCY_TOKEN:
         raise InvalidInput(
             f"The idempotency token base {base.idempotency_token!r} is too long for {len(params)} runs: keep it "
@@ -150,10 +151,15 @@ def run_many(
     sweep = _Sweep(
         client, info, specs, _limit(info, max_parallel), _clock(client, clock, sleep), policy, on_update
     )
+    timeout = specs[0].timeout
+    interrupted = False
     try:
-        sweep.run(specs[0].timeout)
+        with client.until(None if timeout is None else client.clock.monotonic() + timeout):
+            sweep.run(timeout)
     except KeyboardInterrupt:
-        raise sweep.interrupted(cancel_on_interrupt) from None
+        interrupted = True
+    if interrupted:  # raised here, not in the except block: nothing of a request is chained
+        raise sweep.interrupted(cancel_on_interrupt)
     failed_launches = [s for s in sweep.slots if s.error is not None]
     results = sweep.results()
     if failed_launches:
@@ -204,6 +210,8 @@ class _Sweep:
         waiting = list(self.slots)
         while True:
             while waiting and (self.limit is None or len(self._active()) < self.limit):
+                if deadline is not None and self.clock.monotonic() >= deadline:
+                    break  # the timeout bounds the waiting: no run is launched after it
                 self._launch(waiting.pop(0))
             self._notify()
             active = self._active()
@@ -270,20 +278,38 @@ class _Sweep:
             return None
         return history_from_runs([r for r in page.get("runs") or () if isinstance(r, dict)])
 
-    def _going(self) -> str:
+    def _going(self, verb: str = "") -> str:
+        """ "N runs (ids)", and the verb agreeing with N: "2 runs (7, 8) go on", "1 run (7) goes on"."""
         ids = [str(s.watched.run_id) for s in self._active() if s.watched]
-        return f"{len(ids)} run{'s' if len(ids) != 1 else ''} ({', '.join(ids) or 'none'})"
+        text = f"{len(ids)} run{'s' if len(ids) != 1 else ''} ({', '.join(ids) or 'none'})"
+        if verb:  # "go" -> "goes" for one run
+            text += f" {verb}{'es' if len(ids) == 1 else ''}"
+        return text
+
+    def _cut_short(self) -> str:
+        """The launches that may have started a run without its id coming back, with their tokens."""
+        cut = [s for s in self.slots if s.error is not None and s.error.follow_up == MAY_HAVE_STARTED]
+        if not cut:
+            return ""
+        tokens = ", ".join(s.spec.idempotency_token for s in cut[:10])
+        return (
+            f" {len(cut)} launch{'es' if len(cut) != 1 else ''} may have started a run whose id never came "
+            f"back (tokens {tokens}{', ...' if len(cut) > 10 else ''}): launching the sweep again with the same "
+            "idempotency token base finds them."
+        )
 
     def _timed_out(self, timeout: float) -> WaitTimeout:
         return WaitTimeout(
-            f"Stopped waiting for the sweep after {timeout:g} s with {self._going()} still going in the workspace.",
+            f"Stopped waiting for the sweep after {timeout:g} s with {self._going()} still going in the "
+            f"workspace.{self._cut_short()}",
             results=self.results(),
             follow_up=MANY_GO_ON,
         )
 
     def _poll_failed(self, exc: DatabricksError) -> SweepFailed:
         return SweepFailed(
-            f"Watching the sweep failed ({exc.message.rstrip('.')}); {self._going()} go on in the workspace.",
+            f"Watching the sweep failed ({exc.message.rstrip('.')}); {self._going('go')} on in the "
+            f"workspace.{self._cut_short()}",
             self.results(),
             follow_up=MANY_GO_ON,
             status_code=exc.status_code,
@@ -305,7 +331,7 @@ class _Sweep:
         what = (
             f"cancelled {len(cancelled)} of {count} still going ({ids})"
             if cancel
-            else f"{count} go on in the workspace ({ids})"
+            else f"{count} {'goes' if len(going) == 1 else 'go'} on in the workspace ({ids})"
         )
         cut = ""
         if self.launching is not None:
@@ -314,7 +340,7 @@ class _Sweep:
                 f"idempotency token base finds it (token {self.launching.spec.idempotency_token})."
             )
         return RunInterrupted(
-            f"Stopped waiting for the sweep; {what}.{cut}",
+            f"Stopped waiting for the sweep; {what}.{cut}{self._cut_short()}",
             cancelled=bool(cancel),
             follow_up=None if cancel else MANY_GO_ON,
             results=self.results(),

@@ -215,27 +215,36 @@ class WatchedRun:
             RunInterrupted: the kernel was interrupted.
         """
         deadline = None if timeout is None else self.clock.monotonic() + max(0.0, timeout)
+        # The client's retries and its rate limiter stop at the same moment (on the client's clock).
+        bound = None if timeout is None else self.client.clock.monotonic() + max(0.0, timeout)
+        interrupted = False
         try:
-            while True:
-                result = self.poll()
-                if result.finished:
-                    return result
-                now = self.clock.monotonic()
-                if deadline is not None and now >= deadline:
-                    raise WaitTimeout(
-                        f"Stopped waiting for run {self.run_id} after {timeout:.3g} s; it is still "
-                        f"{result.life_cycle_state or 'starting'}.",
-                        run_id=self.run_id,
-                        result=result,
-                        follow_up=GOES_ON,
-                    )
-                delay = self.next_delay()
-                if deadline is not None:
-                    delay = min(delay, max(0.0, deadline - now))
-                if self.clock.wait(self._wake, delay):
-                    self._wake.clear()
+            with self.client.until(bound):
+                return self._loop(timeout, deadline)
         except KeyboardInterrupt:
-            raise self._interrupted(cancel_on_interrupt) from None
+            interrupted = True
+        assert interrupted  # raised here, not in the except block: nothing of the request is chained
+        raise self._interrupted(cancel_on_interrupt)
+
+    def _loop(self, timeout: float | None, deadline: float | None) -> RunResult:
+        while True:
+            result = self.poll()
+            if result.finished:
+                return result
+            now = self.clock.monotonic()
+            if deadline is not None and now >= deadline:
+                raise WaitTimeout(
+                    f"Stopped waiting for run {self.run_id} after {timeout:.3g} s; it is still "
+                    f"{result.life_cycle_state or 'starting'}.",
+                    run_id=self.run_id,
+                    result=result,
+                    follow_up=GOES_ON,
+                )
+            delay = self.next_delay()
+            if deadline is not None:
+                delay = min(delay, max(0.0, deadline - now))
+            if self.clock.wait(self._wake, delay):
+                self._wake.clear()
 
     def _interrupted(self, cancel: bool) -> RunInterrupted:
         result = self.result
@@ -371,9 +380,11 @@ def run_launch(
     """
     clock = clock or client.clock
     started = clock.monotonic()
+    bound = None if spec.timeout is None else client.clock.monotonic() + spec.timeout
     launched: RunResult | None = None
     try:
-        launched = launch(client, spec)
+        with client.until(bound):  # a timeout bounds the launch's retries too, not only the polls
+            launched = launch(client, spec)
         watched = WatchedRun(
             client, launched.run_id, launched=launched, policy=policy, clock=clock, on_update=on_update
         )

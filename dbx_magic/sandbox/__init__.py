@@ -65,7 +65,12 @@ Faults
     - ``drop_after``: processed (run-now starts its run), then the connection closed with no response;
     - ``invalid_json``: processed, then 200 with the JSON cut in half;
     - ``missing_fields``: processed, then 200 without the main fields (runs/get: ``state``/``status``,
-      run-now: ``run_id``, jobs/get: ``settings``, get-output: ``metadata``/outputs, lists: the list).
+      run-now: ``run_id``, jobs/get: ``settings``, get-output: ``metadata``/outputs, lists: the list);
+    - ``echo_headers``: that status (default 502) with a JSON error whose message echoes the request's
+      headers, ``Authorization`` included, as some proxies do; not processed;
+    - ``bad_gzip``: processed, then 200 saying ``Content-Encoding: gzip`` with a body that is not;
+    - ``zero_id`` / ``text_id``: processed, then 200 with the answer's id (run-now's and runs/get's
+      ``run_id``, jobs/get's ``job_id``) set to 0 / to a word.
 
     Bodies are read only as ``Content-Length`` says: a missing-number or negative one is a 400, over
     10 MiB a 413 (unread), chunked a 411; the listen backlog holds hundreds of clients connecting at once.

@@ -29,7 +29,19 @@ from dbx_magic.sandbox import api
 from dbx_magic.sandbox.samples import add_samples
 from dbx_magic.sandbox.workspace import PhaseLike, Task, Workspace
 
-FAULT_KINDS = ("status", "html", "invalid_json", "delay", "drop", "drop_after", "missing_fields")
+FAULT_KINDS = (
+    "status",
+    "html",
+    "invalid_json",
+    "delay",
+    "drop",
+    "drop_after",
+    "missing_fields",
+    "echo_headers",
+    "bad_gzip",
+    "zero_id",
+    "text_id",
+)
 """What :meth:`Sandbox.inject` can do to a request."""
 
 _API_PATH = re.compile(r"^/api/(2\.[012])/(.+?)/?$")
@@ -53,6 +65,8 @@ _MISSING_FIELDS = {
     "jobs/runs/list": ("runs",),
     "jobs/runs/get-output": ("metadata", "notebook_output", "error", "error_trace"),
 }
+# The id an answer is about, which ``zero_id`` and ``text_id`` spoil.
+_ID_FIELDS = {"jobs/run-now": "run_id", "jobs/runs/get": "run_id", "jobs/get": "job_id"}
 _HTML = (
     "<html>\r\n<head><title>{0} {1}</title></head>\r\n<body>\r\n<center><h1>{0} {1}</h1></center>\r\n"
     "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
@@ -297,9 +311,8 @@ class Sandbox:
         known = {*api.ROUTES, "*", _WELL_KNOWN.strip("/")}
         if endpoint not in known:
             raise ValueError(f"unknown endpoint {endpoint!r}; one of {sorted(known)}")
-        fault = _Fault(
-            kind, count, status or (502 if kind == "html" else 503), retry_after, delay or 0.0, on_arrival
-        )
+        default = 502 if kind in ("html", "echo_headers") else 503
+        fault = _Fault(kind, count, status or default, retry_after, delay or 0.0, on_arrival)
         with self.lock:
             self._faults.setdefault(endpoint, deque()).append(fault)
 
@@ -519,6 +532,10 @@ class _Handler(BaseHTTPRequestHandler):
             fault.on_arrival()
         if fault is not None and fault.kind == "delay":
             sandbox._stopping.wait(fault.delay)
+        if fault is not None and fault.kind == "echo_headers":
+            log(fault.status)
+            self._echo(fault, method, path)
+            return
         if fault is not None and fault.kind in ("drop", "status", "html"):
             log(None if fault.kind == "drop" else fault.status)
             self._play(fault)
@@ -532,14 +549,22 @@ class _Handler(BaseHTTPRequestHandler):
             log(status)
             self._send(status, payload.encode(), "text/html; charset=utf-8", {})
             return
-        if kind == "missing_fields" and status == 200 and isinstance(payload, dict):
-            for name in _MISSING_FIELDS.get(match.group(2) if match else "", ()):
-                payload.pop(name, None)
-        data = json.dumps(payload).encode()
-        if kind == "invalid_json" and status == 200:
-            data = data[: len(data) // 2] if len(data) > 4 else b'{"run'
+        data, extra = _spoiled(kind, match.group(2) if match else "", status, payload)
         log(status)
-        self._send(status, data, "application/json", {})
+        self._send(status, data, "application/json", extra)
+
+    def _echo(self, fault: _Fault, method: str, path: str) -> None:
+        """An error whose message echoes the request's headers, as some proxies' do; not processed."""
+        headers = "; ".join(f"{name}: {value}" for name, value in self.headers.items())
+        message = f"Upstream refused {method} {path} (request headers: {headers})"
+        code, _ = _ERROR_CODES.get(fault.status, (_code(fault.status), ""))
+        extra = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
+        self._send(
+            fault.status,
+            json.dumps({"error_code": code, "message": message}).encode(),
+            "application/json",
+            extra,
+        )
 
     def _play(self, fault: _Fault) -> None:
         """Answer (or drop) a request with a ``drop``, ``status`` or ``html`` fault; not processed."""
@@ -567,6 +592,22 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(data)
         except OSError:  # the client gave up (a read timeout): nothing to tell it
             self.close_connection = True
+
+
+def _spoiled(kind: str | None, endpoint: str, status: int, payload: Any) -> tuple[bytes, dict[str, str]]:
+    """The answer's bytes and extra headers, spoiled as a processed fault says (200 answers only)."""
+    if status == 200 and isinstance(payload, dict):
+        if kind == "missing_fields":
+            for name in _MISSING_FIELDS.get(endpoint, ()):
+                payload.pop(name, None)
+        field = _ID_FIELDS.get(endpoint)
+        if kind in ("zero_id", "text_id") and field:
+            payload[field] = 0 if kind == "zero_id" else "not-a-number"
+    data = json.dumps(payload).encode()
+    if kind == "invalid_json" and status == 200:
+        data = data[: len(data) // 2] if len(data) > 4 else b'{"run'
+    # bad_gzip: the answer says it is gzip, and is not
+    return data, {"Content-Encoding": "gzip"} if kind == "bad_gzip" and status == 200 else {}
 
 
 def _logged(raw: bytes) -> Any:
