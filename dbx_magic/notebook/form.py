@@ -324,7 +324,7 @@ class RunForm:
         """Show one status line: `code` as code, links as links; dark text with a coloured mark, so a
         long message stays readable."""
         colours = {"info": "#1565c0", "success": "#2e7d32", "danger": "#c62828", "warning": "#ef6c00"}
-        body = html.escape(text, quote=False)
+        body = html.escape(text)
         body = re.sub(r"`([^`]+)`", r"<code>\1</code>", body)
         body = re.sub(
             r"(https?://[^\s<]+[^\s<.,;:)])",
