@@ -90,7 +90,7 @@ def task_keys(value: str | Iterable[str] | None, what: str = "only") -> tuple[st
     keys = tuple(dict.fromkeys(k.strip() for k in items if k.strip()))
     if not keys:
         raise InvalidInput(
-            f"{what} names no task: give task keys, e.g. {what} ingest,validate (or leave it out for all tasks)."
+            f"{what} names no task: give task keys, e.g. {what} ingest,validate (or leave it out)."
         )
     return keys
 
