@@ -385,3 +385,35 @@ class _Sink:
 
     def flush(self) -> None:
         pass
+
+
+# -- the form ---------------------------------------------------------------------------------------------
+
+
+def test_the_form_repairs_its_failed_run_with_its_parameters(sandbox_client, sandbox):
+    from dbx_magic.notebook.form import RunForm
+
+    namespace: dict[str, Any] = {}
+    form = RunForm(client=sandbox_client, job=CHECKS, out="checked", namespace=namespace)
+    strict = next(r for r in form.rows if r.name.value == "strict")
+    strict.value.value = "true"
+    form.run()
+    assert not form.wait(timeout=30).ok
+    assert form.progress is not None and form.progress.repair_button.layout.display is None
+    strict.value.value = "false"
+    form.progress.repair_button.click()  # what the click does: form.repair()
+    repaired = form.wait(timeout=30)
+    assert repaired.ok and namespace["checked"] is repaired
+    assert [r.kind for r in repaired.repairs] == ["ORIGINAL", "REPAIR"]
+    (body,) = [r.body for r in requests_to(sandbox, "/jobs/runs/repair")]
+    assert body["job_parameters"] == {"run_date": "2026-11-01", "strict": "false"}
+
+
+def test_the_form_watches_the_run_going_when_asked(sandbox_client, sandbox, going):
+    from dbx_magic.notebook.form import RunForm
+
+    form = RunForm(client=sandbox_client, job="long-one", namespace={})
+    form.if_running.value = "wait"
+    form.run()
+    assert form.wait(timeout=60).run_id == going.run_id
+    assert requests_to(sandbox, "/jobs/run-now") == []
