@@ -36,8 +36,9 @@ if TYPE_CHECKING:
     from .clock import Clock, ManualClock
     from .notebook.form import RunForm
     from .run.launch import Launch, start_run
-    from .run.models import RunResult, TaskResult
+    from .run.models import RepairRecord, RunResult, TaskResult
     from .run.polling import PollPolicy
+    from .run.repair import Repair, repair_run
     from .run.sweep import SweepFailed, run_many
     from .run.watch import WatchedRun, run_job_and_wait, wait_for_run
 
@@ -59,6 +60,9 @@ _LAZY = {
     "RunResult": "run.models",
     "TaskResult": "run.models",
     "PollPolicy": "run.polling",
+    "Repair": "run.repair",
+    "repair_run": "run.repair",
+    "RepairRecord": "run.models",
     "SweepFailed": "run.sweep",
     "run_many": "run.sweep",
     "WatchedRun": "run.watch",
@@ -79,6 +83,8 @@ __all__ = [
     "PermissionDenied",
     "PollPolicy",
     "RateLimiter",
+    "Repair",
+    "RepairRecord",
     "ResourceDoesNotExist",
     "RetryPolicy",
     "RunFailed",
@@ -93,6 +99,7 @@ __all__ = [
     "WatchedRun",
     "__version__",
     "load_ipython_extension",
+    "repair_run",
     "run_job_and_wait",
     "run_many",
     "start_run",

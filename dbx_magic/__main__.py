@@ -4,6 +4,7 @@ demo      run a sample job on the embedded sandbox, with live progress
 sandbox   serve the sandbox workspace on 127.0.0.1 until Ctrl-C
 run       run a job of your workspace (DATABRICKS_HOST/DATABRICKS_TOKEN or a profile) and wait
 wait      watch a run to its end (after run --no-wait, or Ctrl-C)
+repair    rerun the failed tasks of a run (and the tasks after them), and watch it
 cancel    cancel a run
 """
 
@@ -15,6 +16,7 @@ import sys
 from typing import Any
 
 from .errors import CLI, DatabricksError, InvalidInput, RunInterrupted
+from .run.checks import check_if_running, task_keys
 
 __all__ = ["main"]
 
@@ -36,6 +38,27 @@ def _run_id(text: str) -> int:
         return positive_id(text, "run id")
     except InvalidInput as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _choice(check: Any) -> Any:
+    """An argparse type from a check that raises InvalidInput (argparse then shows its sentence)."""
+
+    def convert(text: str) -> Any:
+        try:
+            return check(text)
+        except InvalidInput as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
+def _params(given: list[str]) -> dict[str, str]:
+    from .run.params import parse_param_lines
+
+    bad = [p for p in given if "=" not in p]
+    if bad:
+        raise InvalidInput(f"-p {bad[0]} has no '=': write -p NAME=VALUE, one -p per parameter.")
+    return parse_param_lines("\n".join(given))
 
 
 def _finish(result: Any) -> int:
@@ -77,29 +100,44 @@ def _sandbox(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from .api.client import DatabricksClient
     from .notebook.progress import TextProgress
-    from .run.launch import Launch, launch
-    from .run.params import parse_param_lines
+    from .run.launch import Launch, adopt_or_launch
     from .run.watch import run_launch
 
-    bad = [p for p in args.param if "=" not in p]
-    if bad:
-        raise InvalidInput(f"-p {bad[0]} has no '=': write -p NAME=VALUE, one -p per parameter.")
     spec = Launch.check(
         args.job,
-        parse_param_lines("\n".join(args.param)),
+        _params(args.param),
         idempotency_token=args.idempotency_token,
         timeout=args.timeout,
+        only=args.only,
+        if_running=args.if_running,
     )
     client = DatabricksClient.from_config(profile=args.profile)
     if args.no_wait:
-        launched = launch(client, spec)
+        launched, adopted = adopt_or_launch(client, spec, on_notice=print)
         print(
-            f"Started run {launched.run_id} of {launched.job_name or args.job!r}: "
+            f"{'Found' if adopted else 'Started'} run {launched.run_id} of {launched.job_name or args.job!r}: "
             f"python -m dbx_magic wait {launched.run_id} watches it, "
             f"python -m dbx_magic cancel {launched.run_id} cancels it."
         )
         return 0
-    return _finish(run_launch(client, spec, on_update=TextProgress()))
+    return _finish(run_launch(client, spec, on_update=TextProgress(), on_notice=print))
+
+
+def _repair(args: argparse.Namespace) -> int:
+    from .api.client import DatabricksClient
+    from .notebook.progress import TextProgress
+    from .run.repair import Repair, run_repair
+
+    spec = Repair.check(
+        args.run_id,
+        args.tasks,
+        rerun_dependents=args.rerun_dependents,
+        notebook_params=_params(args.param),
+        idempotency_token=args.idempotency_token,
+        timeout=args.timeout,
+    )
+    client = DatabricksClient.from_config(profile=args.profile)
+    return _finish(run_repair(client, spec, on_update=TextProgress(), on_plan=lambda plan: print(plan.line)))
 
 
 def _wait(args: argparse.Namespace) -> int:
@@ -157,7 +195,48 @@ def _parser() -> argparse.ArgumentParser:
         help="at most 64 characters; the same token never starts a second run",
     )
     run.add_argument("--no-wait", action="store_true", help="launch, print the run id and return")
+    run.add_argument(
+        "--only",
+        type=_choice(lambda t: task_keys(t, "--only")),
+        default=None,
+        metavar="TASKS",
+        help="run just these tasks: a,b (+a adds what a needs, a+ what follows a)",
+    )
+    run.add_argument(
+        "--if-running",
+        type=_choice(lambda t: check_if_running(t, "--if-running")),
+        default="new",
+        metavar="new|wait|cancel",
+        help="when the job has a run going: start another (default), watch it, or cancel it first",
+    )
     run.set_defaults(func=_run)
+
+    repair = sub.add_parser("repair", help="rerun the failed tasks of a run and watch it")
+    repair.add_argument("run_id", type=_run_id, help="the run id")
+    repair.add_argument(
+        "--tasks",
+        type=_choice(lambda t: task_keys(t, "--tasks")),
+        default=None,
+        metavar="TASKS",
+        help="rerun these tasks (default: every failed task and the tasks after them)",
+    )
+    repair.add_argument(
+        "--rerun-dependents", action="store_true", help="with --tasks: also what follows them"
+    )
+    repair.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a changed parameter; repeat for more",
+    )
+    repair.add_argument("--profile", default=None, help="the ~/.databrickscfg profile")
+    repair.add_argument(
+        "--timeout", type=_positive, default=None, help="seconds to wait; the run goes on after"
+    )
+    repair.add_argument("--idempotency-token", default=None, help="the same token never repairs twice")
+    repair.set_defaults(func=_repair)
 
     wait = sub.add_parser("wait", help="watch a run to its end")
     wait.add_argument("run_id", type=_run_id, help="the run id")

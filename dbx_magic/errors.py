@@ -83,11 +83,12 @@ CLI = Face(
 )
 
 #: What a message offers after its sentence, given the error's fields.
-GOES_ON, MAY_HAVE_STARTED, CANCEL_FAILED, MANY_GO_ON = (
+GOES_ON, MAY_HAVE_STARTED, CANCEL_FAILED, MANY_GO_ON, REPAIR_MAY_HAVE_STARTED = (
     "goes_on",
     "may_have_started",
     "cancel_failed",
     "many_go_on",
+    "repair_may_have_started",
 )
 
 
@@ -134,6 +135,11 @@ class _Composed:
             )
         if self.follow_up == CANCEL_FAILED and run is not None:
             return f"Cancel it with {face.cancel.format(run_id=run)} or on its page."
+        if self.follow_up == REPAIR_MAY_HAVE_STARTED and token and run is not None:
+            return (
+                f"the repair of run {run} may have started: repair again with "
+                f"{face.token.format(token=token)} to get it back without repairing twice."
+            )
         if self.follow_up == MAY_HAVE_STARTED and token:
             return (
                 f"a run may have started: launch again with {face.token.format(token=token)} to get "
@@ -161,7 +167,8 @@ class DatabricksError(_Composed, Exception):
         result: The last known state of that run, when there is one.
         results: For a sweep, every run as last seen (None for a run never launched).
         follow_up: The next step the message offers: ``GOES_ON`` (re-attach or cancel the run),
-            ``MAY_HAVE_STARTED`` (launch again with the token), ``CANCEL_FAILED``, or None.
+            ``MAY_HAVE_STARTED`` (launch again with the token), ``REPAIR_MAY_HAVE_STARTED`` (repair
+            again with the token), ``CANCEL_FAILED``, or None.
         attempts: How many attempts were made, when the request was retried.
         elapsed: Seconds those attempts took.
         retry_after: The workspace's last ``Retry-After``, in seconds.

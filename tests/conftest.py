@@ -19,7 +19,7 @@ from dbx_magic.sandbox import Sandbox
 HOST = "https://adb-1234567890123456.7.azuredatabricks.net"
 # Recognisable, obviously fake: the hygiene tests look for it everywhere it must not be.
 TOKEN = "dbx-test-SECRET-token-0123456789"
-API = f"{HOST}/api/2.1/jobs"
+API = f"{HOST}/api/2.2/jobs"
 
 
 class Sleeps(list):

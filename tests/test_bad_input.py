@@ -18,7 +18,16 @@ from typing import Any
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from dbx_magic import Config, DatabricksClient, DatabricksError, RetryPolicy, run_job_and_wait, wait_for_run
+from dbx_magic import (
+    Config,
+    DatabricksClient,
+    DatabricksError,
+    RetryPolicy,
+    repair_run,
+    run_job_and_wait,
+    start_run,
+    wait_for_run,
+)
 from dbx_magic.notebook.form import RunForm
 
 JOB = "daily-sales-report"
@@ -45,6 +54,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     sandbox.add_job("twin", duration=1)
     sandbox.add_job("123", duration=1)
     shell.user_ns.update(num=7, unprintable=Unprintable(), grid=[{"a": 1}])
+    sandbox.add_job("long-going", duration=6000)
     yield World(shell, sandbox, tmp_path_factory.mktemp("bad-input"))
     shell.run_line_magic("unload_ext", "dbx_magic")
 
@@ -122,6 +132,11 @@ def reuse_token(w: World) -> Any:
 
 def pick(job: str = JOB) -> Callable[[RunForm], Any]:
     return lambda f: setattr(f.job, "value", job)
+
+
+def failed_checks(w: World) -> Any:
+    """A finished run of etl-with-checks whose validate task failed."""
+    return run_job_and_wait(w.client(), "etl-with-checks", {"strict": "true"})
 
 
 def no_config(w: World) -> dict[str, str]:
@@ -420,7 +435,117 @@ CASES: list[tuple[str, str, Callable[[World], str], str, bool]] = [
         "asked now: date=2026-11-02",
         False,
     ),
+    (
+        "api",
+        "repair of a run still going",
+        api(lambda w: repair_run(w.client(), start_run(w.client(), "long-going"))),
+        "only an ended run can be repaired",
+        False,
+    ),
+    (
+        "api",
+        "repair of a run that succeeded",
+        api(lambda w: repair_run(w.client(), run_job_and_wait(w.client(), JOB))),
+        "so there is nothing to repair",
+        False,
+    ),
+    (
+        "api",
+        "repair of a task the run lacks",
+        api(lambda w: repair_run(w.client(), failed_checks(w), ["valdate"])),
+        "has no task 'valdate': did you mean 'validate'?",
+        False,
+    ),
+    (
+        "api",
+        "repair of a run that does not exist",
+        api(lambda w: repair_run(w.client(), 999_999)),
+        "Run 999999 does not exist",
+        False,
+    ),
+    (
+        "api",
+        "repair naming no task",
+        api(lambda w: repair_run(w.client(), 5, [])),
+        "tasks names no task",
+        True,
+    ),
+    ("api", "repair of run id 0", api(lambda w: repair_run(w.client(), 0)), "not a positive integer", True),
+    (
+        "api",
+        "only naming nothing",
+        api(lambda w: run_job_and_wait(w.client(), JOB, only="")),
+        "names no task",
+        True,
+    ),
+    (
+        "api",
+        "only naming a task the job lacks",
+        api(lambda w: run_job_and_wait(w.client(), "etl-pipeline", only=["ingets"])),
+        "did you mean 'ingest'?",
+        False,
+    ),
+    (
+        "api",
+        "if_running unknown",
+        api(lambda w: run_job_and_wait(w.client(), JOB, if_running="later")),
+        "is not one of new, wait, cancel",
+        True,
+    ),
     # -- the magics -----------------------------------------------------------------------------
+    ("magic", "--only with nothing", cell(f'%dbx_run {JOB} --only ""'), "--only names no task", True),
+    ("magic", "--only with only commas", cell(f"%dbx_run {JOB} --only ,,"), "--only names no task", True),
+    (
+        "magic",
+        "--only naming a task the job lacks",
+        cell("%dbx_run etl-pipeline --only transfrom"),
+        "did you mean 'transform'?",
+        False,
+    ),
+    (
+        "magic",
+        "--if-running unknown",
+        cell(f"%dbx_run {JOB} --if-running later"),
+        "--if-running 'later' is not one of new, wait, cancel",
+        True,
+    ),
+    (
+        "magic",
+        "--if-running with --foreach",
+        cell(f"%dbx_run {JOB} --foreach [{{}}] --if-running wait"),
+        "go with one run",
+        True,
+    ),
+    (
+        "magic",
+        "%dbx_repair of a run that does not exist",
+        cell("%dbx_repair 424242"),
+        "check the run id",
+        False,
+    ),
+    ("magic", "%dbx_repair of an undefined name", cell("%dbx_repair no_such_result"), "not defined in", True),
+    ("magic", "%dbx_repair of a name holding no run", cell("%dbx_repair JOB_TEXT"), "not a run", True),
+    (
+        "magic",
+        "%dbx_repair --tasks with nothing",
+        cell('%dbx_repair 5 --tasks ""'),
+        "--tasks names no task",
+        True,
+    ),
+    (
+        "magic",
+        "%dbx_repair of a run that succeeded",
+        cell(f"%dbx_run {JOB} --out good_run\n%dbx_repair good_run"),
+        "so there is nothing to repair",
+        False,
+    ),
+    (
+        "magic",
+        "%dbx_repair of a run still going",
+        cell("%dbx_run long-going --no-wait --out going_run\n%dbx_repair going_run"),
+        "only an ended run can be repaired",
+        False,
+    ),
     ("magic", "job id 0", cell("%dbx_run 0"), "not a positive integer", True),
     ("magic", "negative job id", cell("%dbx_run -5"), "not a positive integer", True),
     ("magic", "parameter line without =", cell(f"%%dbx_run {JOB}\ndate 2026\n"), "has no '='", True),
@@ -623,6 +748,7 @@ CASES: list[tuple[str, str, Callable[[World], str], str, bool]] = [
     ("surface", "what", "attempt", "words", "local"), CASES, ids=[f"{c[0]}: {c[1]}" for c in CASES]
 )
 def test_bad_input_gets_one_clear_sentence(world, surface, what, attempt, words, local):
+    world.shell.user_ns["JOB_TEXT"] = "not a run"
     world.sandbox.clear_requests()
     message = attempt(world)
     assert words in message
@@ -632,6 +758,8 @@ def test_bad_input_gets_one_clear_sentence(world, surface, what, attempt, words,
     assert message.rstrip(")").endswith((".", "?")), message
     if local:
         assert world.sandbox.requests == [], f"{what}: nothing may be sent for a mistake judged locally"
+    repairs = [r for r in world.sandbox.requests if r.path.endswith("/jobs/runs/repair")]
+    assert repairs == [], f"{what}: a repair judged from the run must not be sent"
 
 
 def test_a_missing_run_is_not_said_to_go_on(world):

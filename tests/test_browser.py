@@ -449,3 +449,51 @@ def test_interrupt_cancels_a_blocking_run(open_notebook: OpenNotebook) -> None:
     printed = run_cell(page, 3)
     expect(printed.locator(".jp-OutputArea")).to_contain_text("NS: CANCELED True")
     screenshot(page, "browser-interrupt.png")
+
+
+def test_repair_from_the_form_by_a_click(open_notebook: OpenNotebook) -> None:
+    """A run fails on a parameter; the progress widget offers Repair; fix the parameter, click it: only the
+    failed task and the one after it run again, and the namespace holds both attempts and the repair."""
+    page = open_notebook(
+        "repair.ipynb",
+        [
+            "%load_ext dbx_magic",
+            "%dbx_sandbox --speed 2",
+            "%dbx_form etl-with-checks --out fixed",
+            "print('NS:', fixed.ok, [r.kind for r in fixed.repairs], fixed.repairs[-1].tasks,"
+            " [(a.key, a.attempt_number) for a in fixed.attempts if a.key == 'validate'])",
+        ],
+    )
+    run_cell(page, 0)
+    expect(run_cell(page, 1).locator(".jp-OutputArea")).to_contain_text("Sandbox workspace at")
+    form = run_cell(page, 2).locator(".dbx-form")
+    expect(form.locator(".dbx-form-status")).to_contain_text("pre-filled with their defaults")
+    names = form.locator(".dbx-param-name input")
+    expect(names).to_have_count(2)
+    strict = next(i for i in range(2) if names.nth(i).input_value() == "strict")
+    value = form.locator(".dbx-param-value input").nth(strict)
+    value.fill("true")
+
+    form.locator(".dbx-form-run").click()
+    expect(badge(page)).to_have_text("FAILED", timeout=STEP_MS)
+    expect(form.locator(".dbx-task-table")).to_contain_text("strict checks failed")
+    repair = form.locator(".dbx-progress-repair")
+    expect(repair).to_be_visible()
+    form.scroll_into_view_if_needed()
+    screenshot(page, "browser-repair-offered.png")
+    value.fill("false")
+    page.evaluate(RECORD_BADGES_JS)
+    repair.click()
+    expect(badge(page)).to_have_text("SUCCESS", timeout=STEP_MS)
+    states = recorded_states(page)
+    assert any(s in LIVE_STATES for s in states), f"the repair was never seen going: {states}"
+    expect(form.locator(".dbx-task-table")).to_contain_text("attempt 2")
+    expect(form.locator(".dbx-form-status")).to_contain_text("SUCCESS; the result is in `fixed`")
+    expect(form.locator(".dbx-progress-repair")).to_be_hidden()
+
+    printed = run_cell(page, 3)
+    expect(printed.locator(".jp-OutputArea")).to_contain_text(
+        "NS: True ['ORIGINAL', 'REPAIR'] ('validate', 'publish') [('validate', 0), ('validate', 1)]"
+    )
+    form.scroll_into_view_if_needed()
+    screenshot(page, "browser-repair.png")

@@ -117,6 +117,111 @@ def test_get_run_cancel_output_and_list_runs(client, rsps):
     assert client.list_runs(7, completed_only=True) == {"runs": [], "has_more": False}
 
 
+def test_repair_run_sends_what_is_given_and_always_a_token(client, rsps):
+    full = {
+        "run_id": 5,
+        "idempotency_token": "fix-1",
+        "rerun_tasks": ["validate"],
+        "rerun_dependent_tasks": True,
+        "latest_repair_id": 77,
+        "job_parameters": {"strict": "false"},
+    }
+    rsps.post(f"{API}/runs/repair", match=[matchers.json_params_matcher(full), AUTH], json={"repair_id": 78})
+    rsps.post(f"{API}/runs/repair", json={"repair_id": 79})
+    answer = client.repair_run(
+        5,
+        rerun_tasks=["validate"],
+        rerun_dependent_tasks=True,
+        latest_repair_id=77,
+        job_parameters={"strict": "false"},
+        idempotency_token="fix-1",
+    )
+    assert answer == {"repair_id": 78}
+    client.repair_run(5, rerun_all_failed_tasks=True)
+    second = json.loads(rsps.calls[1].request.body)
+    assert set(second) == {"run_id", "idempotency_token", "rerun_all_failed_tasks"}  # no nulls, no falses
+    assert second["rerun_all_failed_tasks"] is True and 0 < len(second["idempotency_token"]) <= 64
+
+
+def test_a_repair_whose_answer_is_lost_is_sent_again_with_the_same_token(client, rsps, sleeps):
+    rsps.post(f"{API}/runs/repair", body=requests.ConnectionError("reset by peer"))
+    rsps.post(f"{API}/runs/repair", json={"repair_id": 78})
+    assert client.repair_run(5, rerun_all_failed_tasks=True)["repair_id"] == 78
+    first, second = (json.loads(c.request.body)["idempotency_token"] for c in rsps.calls)
+    assert first == second and len(sleeps) == 1
+
+
+def test_cancel_all_runs_and_run_now_only(client, rsps):
+    rsps.post(f"{API}/runs/cancel-all", match=[matchers.json_params_matcher({"job_id": 7}), AUTH], json={})
+    rsps.post(
+        f"{API}/runs/cancel-all",
+        match=[matchers.json_params_matcher({"job_id": 7, "all_queued_runs": True})],
+        json={},
+    )
+    rsps.post(f"{API}/run-now", json={"run_id": 9})
+    assert client.cancel_all_runs(7) is None
+    client.cancel_all_runs(7, all_queued_runs=True)
+    client.run_now(7, only=["ingest", "validate+"])
+    assert json.loads(rsps.calls[2].request.body)["only"] == ["ingest", "validate+"]
+
+
+def test_get_run_with_history_follows_every_page_into_one_answer(client, rsps):
+    tasks = [{"task_key": f"t{i}", "run_id": 100 + i} for i in range(150)]
+    first = {
+        "run_id": 5,
+        "state": {"life_cycle_state": "TERMINATED"},
+        "tasks": tasks[:100],
+        "repair_history": [{"type": "ORIGINAL"}],
+        "job_parameters": [{"name": "a", "value": "1"}],
+        "next_page_token": "p2",
+    }
+    second = {
+        "run_id": 5,
+        "tasks": tasks[100:],
+        "repair_history": [],
+        "job_parameters": [],
+        "next_page_token": "p3",
+    }
+    third = {"run_id": 5, "tasks": [], "repair_history": [{"type": "REPAIR", "id": 9}]}
+    base = {"run_id": "5", "include_history": "true"}
+    rsps.get(f"{API}/runs/get", match=[matchers.query_param_matcher(base), AUTH], json=first)
+    rsps.get(
+        f"{API}/runs/get", match=[matchers.query_param_matcher({**base, "page_token": "p2"})], json=second
+    )
+    rsps.get(
+        f"{API}/runs/get", match=[matchers.query_param_matcher({**base, "page_token": "p3"})], json=third
+    )
+    run = client.get_run(5, include_history=True)
+    assert [t["task_key"] for t in run["tasks"]] == [f"t{i}" for i in range(150)]
+    assert [h["type"] for h in run["repair_history"]] == ["ORIGINAL", "REPAIR"]
+    assert run["job_parameters"] == [{"name": "a", "value": "1"}]
+    assert "next_page_token" not in run and run["state"] == {"life_cycle_state": "TERMINATED"}
+
+
+def test_get_job_merges_paged_settings(client, rsps):
+    first = {
+        "job_id": 7,
+        "settings": {"name": "wide", "tasks": [{"task_key": "a"}], "parameters": [{"name": "p"}]},
+        "has_more": True,
+        "next_page_token": "p2",
+    }
+    second = {"job_id": 7, "settings": {"tasks": [{"task_key": "b"}], "parameters": []}}
+    rsps.get(f"{API}/get", match=[matchers.query_param_matcher({"job_id": "7"})], json=first)
+    rsps.get(
+        f"{API}/get", match=[matchers.query_param_matcher({"job_id": "7", "page_token": "p2"})], json=second
+    )
+    job = client.get_job(7)
+    assert [t["task_key"] for t in job["settings"]["tasks"]] == ["a", "b"]
+    assert job["settings"]["name"] == "wide" and job["settings"]["parameters"] == [{"name": "p"}]
+    assert "next_page_token" not in job and "has_more" not in job
+
+
+def test_api_2_1_stays_selectable(rsps, sleeps):
+    old = DatabricksClient(HOST, TOKEN, api_version="2.1", sleep=sleeps)
+    rsps.get(f"{HOST}/api/2.1/jobs/runs/get", json={"run_id": 5})
+    assert old.get_run(5) == {"run_id": 5} and DatabricksClient(HOST, TOKEN).api_version == "2.2"
+
+
 def test_list_runs_refuses_active_and_completed_together(client, rsps):
     with pytest.raises(InvalidInput):
         client.list_runs(7, active_only=True, completed_only=True)

@@ -161,3 +161,87 @@ def test_text_progress_prints_changes_and_heartbeats():
         "SUCCESS",
     ]
     assert lines[-1].endswith(PAGE)  # the link comes with the final line
+
+
+# -- task notes: for-each iterations, condition outcomes, later attempts ---------------------------------
+
+
+def _task(key: str, result_state: str | None = None, **extra: object) -> dict:
+    state = {"life_cycle_state": "TERMINATED" if result_state else "RUNNING"}
+    if result_state:
+        state["result_state"] = result_state
+    return {"task_key": key, "run_id": hash(key) % 1000 + 1, "state": state, **extra}
+
+
+@pytest.mark.parametrize(
+    ("task", "note"),
+    [
+        (
+            _task(
+                "each",
+                for_each_task={
+                    "stats": {
+                        "task_run_stats": {
+                            "total_iterations": 5,
+                            "completed_iterations": 2,
+                            "failed_iterations": 1,
+                            "active_iterations": 2,
+                        }
+                    }
+                },
+            ),
+            "2/5 done, 1 failed, 2 active",
+        ),
+        (
+            _task(
+                "each",
+                "SUCCESS",
+                for_each_task={
+                    "stats": {"task_run_stats": {"total_iterations": 3, "completed_iterations": 3}}
+                },
+            ),
+            "3/3 done",
+        ),
+        (_task("each", for_each_task={"inputs": "[1]"}), ""),  # no stats yet
+        (_task("check", "SUCCESS", condition_task={"op": "EQUAL_TO", "outcome": "true"}), "outcome true"),
+        (_task("again", "SUCCESS", attempt_number=2), "attempt 3"),
+        (_task("plain", "SUCCESS"), ""),
+    ],
+)
+def test_task_rows_say_iterations_outcomes_and_attempts(task, note):
+    view = describe(result("RUNNING", tasks=[task, _task("other")]), 1.0)
+    assert view.tasks[0].note == note
+    if note:
+        assert f"({note})" in view.line
+
+
+def test_the_latest_attempt_of_each_task_is_shown():
+    tasks = [
+        _task("a", "FAILED"),
+        _task("b", "UPSTREAM_FAILED"),
+        {**_task("a", "SUCCESS"), "attempt_number": 1},
+    ]
+    run = result("TERMINATED", "SUCCESS", tasks=tasks)
+    assert [(t.key, t.result_state, t.attempt_number) for t in run.tasks] == [
+        ("a", "SUCCESS", 1),
+        ("b", "UPSTREAM_FAILED", 0),
+    ]
+    assert len(run.attempts) == 3
+
+
+def test_repair_shows_on_a_failed_run_only_where_clicks_arrive():
+    from dbx_magic.notebook.widgets import ProgressWidget
+
+    clicked: list[bool] = []
+    offering = ProgressWidget(repair=lambda: clicked.append(True), tick=60)
+    blocking = ProgressWidget(blocking=True, tick=60)
+    for widget in (offering, blocking):
+        widget(result("RUNNING", tasks=[_task("a"), _task("b")]))
+        assert widget.repair_button.layout.display == "none"
+        widget(result("TERMINATED", "FAILED", tasks=[_task("a", "FAILED"), _task("b", "UPSTREAM_FAILED")]))
+    assert offering.repair_button.layout.display is None and blocking.repair_button.layout.display == "none"
+    offering.repair_button.click()
+    assert clicked == [True] and offering.repair_button.disabled
+    succeeded = ProgressWidget(repair=lambda: None, tick=60)
+    succeeded(result("TERMINATED", "SUCCESS"))
+    assert succeeded.repair_button.layout.display == "none"

@@ -21,7 +21,7 @@ import math
 import random
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,11 +41,12 @@ from .auth import BearerAuth, TokenProvider, token_rejected, token_source
 from .config import Config, normalise_host
 from .ratelimit import RateLimiter
 
-__all__ = ["Answer", "DatabricksClient", "RetryPolicy", "new_idempotency_token"]
+__all__ = ["Answer", "DatabricksClient", "RetryPolicy", "merge_page", "new_idempotency_token"]
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_MAX_PAGES = 1000  # 100,000 entries of an array: a guard against a workspace that pages for ever
 
 
 class Answer(dict):  # type: ignore[type-arg]
@@ -102,7 +103,9 @@ class DatabricksClient:
             repr, message or log line.
         timeout: ``(connect, read)`` seconds for each HTTP request.
         retry: How transient faults are retried.
-        api_version: ``"2.1"`` or ``"2.2"``.
+        api_version: ``"2.2"`` (the default, as databricks-sdk speaks) or ``"2.1"``. On 2.2 the
+            workspace pages long arrays (more than 100 tasks, say); ``get_job`` and ``get_run``
+            follow ``next_page_token`` and return them whole either way.
         session: A ``requests.Session`` to use (one is made otherwise).
         sleep: The function that waits between retries (a parameter so tests can skip the waits).
         clock: A :class:`~dbx_magic.clock.Clock`, or a monotonic function in seconds: the retry
@@ -121,7 +124,7 @@ class DatabricksClient:
         *,
         timeout: float | tuple[float, float] = (10.0, 60.0),
         retry: RetryPolicy | None = None,
-        api_version: str = "2.1",
+        api_version: str = "2.2",
         session: requests.Session | None = None,
         sleep: Callable[[float], Any] | None = None,
         clock: Clock | Callable[[], float] | None = None,
@@ -189,8 +192,8 @@ class DatabricksClient:
 
     # -- the Jobs API ----------------------------------------------------------------------
     def get_job(self, job_id: int) -> Answer:
-        """``GET jobs/get``: the job's settings (name, tasks, parameters)."""
-        return self._request("GET", "jobs/get", params={"job_id": job_id}, what=f"getting job {job_id}")
+        """``GET jobs/get``: the job's settings (name, tasks, parameters), every page of them."""
+        return self._whole("jobs/get", {"job_id": job_id}, what=f"getting job {job_id}")
 
     def list_jobs(
         self, name: str | None = None, *, limit: int = 100, max_pages: int = 20
@@ -216,21 +219,71 @@ class DatabricksClient:
         idempotency_token: str | None = None,
         notebook_params: Mapping[str, str] | None = None,
         job_parameters: Mapping[str, str] | None = None,
+        only: Sequence[str] | None = None,
     ) -> Answer:
         """``POST jobs/run-now``. Always sends an idempotency token (one is made when none is given),
         so that retrying the launch can never start a second run. Absent inputs are left out, not
-        sent as ``null``."""
+        sent as ``null``. ``only`` runs just those task keys (``+key`` adds its upstream tasks,
+        ``key+`` its downstream ones)."""
         token = idempotency_token or new_idempotency_token()
         body: dict[str, Any] = {"job_id": job_id, "idempotency_token": token}
         if notebook_params:
             body["notebook_params"] = dict(notebook_params)
         if job_parameters:
             body["job_parameters"] = dict(job_parameters)
+        if only:
+            body["only"] = list(only)
         return self._request("POST", "jobs/run-now", json=body, what=f"launching job {job_id}")
 
-    def get_run(self, run_id: int) -> Answer:
-        """``GET jobs/runs/get``: the run's state, tasks and page URL."""
-        return self._request("GET", "jobs/runs/get", params={"run_id": run_id}, what=f"getting run {run_id}")
+    def get_run(self, run_id: int, include_history: bool = False) -> Answer:
+        """``GET jobs/runs/get``: the run's state, tasks (one entry per attempt) and page URL, every
+        page of them; ``include_history`` adds ``repair_history`` (the original run, then each repair)."""
+        params: dict[str, Any] = {"run_id": run_id}
+        if include_history:
+            params["include_history"] = "true"
+        return self._whole("jobs/runs/get", params, what=f"getting run {run_id}")
+
+    def repair_run(
+        self,
+        run_id: int,
+        *,
+        rerun_tasks: Sequence[str] | None = None,
+        rerun_all_failed_tasks: bool = False,
+        rerun_dependent_tasks: bool = False,
+        latest_repair_id: int | None = None,
+        notebook_params: Mapping[str, str] | None = None,
+        job_parameters: Mapping[str, str] | None = None,
+        idempotency_token: str | None = None,
+    ) -> Answer:
+        """``POST jobs/runs/repair``: rerun tasks of an ended run; answers ``{"repair_id": N}``.
+
+        Like ``run_now`` it always carries an idempotency token (one is made when none is given), so a
+        retried repair is the same repair. ``latest_repair_id`` is required once the run was repaired.
+        """
+        body: dict[str, Any] = {
+            "run_id": run_id,
+            "idempotency_token": idempotency_token or new_idempotency_token(),
+        }
+        if rerun_tasks:
+            body["rerun_tasks"] = list(rerun_tasks)
+        if rerun_all_failed_tasks:
+            body["rerun_all_failed_tasks"] = True
+        if rerun_dependent_tasks:
+            body["rerun_dependent_tasks"] = True
+        if latest_repair_id is not None:
+            body["latest_repair_id"] = latest_repair_id
+        if notebook_params:
+            body["notebook_params"] = dict(notebook_params)
+        if job_parameters:
+            body["job_parameters"] = dict(job_parameters)
+        return self._request("POST", "jobs/runs/repair", json=body, what=f"repairing run {run_id}")
+
+    def cancel_all_runs(self, job_id: int, *, all_queued_runs: bool = False) -> None:
+        """``POST jobs/runs/cancel-all``: cancel the job's active runs (asynchronous, like a cancel)."""
+        body: dict[str, Any] = {"job_id": job_id}
+        if all_queued_runs:
+            body["all_queued_runs"] = True
+        self._request("POST", "jobs/runs/cancel-all", json=body, what=f"cancelling the runs of job {job_id}")
 
     def cancel_run(self, run_id: int) -> None:
         """``POST jobs/runs/cancel``. Cancelling is asynchronous: the run ends shortly after."""
@@ -288,6 +341,20 @@ class DatabricksClient:
             yield
         finally:
             self._local.deadline = previous
+    def _whole(self, endpoint: str, params: Mapping[str, Any], *, what: str) -> Answer:
+        """A ``GET`` whose arrays 2.2 pages (100 entries at most): follow ``next_page_token`` and
+        merge the pages into one answer, as 2.1 gives it."""
+        answer = self._request("GET", endpoint, params=params, what=what)
+        token = answer.pop("next_page_token", None)
+        for _ in range(_MAX_PAGES):
+            if not token:
+                break
+            page = self._request("GET", endpoint, params={**params, "page_token": token}, what=what)
+            token = page.pop("next_page_token", None)
+            merge_page(answer, page)
+            answer.retry_after = page.retry_after
+        answer.pop("has_more", None)
+        return answer
 
     def _request(
         self,
@@ -453,6 +520,19 @@ def _read(response: requests.Response, secrets: tuple[str, ...]) -> tuple[Any, b
         return json_module.loads(text), True, text
     except ValueError:
         return None, False, text
+
+
+def merge_page(whole: dict[str, Any], page: Mapping[str, Any]) -> None:
+    """Add a later page of a paged answer to ``whole``: its arrays extend those already read (in
+    nested objects too, as ``settings.tasks``); other fields fill only what is missing."""
+    for key, value in page.items():
+        mine = whole.get(key)
+        if isinstance(value, list) and isinstance(mine, list):
+            mine.extend(value)
+        elif isinstance(value, dict) and isinstance(mine, dict):
+            merge_page(mine, value)
+        elif key not in whole:
+            whole[key] = value
 
 
 def _brief(failure: DatabricksError) -> str:

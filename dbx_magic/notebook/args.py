@@ -18,15 +18,19 @@ from IPython.core.error import UsageError
 from IPython.core.magic_arguments import parse_argstring
 
 from ..errors import InvalidInput
-from ..run.checks import check_token, positive_id
+from ..run.checks import check_if_running, check_token, positive_id, task_keys
 from ..run.params import normalise_params, parse_param_lines
 
 __all__ = [
     "cell_params",
+    "if_running",
     "job_ref",
+    "only_tasks",
     "out_name",
     "parse",
     "positive_int",
+    "repair_tasks",
+    "run_or_name",
     "run_ref",
     "seconds",
     "speed",
@@ -74,6 +78,40 @@ def job_ref(text: str) -> str:
 def run_ref(text: str) -> int:
     """A run id."""
     return positive_id(strip_quotes(text), "run id")
+
+
+@_judged
+def run_or_name(text: str) -> int | str:
+    """A run id, or the name of a notebook variable holding a run (judged when it is looked up)."""
+    ref = strip_quotes(text)
+    if ref.lstrip("+-").isdigit():
+        return positive_id(ref, "run id")
+    if not ref.isidentifier():
+        raise InvalidInput(
+            f"{ref!r} is neither a run id nor a variable name: give a run id, or the --out name of the run."
+        )
+    return ref
+
+
+def _task_list(flag: str) -> Callable[[str], tuple[str, ...]]:
+    @_judged
+    def task_list(text: str) -> tuple[str, ...]:
+        """Task keys separated by commas (``ingest,validate``); an empty list is refused."""
+        keys = task_keys(strip_quotes(text), flag)
+        assert keys is not None
+        return keys
+
+    return task_list
+
+
+only_tasks = _task_list("--only")
+repair_tasks = _task_list("--tasks")
+
+
+@_judged
+def if_running(text: str) -> str:
+    """``new``, ``wait`` or ``cancel``."""
+    return check_if_running(strip_quotes(text), "--if-running")
 
 
 @_judged

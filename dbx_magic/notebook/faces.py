@@ -16,7 +16,7 @@ from ..run.models import RunResult
 from .args import cell_params, foreach_sets, usage_errors
 from .session import NotebookSession
 
-__all__ = ["run_cell", "wait_cell", "watch_in_cell"]
+__all__ = ["repair_cell", "run_cell", "wait_cell", "watch_in_cell"]
 
 
 def watch_in_cell(
@@ -68,7 +68,7 @@ def show_end(progress: Any, exc: BaseException) -> None:
 
 def run_cell(session: NotebookSession, shell: Any, args: Any, cell: str | None) -> Any:
     """``%%dbx_run``: one run (blocking or not), or a sweep with ``--foreach``."""
-    from ..run.launch import Launch, launch
+    from ..run.launch import Launch
     from ..run.watch import run_launch
 
     with usage_errors():
@@ -78,29 +78,100 @@ def run_cell(session: NotebookSession, shell: Any, args: Any, cell: str | None) 
         if args.foreach:
             if args.no_wait:
                 raise InvalidInput("--foreach waits for its runs: leave out --no-wait.")
+            if args.only or args.if_running != "new":
+                raise InvalidInput("--only and --if-running go with one run: leave them out with --foreach.")
             sets = foreach_sets(args.foreach, params, session.namespace)
         else:
             spec = Launch.check(
-                args.job, params, idempotency_token=args.idempotency_token, timeout=args.timeout
+                args.job,
+                params,
+                idempotency_token=args.idempotency_token,
+                timeout=args.timeout,
+                only=args.only,
+                if_running=args.if_running,
             )
     client = session.client(args.profile)
     if args.foreach:
         return _sweep(session, shell, client, args, sets)
     if args.no_wait:
-        with usage_errors():
-            launched = session.settle(args.out, lambda: launch(client, spec))
-        run_id = launched.run_id
-        print(
-            f"Started run {run_id} of {launched.job_name or args.job!r}; it is in `{args.out}`. "
-            f"`%dbx_wait {run_id} --out {args.out}` watches it, `%dbx_cancel {run_id}` cancels it."
-        )
-        return None
+        return _launch_only(session, client, args, spec)
     return watch_in_cell(
         session,
         shell,
         args.out,
         lambda progress: run_launch(
-            client, spec, on_update=progress, cancel_on_interrupt=args.cancel_on_interrupt
+            client, spec, on_update=progress, cancel_on_interrupt=args.cancel_on_interrupt, on_notice=print
+        ),
+        args.cancel_on_interrupt,
+    )
+
+
+def _launch_only(session: NotebookSession, client: Any, args: Any, spec: Any) -> None:
+    """``--no-wait``: launch (or find the run going, with ``--if-running wait``) and say how to watch it."""
+    from ..run.launch import adopt_or_launch
+
+    adopted: list[bool] = []
+
+    def call() -> RunResult:
+        launched, found = adopt_or_launch(client, spec, on_notice=print)
+        adopted.append(found)
+        return launched
+
+    with usage_errors():
+        launched = session.settle(args.out, call)
+    run_id = launched.run_id
+    verb = "Found" if adopted[0] else "Started"
+    print(
+        f"{verb} run {run_id} of {launched.job_name or args.job!r}; it is in `{args.out}`. "
+        f"`%dbx_wait {run_id} --out {args.out}` watches it, `%dbx_cancel {run_id}` cancels it."
+    )
+
+
+def _run_in(session: NotebookSession, ref: int | str) -> tuple[int, str | None]:
+    """The run id ``%dbx_repair`` was given, directly or through a variable; and that variable's name."""
+    if isinstance(ref, int):
+        return ref, None
+    if ref not in session.namespace:
+        raise InvalidInput(
+            f"`{ref}` is not defined in the notebook: give a run id, or the --out name of a run."
+        )
+    value = session.namespace[ref]
+    run_id = getattr(value, "run_id", None)
+    if not isinstance(run_id, int) or isinstance(run_id, bool):
+        raise InvalidInput(
+            f"`{ref}` holds a {type(value).__name__}, not a run: give a run id, or the --out name of a run."
+        )
+    return run_id, ref
+
+
+def repair_cell(session: NotebookSession, shell: Any, args: Any, cell: str | None) -> RunResult:
+    """``%dbx_repair``: rerun the failed tasks of a run (the cell's lines change parameters), watch it,
+    and publish the repaired run under ``--out``, else the name given, else ``dbx_result``."""
+    from ..run.repair import Repair, run_repair
+
+    with usage_errors():
+        run_id, name = _run_in(session, args.run)
+        params = cell_params(None, cell, session.namespace)
+        spec = Repair.check(
+            run_id,
+            args.tasks,
+            rerun_dependents=args.rerun_dependents,
+            notebook_params=params,
+            idempotency_token=args.idempotency_token,
+            timeout=args.timeout,
+        )
+    out = args.out or name or "dbx_result"
+    client = session.client(args.profile)
+    return watch_in_cell(
+        session,
+        shell,
+        out,
+        lambda progress: run_repair(
+            client,
+            spec,
+            on_update=progress,
+            cancel_on_interrupt=args.cancel_on_interrupt,
+            on_plan=lambda plan: print(plan.line),
         ),
         args.cancel_on_interrupt,
     )

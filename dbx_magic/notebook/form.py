@@ -11,6 +11,7 @@ import argparse
 import html
 import re
 import threading
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import ipywidgets as widgets
@@ -59,6 +60,8 @@ class RunForm:
         session: The notebook session the form shares with the magics (its clients, its secrets).
 
     ``form.run()`` does what the Run button does; ``form.wait(timeout=None)`` returns the RunResult.
+    A run that did not succeed offers Repair on its progress widget: ``form.repair()`` reruns its
+    failed tasks and the tasks after them, with the form's parameters, and publishes the repaired run.
     """
 
     def __init__(
@@ -99,6 +102,17 @@ class RunForm:
             description="Idempotency token", placeholder="optional: one is made for you", style=style
         )
         self.token.add_class("dbx-form-token")
+        self.if_running = widgets.Dropdown(
+            options=[
+                ("start another run", "new"),
+                ("watch the run going", "wait"),
+                ("cancel it, then run", "cancel"),
+            ],
+            value="new",
+            description="If running",
+            style=style,
+        )
+        self.if_running.add_class("dbx-form-if-running")
         self.out = widgets.Text(value=out, description="Result variable", style=style)
         self.out.add_class("dbx-form-out")
         self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
@@ -120,6 +134,7 @@ class RunForm:
                 self.params,
                 self.add_button,
                 self.token,
+                self.if_running,
                 self.out,
                 widgets.HBox([self.run_button, self.cancel_button]),
                 self.status,
@@ -238,20 +253,55 @@ class RunForm:
             params = self.get_params()
             out = out_name(self.out.value)
             spec = Launch.check(
-                self._job_ref(self.job.value), params, idempotency_token=self.token.value.strip() or None
+                self._job_ref(self.job.value),
+                params,
+                idempotency_token=self.token.value.strip() or None,
+                if_running=self.if_running.value,
             )
         except (InvalidInput, argparse.ArgumentTypeError) as exc:
             self.error = exc
             self._say(str(exc), "danger")
             return
+        self._begin(
+            lambda progress: run_launch(
+                self.client, spec, on_update=progress, on_watch=self._attach, on_notice=self._notice
+            ),
+            out,
+            f"Launching {spec.job}…",
+        )
+
+    def repair(self, tasks: str | Iterable[str] | None = None) -> None:
+        """Repair the form's last run, as its Repair button does: rerun its failed tasks and the tasks
+        after them (or ``tasks``) with the form's parameters; watched like a run, in a worker thread."""
+        from ..run.repair import Repair, run_repair
+
+        if self.running:
+            self._say(f"Run {self.run_id or ''} is still going: wait for it or cancel it first.", "warning")
+            return
+        try:
+            if self.result is None:
+                raise InvalidInput("There is no run to repair yet: click Run first.")
+            out = out_name(self.out.value)
+            spec = Repair.check(self.result, tasks, notebook_params=self.get_params())
+        except (InvalidInput, argparse.ArgumentTypeError) as exc:
+            self.error = exc
+            self._say(str(exc), "danger")
+            return
+        self._begin(
+            lambda progress: run_repair(self.client, spec, on_update=progress, on_watch=self._attach),
+            out,
+            f"Repairing run {spec.run_id}…",
+        )
+
+    def _begin(self, call: Callable[[ProgressWidget], RunResult], out: str, text: str) -> None:
         self.error, self.result, self.watched = None, None, None
-        self.progress = ProgressWidget(cancel=self.cancel)
+        self.progress = ProgressWidget(cancel=self.cancel, repair=self.repair)
         self.progress_box.children = (self.progress.widget,)
         self._done.clear()
         self.run_button.disabled = True
-        self._say(f"Launching {spec.job}…", "info")
+        self._say(text, "info")
         self._thread = threading.Thread(
-            target=self._work, args=(spec, out, self.progress), name="dbx-form-run", daemon=True
+            target=self._work, args=(call, out, self.progress), name="dbx-form-run", daemon=True
         )
         self._thread.start()
 
@@ -259,11 +309,9 @@ class RunForm:
         self.watched = watched
         self.cancel_button.disabled = False
 
-    def _work(self, spec: Launch, out: str, progress: ProgressWidget) -> None:
+    def _work(self, call: Callable[[ProgressWidget], RunResult], out: str, progress: ProgressWidget) -> None:
         try:
-            result = self.session.settle(
-                out, lambda: run_launch(self.client, spec, on_update=progress, on_watch=self._attach)
-            )
+            result = self.session.settle(out, lambda: call(progress))
             self.result = result
             if result.ok:
                 self._say(f"Run {result.run_id} {result.result_state}; the result is in `{out}`.", "success")
@@ -320,6 +368,9 @@ class RunForm:
         raise InvalidInput("Nothing was run yet: click Run (or call form.run()) first.")
 
     # -- helpers --------------------------------------------------------------------------------
+    def _notice(self, text: str) -> None:
+        self._say(text, "info")
+
     def _say(self, text: str, level: str) -> None:
         """Show one status line: `code` as code, links as links; dark text with a coloured mark, so a
         long message stays readable."""

@@ -14,17 +14,31 @@ from typing import Any
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from .args import job_ref, out_name, parse, positive_int, run_ref, seconds, speed, token, usage_errors
+from .args import (
+    if_running,
+    job_ref,
+    only_tasks,
+    out_name,
+    parse,
+    positive_int,
+    repair_tasks,
+    run_or_name,
+    run_ref,
+    seconds,
+    speed,
+    token,
+    usage_errors,
+)
 from .session import NotebookSession
 
 __all__ = ["DbxMagics", "load", "unload"]
 
-MAGIC_NAMES = ("dbx_run", "dbx_wait", "dbx_cancel", "dbx_sandbox", "dbx_form")
+MAGIC_NAMES = ("dbx_run", "dbx_wait", "dbx_cancel", "dbx_sandbox", "dbx_form", "dbx_repair")
 
 
 @magics_class
 class DbxMagics(Magics):
-    """``%%dbx_run``, ``%dbx_wait``, ``%dbx_cancel``, ``%dbx_sandbox`` and ``%dbx_form``.
+    """``%%dbx_run``, ``%dbx_wait``, ``%dbx_cancel``, ``%%dbx_repair``, ``%dbx_sandbox`` and ``%dbx_form``.
 
     Args:
         shell: The IPython shell.
@@ -70,6 +84,20 @@ class DbxMagics(Magics):
     @argument(
         "--max-parallel", type=positive_int, default=None, help="with --foreach: at most N runs at once"
     )
+    @argument(
+        "--only",
+        type=only_tasks,
+        default=None,
+        metavar="TASKS",
+        help="run just these tasks: a,b (+a adds what a needs, a+ what follows a)",
+    )
+    @argument(
+        "--if-running",
+        type=if_running,
+        default="new",
+        metavar="new|wait|cancel",
+        help="when the job has a run going: start another (default), watch that one, or cancel it first",
+    )
     @line_cell_magic
     def dbx_run(self, line: str, cell: str | None = None) -> Any:
         """Run an existing Databricks job, watch it, and put the RunResult in the namespace.
@@ -89,6 +117,8 @@ class DbxMagics(Magics):
 
             %%dbx_run train-model --foreach grid --out runs
             epochs = 5
+
+            %dbx_run etl-with-checks --only ingest,validate --if-running wait
         """
         from .faces import run_cell
 
@@ -111,6 +141,41 @@ class DbxMagics(Magics):
         with usage_errors():
             self.session.refuse_secrets(line)
         return wait_cell(self.session, self.shell, parse(self.dbx_wait, line))
+
+    @magic_arguments()
+    @argument("run", type=run_or_name, help="the run id, or the variable holding the run (its --out name)")
+    @argument("--tasks", type=repair_tasks, default=None, metavar="TASKS", help="rerun these tasks: a,b")
+    @argument("--rerun-dependents", action="store_true", help="with --tasks: also rerun what follows them")
+    @argument(
+        "--out",
+        type=out_name,
+        default=None,
+        help="variable for the result (default: the name given, or dbx_result)",
+    )
+    @argument("--profile", default=None)
+    @argument("--timeout", type=seconds, default=None, help="seconds to wait; the run goes on after")
+    @argument("--idempotency-token", type=token, default=None, help="the same token never repairs twice")
+    @argument("--cancel-on-interrupt", action="store_true")
+    @line_cell_magic
+    def dbx_repair(self, line: str, cell: str | None = None) -> Any:
+        """Repair a run that did not succeed: rerun its failed tasks and the tasks after them, watch it,
+        and publish the repaired run under the same name.
+
+        The cell holds changed parameters, as ``%%dbx_run``'s does. ``--tasks a,b`` reruns those tasks
+        instead (``--rerun-dependents`` adds the tasks after them).
+
+        Examples::
+
+            %%dbx_repair res
+            strict = false
+
+            %dbx_repair 1042 --tasks validate --rerun-dependents --out fixed
+        """
+        from .faces import repair_cell
+
+        with usage_errors():
+            self.session.refuse_secrets(line, cell)
+        return repair_cell(self.session, self.shell, parse(self.dbx_repair, line), cell)
 
     @magic_arguments()
     @argument("run_id", type=run_ref, help="the run to cancel")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from ..clock import SYSTEM, Clock, as_clock
-from ..run.models import RunResult
+from ..run.models import RunResult, TaskResult
 
 __all__ = [
     "SweepRow",
@@ -27,6 +27,7 @@ __all__ = [
     "describe",
     "describe_sweep",
     "format_duration",
+    "task_note",
 ]
 
 #: The colour of a state, in Bootstrap's words, as ipywidgets' ``bar_style`` and ``button_style`` take.
@@ -45,11 +46,24 @@ def format_duration(seconds: float | None) -> str:
 
 @dataclass(frozen=True)
 class TaskRow:
+    """One task in the task table.
+
+    Attributes:
+        key: The task key.
+        state: Its state word.
+        colour: Its colour.
+        detail: The last line of its error, output or state message.
+        run_page_url: Its page.
+        note: What else the task says: a for-each task's iterations (``3/5 done, 1 failed, 2
+            active``), a condition's outcome (``outcome true``), a later attempt (``attempt 2``).
+    """
+
     key: str
     state: str
     colour: str
     detail: str
     run_page_url: str | None
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -113,6 +127,24 @@ def _message(result: RunResult) -> str:
             if task.error:
                 return f"{_last_line(task.error)} (task {task.key})"
     return result.state_message or (result.queue_reason or "")
+def _iterations(stats: dict[str, int]) -> str:
+    total = stats.get("total_iterations")
+    done = stats.get("completed_iterations", stats.get("succeeded_iterations", 0))
+    text = f"{done}/{total} done" if total is not None else f"{done} done"
+    extra = [(stats.get("failed_iterations", 0), "failed"), (stats.get("active_iterations", 0), "active")]
+    return ", ".join([text, *(f"{n} {word}" for n, word in extra if n)])
+
+
+def task_note(task: TaskResult) -> str:
+    """What a task row says besides its state: for-each iterations, a condition's outcome, the attempt."""
+    parts = []
+    if task.iterations is not None:
+        parts.append(_iterations(task.iterations))
+    if task.outcome is not None:
+        parts.append(f"outcome {task.outcome}")
+    if task.attempt_number:
+        parts.append(f"attempt {task.attempt_number + 1}")
+    return ", ".join(parts)
 
 
 def _outlook(result: RunResult, elapsed: float) -> tuple[float | None, float | None, bool, str]:
@@ -153,6 +185,7 @@ def describe(result: RunResult, elapsed: float) -> View:
             colour=_task_colour(t.life_cycle_state, t.result_state),
             detail=_last_line(t.error or t.output or t.state_message or ""),
             run_page_url=t.run_page_url,
+            note=task_note(t),
         )
         for t in result.tasks
     )
@@ -162,8 +195,10 @@ def describe(result: RunResult, elapsed: float) -> View:
         parts.append(outlook)
     if message:
         parts.append(message)
-    if len(tasks) > 1:
-        parts.append("tasks: " + ", ".join(f"{t.key} {t.state}" for t in tasks))
+    if len(tasks) > 1 or any(t.note for t in tasks):
+        parts.append(
+            "tasks: " + ", ".join(f"{t.key} {t.state}" + (f" ({t.note})" if t.note else "") for t in tasks)
+        )
     return View(
         title=title,
         state=state,
@@ -225,7 +260,7 @@ class TextProgress:
         with self._lock:
             self._result = result
             view = self._view(result)
-            key = (view.state, view.message, tuple((t.key, t.state) for t in view.tasks))
+            key = (view.state, view.message, tuple((t.key, t.state, t.note) for t in view.tasks))
             changed = key != self._last_key
             self._last_key = key
             if changed or (not view.finished and self._due()):

@@ -101,13 +101,19 @@ class NotebookSession:
             )
         return self._clients[config]
 
-    def start_sandbox(self, speed: float = 1.0) -> Any:
-        """Start the embedded sandbox workspace and point this session's magics and forms at it."""
+    def start_sandbox(self, speed: float = 1.0, **options: Any) -> Any:
+        """Start the embedded sandbox workspace and point this session's magics and forms at it.
+
+        ``options`` go to :class:`~dbx_magic.sandbox.Sandbox`; it runs on the session's clock unless
+        they say otherwise.
+        """
         from ..api.client import DatabricksClient
         from ..sandbox import Sandbox
 
         self.stop_sandbox()
-        sandbox = Sandbox(speed=speed, clock=self.clock.monotonic, epoch=self.clock.wall()).start()
+        options.setdefault("clock", self.clock.monotonic)
+        options.setdefault("epoch", self.clock.wall())
+        sandbox = Sandbox(speed=speed, **options).start()
         self.sandbox = sandbox
         self.secrets.add(sandbox.token)
         self._sandbox_client = DatabricksClient(

@@ -50,6 +50,9 @@ class ProgressWidget:
         blocking: True while the watching blocks the cell (``%%dbx_run``): the widget then says
             that the kernel's interrupt stops the waiting, instead of offering a button.
         cancel_on_interrupt: Whether an interrupt also cancels the run (for that hint).
+        repair: Called when Repair is clicked; the button shows once the run ended without
+            success, and only when this is given (where the kernel can take the click: a form's run,
+            not a blocking cell).
         tick: Seconds between elapsed-time updates; None: no ticker thread (for tests on a fake clock,
             where a sleeping thread would move time).
         clock: The clock (elapsed time comes from the run's own start time once it is known).
@@ -64,10 +67,12 @@ class ProgressWidget:
         cancel: Callable[[], Any] | None = None,
         blocking: bool = False,
         cancel_on_interrupt: bool = False,
+        repair: Callable[[], Any] | None = None,
         tick: float | None = 1.0,
         clock: Clock | Callable[[], float] | None = None,
     ) -> None:
         self._clock = as_clock(clock)
+        self._repair = repair
         self._started = self._clock.monotonic()
         self._tick = tick
         self._stopped: str | None = None  # why the watching ended before the run did
@@ -95,6 +100,11 @@ class ProgressWidget:
         self.cancel_button.add_class("dbx-progress-cancel")
         self.cancel_button.on_click(self._on_cancel)
         self.cancel_button.layout.display = None if cancel else "none"
+        self.repair_button = widgets.Button(description="Repair", button_style=WARNING, icon="wrench")
+        self.repair_button.add_class("dbx-progress-repair")
+        self.repair_button.tooltip = "rerun the failed tasks and the tasks after them"
+        self.repair_button.on_click(self._on_repair)
+        self.repair_button.layout.display = "none"
         hint = ""
         if blocking:
             hint = "Interrupt the kernel (■) to stop waiting" + (
@@ -102,7 +112,7 @@ class ProgressWidget:
             )
         self.hint = widgets.HTML(value=f"<small>{html.escape(hint)}</small>" if hint else "")
         self.hint.add_class("dbx-progress-hint")
-        row = widgets.HBox([self.state, self.elapsed, self.cancel_button])
+        row = widgets.HBox([self.state, self.elapsed, self.cancel_button, self.repair_button])
         self.widget = widgets.VBox([self.header, row, self.bar, self.message, self.tasks, self.hint])
         self.widget.add_class("dbx-progress")
 
@@ -179,6 +189,8 @@ class ProgressWidget:
         if view.finished:
             self._retire_cancel()
             self.hint.value = ""
+            if self._repair is not None and view.colour == DANGER:
+                self.repair_button.layout.display = None
 
     def _elapsed_text(self, view: View) -> str:
         if view.finished:
@@ -194,14 +206,16 @@ class ProgressWidget:
 
     @staticmethod
     def _task_table(view: View) -> str:
-        if len(view.tasks) < 2:
+        if len(view.tasks) < 2 and not any(t.note for t in view.tasks):
             return ""
         rows = "".join(
             f"<tr><td>{html.escape(t.key)}</td><td>{_badge(t.state, t.colour)}</td>"
+            f'<td class="dbx-task-note">{html.escape(t.note)}</td>'
             f"<td>{html.escape(t.detail[:120])}</td></tr>"
             for t in view.tasks
         )
-        return f'<table class="dbx-task-table"><tr><th>task</th><th>state</th><th></th></tr>{rows}</table>'
+        head = "<tr><th>task</th><th>state</th><th></th><th></th></tr>"
+        return f'<table class="dbx-task-table">{head}{rows}</table>'
 
     def _tick_loop(self) -> None:
         assert self._tick is not None
@@ -211,6 +225,18 @@ class ProgressWidget:
                 return
             self.elapsed.value = self._elapsed_text(view)
             self.bar.value = _bar_value(view)
+
+    def _on_repair(self, _button: Any) -> None:
+        if self._repair is None:
+            return
+        self.repair_button.disabled = True
+        self.repair_button.description = "Repairing…"
+        try:
+            self._repair()
+        except Exception as exc:  # shown, never lost
+            self.message.value = f"<small>Repair failed: {html.escape(str(exc))}</small>"
+            self.repair_button.disabled = False
+            self.repair_button.description = "Repair"
 
     def _on_cancel(self, _button: Any) -> None:
         if self._cancel is None:

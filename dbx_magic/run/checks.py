@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import difflib
 import math
+from collections.abc import Iterable
 from typing import Any
 
 from ..errors import InvalidInput
 
-__all__ = ["MAX_ID", "MAX_IDEMPOTENCY_TOKEN", "check_timeout", "check_token", "positive_id"]
+__all__ = [
+    "IF_RUNNING",
+    "MAX_ID",
+    "MAX_IDEMPOTENCY_TOKEN",
+    "check_if_running",
+    "check_timeout",
+    "check_token",
+    "known_tasks",
+    "positive_id",
+    "task_keys",
+]
 
 MAX_ID = 2**63 - 1  # ids are int64 in the API
 MAX_IDEMPOTENCY_TOKEN = 64
+#: What a launch does when the job already has a run going: start another (the default), watch that
+#: one instead, or cancel it and then launch.
+IF_RUNNING = ("new", "wait", "cancel")
 
 
 def positive_id(value: Any, what: str) -> int:
@@ -56,3 +71,55 @@ def check_token(token: str | None) -> str | None:
             "use a shorter one, or none to get a fresh one."
         )
     return text
+
+
+def task_keys(value: str | Iterable[str] | None, what: str = "only") -> tuple[str, ...] | None:
+    """Task keys given as ``"a,b"`` or a list of strings, stripped; None for none given.
+
+    Raises:
+        InvalidInput: keys were given but name nothing (``""``, ``[]``, ``","``), or one is not a string.
+    """
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else list(value)
+    if not all(isinstance(item, str) for item in items):
+        bad = next(item for item in items if not isinstance(item, str))
+        raise InvalidInput(
+            f"{what} takes task keys as strings, not a {type(bad).__name__}: e.g. {what} ingest."
+        )
+    keys = tuple(dict.fromkeys(k.strip() for k in items if k.strip()))
+    if not keys:
+        raise InvalidInput(
+            f"{what} names no task: give task keys, e.g. {what} ingest,validate (or leave it out)."
+        )
+    return keys
+
+
+def check_if_running(value: str | None, what: str = "if_running") -> str:
+    """One of :data:`IF_RUNNING` (None means ``"new"``), or InvalidInput."""
+    if value is None:
+        return "new"
+    text = value.strip().lower() if isinstance(value, str) else value
+    if text not in IF_RUNNING:
+        raise InvalidInput(
+            f"{what} {value!r} is not one of new, wait, cancel: new starts another run, wait watches the "
+            "run already going, cancel cancels it and then launches."
+        )
+    return str(text)
+
+
+def known_tasks(names: Iterable[str], keys: Iterable[str], where: str) -> None:
+    """Raise InvalidInput naming the first of ``names`` (``+`` prefix or suffix allowed) that is not
+    among ``keys``, with the close ones; ``where`` says whose tasks they are (``job 42``)."""
+    known = list(keys)
+    for name in names:
+        key = name.removeprefix("+").removesuffix("+")
+        if key in known:
+            continue
+        close = difflib.get_close_matches(key, known, n=3, cutoff=0.5)
+        if close:
+            hint = f"did you mean {', '.join(repr(c) for c in close)}?"
+        else:
+            shown = ", ".join(known[:10]) + (", ..." if len(known) > 10 else "")
+            hint = f"its tasks are {shown}." if known else "it has no tasks."
+        raise InvalidInput(f"{where.capitalize()} has no task {key!r}: {hint}")

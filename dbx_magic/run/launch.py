@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -27,15 +27,19 @@ from ..errors import (
     TransportError,
     WaitTimeout,
 )
-from .checks import MAX_ID, check_timeout, check_token, positive_id
+from .checks import MAX_ID, check_if_running, check_timeout, check_token, known_tasks, positive_id, task_keys
 from .models import RunResult
 from .params import normalise_params
 
-__all__ = ["JobInfo", "Launch", "job_info", "launch", "resolve_job", "start_run"]
+__all__ = ["JobInfo", "Launch", "Notice", "adopt_or_launch", "job_info", "launch", "resolve_job", "start_run"]
+
+#: Called with one sentence when a launch does something other than start a run (``if_running``).
+Notice = Callable[[str], object]
 
 log = logging.getLogger(__name__)
 
 _LAUNCH_ATTEMPTS = 3
+_CANCEL_WAIT = 60.0  # seconds if_running="cancel" waits for the cancelled runs to end before launching
 
 
 class JobInfo:
@@ -53,6 +57,11 @@ class JobInfo:
             if isinstance(p, dict) and p.get("name")
         }
         self.notebook_parameters: dict[str, str] = {}
+        self.task_keys: list[str] = [
+            str(t["task_key"])
+            for t in settings.get("tasks") or ()
+            if isinstance(t, dict) and t.get("task_key")
+        ]
         for task in settings.get("tasks") or ():
             notebook = task.get("notebook_task") if isinstance(task, dict) else None
             if isinstance(notebook, dict):
@@ -103,6 +112,10 @@ class Launch:
         timeout: Seconds to wait for the run, None for as long as it lasts.
         token_given: The token came from the caller, so it may find a run started earlier: the
             launch then checks that run was started with the same parameters.
+        only: Task keys to run (``+key`` adds its upstream tasks, ``key+`` its downstream
+            ones); empty for every task. Checked against the job's tasks before run-now is sent.
+        if_running: When the job already has a run going: ``"new"`` starts another, ``"wait"``
+            watches that one instead, ``"cancel"`` cancels it and then launches.
     """
 
     job: int | str
@@ -111,6 +124,8 @@ class Launch:
     idempotency_token: str = field(default_factory=new_idempotency_token)
     timeout: float | None = None
     token_given: bool = False
+    only: tuple[str, ...] = ()
+    if_running: str = "new"
 
     @classmethod
     def check(
@@ -120,6 +135,9 @@ class Launch:
         job_parameters: Mapping[str, Any] | None = None,
         idempotency_token: str | None = None,
         timeout: float | None = None,
+        *,
+        only: str | Iterable[str] | None = None,
+        if_running: str | None = None,
     ) -> Launch:
         """Judge every input locally; raise InvalidInput on the first mistake, before anything is sent."""
         job_id = _job_id_from(job)
@@ -139,6 +157,8 @@ class Launch:
             idempotency_token=token,
             timeout=check_timeout(timeout),
             token_given=given is not None,
+            only=task_keys(only) or (),
+            if_running=check_if_running(if_running),
         )
 
     @property
@@ -220,27 +240,102 @@ def _named(client: DatabricksClient, name: str) -> bool:
     return any(str((j.get("settings") or {}).get("name", "")) == name for j in jobs)
 
 
-def launch(client: DatabricksClient, spec: Launch, info: JobInfo | None = None) -> RunResult:
+def launch(
+    client: DatabricksClient, spec: Launch, info: JobInfo | None = None, *, on_notice: Notice | None = None
+) -> RunResult:
     """getJob (unless ``info`` is given) and runJobNow: start the run and return it, not yet polled.
 
     The parameters go the way the job takes them (job-level parameters or notebook parameters).
+    With ``spec.if_running`` ``"wait"`` and a run going, that run is returned instead (see
+    :func:`adopt_or_launch`, which also says whether it did).
 
     Raises:
-        InvalidInput: a job name that matches no job, or several.
+        InvalidInput: a job name that matches no job, or several; ``only`` naming a task the job
+            does not have (run-now is not sent).
         DatabricksError: the workspace refused; once a run may exist, the error names the token.
         RunInterrupted: the kernel was interrupted; says whether a run may have started.
     """
-    if info is None:
-        try:
+    return adopt_or_launch(client, spec, info, on_notice=on_notice)[0]
+
+
+def adopt_or_launch(
+    client: DatabricksClient, spec: Launch, info: JobInfo | None = None, *, on_notice: Notice | None = None
+) -> tuple[RunResult, bool]:
+    """:func:`launch`, saying whether the run returned is one already going (``if_running="wait"``)
+    rather than a new one. What it does besides launching goes to ``on_notice`` (else the log)."""
+    try:
+        if info is None:
             info = job_info(client, spec.job)
-        except KeyboardInterrupt:
-            raise RunInterrupted("Interrupted before the launch: no run was started.") from None
+        if spec.only:
+            known_tasks(spec.only, info.task_keys, f"job {info.job_id}")
+        if spec.if_running != "new":
+            going = _runs_going(client, info, spec.if_running, on_notice)
+            if going is not None:
+                return going, True
+    except KeyboardInterrupt:
+        raise RunInterrupted("Interrupted before the launch: no run was started.") from None
+    return _start(client, spec, info), False
+
+
+def _say(on_notice: Notice | None, text: str) -> None:
+    if on_notice is None:
+        log.warning("%s", text)
+    else:
+        log.info("%s", text)
+        on_notice(text)
+
+
+def _active_runs(client: DatabricksClient, job_id: int) -> list[dict[str, Any]]:
+    page = client.list_runs(job_id, active_only=True, limit=25)
+    runs = [r for r in page.get("runs") or () if isinstance(r, dict) and r.get("run_id")]
+    return sorted(
+        runs, key=lambda r: (_int_or_none(r.get("start_time")) or 0, int(r["run_id"])), reverse=True
+    )
+
+
+def _runs_going(
+    client: DatabricksClient, info: JobInfo, if_running: str, on_notice: Notice | None
+) -> RunResult | None:
+    """``if_running`` "wait": the newest run going, to watch; "cancel": cancel them, wait for them to
+    end (up to a minute), and return None so the launch goes ahead."""
+    active = _active_runs(client, info.job_id)
+    name = f"job {info.job_id}" + (f" ({info.name})" if info.name else "")
+    if not active:
+        _say(on_notice, f"No run of {name} is going: launching a new one.")
+        return None
+    ids = ", ".join(str(r["run_id"]) for r in active)
+    if if_running == "wait":
+        newest = active[0]
+        more = f" (the newest of {len(active)} going: {ids})" if len(active) > 1 else ""
+        _say(
+            on_notice,
+            f"{name.capitalize()} is already running as run {newest['run_id']}{more}: watching it instead of starting another.",
+        )
+        return RunResult.from_api(newest, job_name=info.name, job_id=info.job_id)
+    client.cancel_all_runs(info.job_id)
+    _say(
+        on_notice,
+        f"Cancelled the run{'s' if len(active) > 1 else ''} of {name} going ({ids}); launching a new one once they end.",
+    )
+    deadline = client.clock.monotonic() + _CANCEL_WAIT
+    while _active_runs(client, info.job_id):
+        if client.clock.monotonic() >= deadline:
+            _say(
+                on_notice,
+                f"The cancelled runs of {name} are still ending after {_CANCEL_WAIT:.0f} s: launching anyway.",
+            )
+            break
+        client.clock.sleep(1.0)
+    return None
+
+
+def _start(client: DatabricksClient, spec: Launch, info: JobInfo) -> RunResult:
     token = spec.idempotency_token
     values = spec.params
     notebook, jobp = ({}, values) if info.uses_job_parameters else (values, {})
     answer: Mapping[str, Any] | None = None
     try:
-        answer = _run_now(client, info.job_id, token, notebook, jobp)
+        answer = _run_now(client, info.job_id, token, notebook, jobp, spec.only)
         run_id = int(answer["run_id"])
         if spec.token_given:
             _check_reuse(client, info, run_id, token, values)
@@ -331,13 +426,22 @@ def _usable_run_id(answer: Mapping[str, Any]) -> bool:
 
 
 def _run_now(
-    client: DatabricksClient, job_id: int, token: str, notebook: dict[str, str], jobp: dict[str, str]
+    client: DatabricksClient,
+    job_id: int,
+    token: str,
+    notebook: dict[str, str],
+    jobp: dict[str, str],
+    only: tuple[str, ...] = (),
 ) -> Mapping[str, Any]:
     # The token makes the launch idempotent, so an answer without a usable run id is safely asked again.
     for _ in range(_LAUNCH_ATTEMPTS):
         try:
             answer = client.run_now(
-                job_id, idempotency_token=token, notebook_params=notebook, job_parameters=jobp
+                job_id,
+                idempotency_token=token,
+                notebook_params=notebook,
+                job_parameters=jobp,
+                only=only or None,
             )
         except (TransportError, ServerError, TooManyRequests, WaitTimeout) as exc:
             # The workspace may have started the run before the answer was lost.
@@ -366,12 +470,22 @@ def start_run(
     notebook_params: Mapping[str, Any] | None = None,
     job_parameters: Mapping[str, Any] | None = None,
     idempotency_token: str | None = None,
+    *,
+    only: str | Iterable[str] | None = None,
+    if_running: str | None = None,
+    on_notice: Notice | None = None,
 ) -> RunResult:
     """getJob and runJobNow: launch the job and return the new run (not yet polled).
+
+    ``only`` runs just those task keys; ``if_running`` (``"new"``, ``"wait"``, ``"cancel"``) says what
+    to do when the job has a run going (``"wait"`` returns that run); ``on_notice`` hears about it.
 
     Raises:
         InvalidInput: bad input, judged before anything is sent where possible.
         DatabricksError: the workspace refused; once the run may exist, the error names the token.
         RunInterrupted: the kernel was interrupted; says whether a run may have started.
     """
-    return launch(client, Launch.check(job, notebook_params, job_parameters, idempotency_token))
+    spec = Launch.check(
+        job, notebook_params, job_parameters, idempotency_token, only=only, if_running=if_running
+    )
+    return launch(client, spec, on_notice=on_notice)

@@ -12,15 +12,19 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import GOES_ON, RunFailed, RunNotFinished
 from .polling import Estimate, History, estimate
+
+if TYPE_CHECKING:
+    from ..api.client import DatabricksClient
 
 __all__ = [
     "ACTIVE_STATES",
     "FINAL_STATES",
     "OK_RESULTS",
+    "RepairRecord",
     "RunResult",
     "TaskResult",
     "is_finished",
@@ -68,6 +72,10 @@ class TaskResult:
         error: The error, for a failed task.
         error_trace: The error's trace, for a failed task.
         run_page_url: The task run's page.
+        attempt_number: 0 for the first attempt; a retry or a repair makes the next one.
+        iterations: For a for-each task, its iterations' counts (``task_run_stats``: active,
+            completed, failed, succeeded, total...), else None.
+        outcome: For a condition task that ran, ``"true"`` or ``"false"``, else None.
     """
 
     key: str
@@ -82,11 +90,18 @@ class TaskResult:
     run_page_url: str | None = None
     start_time: int | None = None
     end_time: int | None = None
+    attempt_number: int = 0
+    iterations: dict[str, int] | None = field(default=None, compare=False)
+    outcome: str | None = None
 
     @classmethod
     def from_api(cls, task: dict[str, Any]) -> TaskResult:
         state = _state(task)
         status = _status(task)
+        for_each = task.get("for_each_task")
+        stats = (for_each.get("stats") or {}).get("task_run_stats") if isinstance(for_each, dict) else None
+        condition = task.get("condition_task")
+        outcome = condition.get("outcome") if isinstance(condition, dict) else None
         return cls(
             key=str(task.get("task_key", "")),
             run_id=_int_or_none(task.get("run_id")),
@@ -96,6 +111,9 @@ class TaskResult:
             run_page_url=task.get("run_page_url"),
             start_time=_int_or_none(task.get("start_time")) or None,
             end_time=_int_or_none(task.get("end_time")) or None,
+            attempt_number=_int_or_none(task.get("attempt_number")) or 0,
+            iterations=_counts(stats) if isinstance(stats, dict) else None,
+            outcome=None if outcome is None else str(outcome),
         )
 
     def with_output(self, output: dict[str, Any]) -> TaskResult:
@@ -121,12 +139,74 @@ class TaskResult:
         return decode(self.output)
 
 
+def _counts(stats: Mapping[str, Any]) -> dict[str, int]:
+    return {str(k): n for k, v in stats.items() if (n := _int_or_none(v)) is not None}
+
+
+def _latest_attempts(tasks: tuple[TaskResult, ...]) -> tuple[TaskResult, ...]:
+    """The latest attempt of each task, in the order the tasks first appear (runs/get lists every
+    attempt of a repaired or retried task)."""
+    latest: dict[str, TaskResult] = {}
+    for task in tasks:
+        seen = latest.get(task.key)
+        if seen is None or task.attempt_number >= seen.attempt_number:
+            latest[task.key] = task
+    return tuple(latest.values())
+
+
+@dataclass(frozen=True)
+class RepairRecord:
+    """One round of a run: the original run, or a repair of it (``runs/get`` ``repair_history``).
+
+    Attributes:
+        repair_id: The repair's id; None for the original run.
+        kind: ``"ORIGINAL"`` or ``"REPAIR"``.
+        start_time: When the round began (epoch ms).
+        end_time: When it ended (epoch ms), None while it goes on.
+        result_state: How the round ended (``SUCCESS``, ``FAILED``...), None while it goes on.
+        tasks: The task keys it ran, in the order of their runs.
+        task_run_ids: Their task run ids.
+    """
+
+    repair_id: int | None
+    kind: str
+    start_time: int | None
+    end_time: int | None
+    result_state: str | None
+    tasks: tuple[str, ...]
+    task_run_ids: tuple[int, ...]
+
+    @classmethod
+    def from_api(cls, item: Mapping[str, Any], keys: Mapping[int, str]) -> RepairRecord:
+        """One ``repair_history`` entry; ``keys`` maps task run ids to task keys."""
+        ids = tuple(i for i in (_int_or_none(r) for r in item.get("task_run_ids") or ()) if i is not None)
+        return cls(
+            repair_id=_int_or_none(item.get("id")),
+            kind=str(item.get("type") or ("REPAIR" if item.get("id") else "ORIGINAL")),
+            start_time=_int_or_none(item.get("start_time")) or None,
+            end_time=_int_or_none(item.get("end_time")) or None,
+            result_state=_state(item).get("result_state"),
+            tasks=tuple(keys[i] for i in ids if i in keys),
+            task_run_ids=ids,
+        )
+
+    @property
+    def line(self) -> str:
+        """One line: which round, which tasks, how it ended."""
+        name = "original run" if self.repair_id is None else f"repair {self.repair_id}"
+        return f"{name}: {', '.join(self.tasks) or 'no tasks'} -> {self.result_state or 'going'}"
+
+
 @dataclass(frozen=True)
 class RunResult:
     """A run as last seen: the seed workflow's outputs and everything else worth having.
 
     ``job_id``, ``run_id``, ``result_state`` and ``run_page_url`` are the seed's outputs; the same
     four come as a dict under the seed's own names in ``outputs``.
+
+    ``tasks`` holds the latest attempt of each task; ``attempts`` every attempt, oldest first;
+    ``repairs`` the run's rounds (the original run, then each repair) once they were read with
+    ``include_history`` (a repair reads them).
     """
 
     job_id: int | None
@@ -149,6 +229,8 @@ class RunResult:
     expected_duration: float | None = None
     parameters: dict[str, str] = field(default_factory=dict, compare=False)
     history: History | None = field(default=None, repr=False, compare=False)
+    attempts: tuple[TaskResult, ...] = field(default=(), repr=False, compare=False)
+    repairs: tuple[RepairRecord, ...] = field(default=(), compare=False)
 
     @classmethod
     def from_api(
@@ -178,6 +260,9 @@ class RunResult:
                 result_state = "INTERNAL_ERROR"
             elif code:
                 result_state = code
+        attempts = tuple(TaskResult.from_api(t) for t in run.get("tasks") or () if isinstance(t, dict))
+        keys = {a.run_id: a.key for a in attempts if a.run_id is not None}
+        history = [h for h in run.get("repair_history") or () if isinstance(h, dict)]
         warnings = []
         if result_state == "SUCCESS_WITH_FAILURES":
             warnings.append("The run succeeded, but some of its tasks failed (SUCCESS_WITH_FAILURES).")
@@ -190,7 +275,7 @@ class RunResult:
             result_state=result_state,
             state_message=state.get("state_message") or termination.get("message") or "",
             run_page_url=run.get("run_page_url"),
-            tasks=tuple(TaskResult.from_api(t) for t in run.get("tasks") or () if isinstance(t, dict)),
+            tasks=_latest_attempts(attempts),
             run=run,
             finished=finished,
             termination_code=termination.get("code"),
@@ -200,6 +285,8 @@ class RunResult:
             warnings=tuple(warnings),
             idempotency_token=idempotency_token,
             expected_duration=expected_duration,
+            attempts=attempts,
+            repairs=tuple(RepairRecord.from_api(h, keys) for h in history),
         )
 
     # -- the seed's outputs -------------------------------------------------------------------
@@ -291,6 +378,30 @@ class RunResult:
         if not self.ok:
             raise RunFailed(self.failure_summary(), run_id=self.run_id, result=self)
         return self
+
+    def repair(self, client: DatabricksClient | None = None, tasks: Any = None, **kwargs: Any) -> RunResult:
+        """Repair this run and wait for it: :func:`dbx_magic.run.repair.repair_run` on this run.
+
+        Args:
+            client: The workspace client. A result holds no client (it would hold its credential),
+                so None builds one with ``DatabricksClient.from_config()`` (arguments, then
+                ``DATABRICKS_HOST``/``DATABRICKS_TOKEN``, then ``~/.databrickscfg``); pass the client
+                that ran the job when it is another (in a notebook, ``%dbx_repair NAME`` uses the
+                session's workspace, the sandbox included).
+            tasks: Task keys to rerun; None reruns every failed task and the tasks after them.
+            **kwargs: As for ``repair_run`` (``rerun_dependents``, ``job_parameters``,
+                ``notebook_params``, ``idempotency_token``, ``timeout``, ``on_update``...).
+
+        Returns:
+            The repaired run, as ``repair_run`` returns it.
+        """
+        from .repair import repair_run
+
+        if client is None:
+            from ..api.client import DatabricksClient
+
+            client = DatabricksClient.from_config()
+        return repair_run(client, self, tasks, **kwargs)
 
     # -- display ------------------------------------------------------------------------------
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:

@@ -75,11 +75,13 @@ def result_text(result: RunResult) -> str:
         lines.append(f"  {took}")
     single = result.output is not None and len(result.tasks) == 1
     for task in result.tasks:
-        lines.append(f"  task {task.key}: {task.result_state or task.life_cycle_state}")
+        again = f" (attempt {task.attempt_number + 1})" if task.attempt_number else ""
+        lines.append(f"  task {task.key}: {task.result_state or task.life_cycle_state}{again}")
         if task.output is not None and not single:
             lines.extend(_indented(task.output, "    output: "))
         if task.error:
             lines.append(f"    error: {task.error.strip().splitlines()[-1]}")
+    lines.extend(f"  {r.line}" for r in result.repairs if len(result.repairs) > 1)
     if single and result.output is not None:
         lines.extend(_indented(result.output, "  output: "))
     if result.run_page_url:
@@ -141,6 +143,9 @@ def result_html(result: RunResult) -> str:
             f'<table class="dbx-result-tasks" style="text-align:left"><tr><th {_CELL}>task</th>'
             f"<th {_CELL}>state</th><th {_CELL}>output</th></tr>{_task_rows(result.tasks)}</table>"
         )
+    if len(result.repairs) > 1:
+        items = "".join(f"<li>{esc(r.line)}</li>" for r in result.repairs)
+        parts.append(f'<div class="dbx-repairs">rounds:<ul>{items}</ul></div>')
     parts.extend(f"<div>&#9888; {esc(w)}</div>" for w in result.warnings)
     parts.append("</div>")
     return "".join(parts)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -30,7 +30,7 @@ from ..errors import (
     WaitTimeout,
 )
 from .checks import check_timeout, positive_id
-from .launch import Launch, launch
+from .launch import Launch, Notice, adopt_or_launch
 from .models import RunResult, TaskResult, is_finished
 from .polling import History, PollPolicy, history_from_runs
 
@@ -53,6 +53,8 @@ class WatchedRun:
         policy: When to poll next (default: ``PollPolicy()``).
         clock: The clock it waits on (default: the client's).
         on_update: Called with the current RunResult after every poll, the last one included.
+        include_history: Poll with ``include_history`` so the result carries the run's repairs
+            (a repair's watch does).
     """
 
     def __init__(
@@ -64,8 +66,10 @@ class WatchedRun:
         policy: PollPolicy | None = None,
         clock: Clock | None = None,
         on_update: OnUpdate | None = None,
+        include_history: bool = False,
     ) -> None:
         self.client = client
+        self.include_history = include_history
         self.run_id = positive_id(run_id, "run id")
         self.policy = policy or PollPolicy()
         self.clock = clock or client.clock
@@ -138,6 +142,8 @@ class WatchedRun:
                 run, history = _first_look(self.client, result.job_id, self.run_id)
                 self._set_history(history)
                 return run
+            if self.include_history:
+                return self.client.get_run(self.run_id, include_history=True)
             return self.client.get_run(self.run_id)
         except ResourceDoesNotExist:
             raise
@@ -324,6 +330,9 @@ def run_job_and_wait(
     policy: PollPolicy | None = None,
     clock: Clock | Callable[[], float] | None = None,
     sleep: Callable[[float], Any] | None = None,
+    only: str | Iterable[str] | None = None,
+    if_running: str | None = None,
+    on_notice: Notice | None = None,
 ) -> RunResult:
     """Run an existing job and wait for it: the seed workflow, made correct.
 
@@ -343,6 +352,12 @@ def run_job_and_wait(
         clock: The clock to wait on (a :class:`~dbx_magic.clock.Clock` or a monotonic function;
             default: the client's).
         sleep: Waits between polls, with a plain ``clock`` function.
+        only: Task keys to run (a list or ``"a,b"``; ``+key`` adds its upstream tasks, ``key+``
+            its downstream ones); checked against the job's tasks before anything is launched.
+        if_running: When the job has a run going: ``"new"`` (default) starts another, ``"wait"``
+            watches that run instead, ``"cancel"`` cancels it and then launches.
+        on_notice: Called with one sentence when ``if_running`` did something (default: a
+            logged warning).
 
     Returns:
         The finished run; check ``result.ok`` or call ``result.raise_for_state()``.
@@ -353,7 +368,9 @@ def run_job_and_wait(
         DatabricksError: any other failure; once the run exists, the message names it.
         RunInterrupted: the kernel was interrupted (a ``KeyboardInterrupt``).
     """
-    spec = Launch.check(job, notebook_params, job_parameters, idempotency_token, timeout)
+    spec = Launch.check(
+        job, notebook_params, job_parameters, idempotency_token, timeout, only=only, if_running=if_running
+    )
     return run_launch(
         client,
         spec,
@@ -361,6 +378,7 @@ def run_job_and_wait(
         cancel_on_interrupt=cancel_on_interrupt,
         policy=policy,
         clock=_clock(client, clock, sleep),
+        on_notice=on_notice,
     )
 
 
@@ -373,10 +391,13 @@ def run_launch(
     policy: PollPolicy | None = None,
     clock: Clock | None = None,
     on_watch: Callable[[WatchedRun], Any] | None = None,
+    on_notice: Notice | None = None,
 ) -> RunResult:
     """Launch a checked :class:`Launch` and wait for its run (what every face that waits calls).
 
-    ``on_watch`` is given the :class:`WatchedRun` as soon as the run exists (to cancel it, say).
+    ``on_watch`` is given the :class:`WatchedRun` as soon as the run exists (to cancel it, say);
+    ``on_notice`` hears what ``spec.if_running`` did. A run already going that is watched instead
+    (``if_running="wait"``) is watched as a re-attach.
     """
     clock = clock or client.clock
     started = clock.monotonic()
@@ -384,9 +405,14 @@ def run_launch(
     launched: RunResult | None = None
     try:
         with client.until(bound):  # a timeout bounds the launch's retries too, not only the polls
-            launched = launch(client, spec)
+            launched, adopted = adopt_or_launch(client, spec, on_notice=on_notice)
         watched = WatchedRun(
-            client, launched.run_id, launched=launched, policy=policy, clock=clock, on_update=on_update
+            client,
+            launched.run_id,
+            launched=None if adopted else launched,
+            policy=policy,
+            clock=clock,
+            on_update=on_update,
         )
         remaining = None if spec.timeout is None else max(0.0, spec.timeout - (clock.monotonic() - started))
         if on_watch is not None:
@@ -437,6 +463,8 @@ def _merge(previous: RunResult, run: Mapping[str, Any]) -> RunResult:
         expected_duration=previous.expected_duration,
     )
     keep: dict[str, Any] = {"parameters": previous.parameters, "history": previous.history}
+    if previous.repairs and not fresh.repairs:  # a runs/list page carries no repair history
+        keep["repairs"] = previous.repairs
     if previous.number_in_job and not fresh.number_in_job:
         keep["number_in_job"] = previous.number_in_job
     return replace(fresh, **keep)
