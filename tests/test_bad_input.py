@@ -28,7 +28,10 @@ from dbx_magic import (
     start_run,
     wait_for_run,
 )
+from dbx_magic.clock import ManualClock
 from dbx_magic.notebook.form import RunForm
+from dbx_magic.notebook.magics import DbxMagics, unload
+from dbx_magic.notebook.session import NotebookSession
 
 JOB = "daily-sales-report"
 FAST = RetryPolicy(attempts=3, backoff=0.01, max_backoff=0.02, jitter=0)
@@ -39,24 +42,27 @@ class World:
     shell: InteractiveShell
     sandbox: Any
     tmp: Path
+    clock: ManualClock
 
     def client(self, **kwargs: Any) -> DatabricksClient:
+        kwargs.setdefault("clock", self.clock)
         return DatabricksClient(self.sandbox.url, self.sandbox.token, **kwargs)
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    clock = ManualClock()  # the magics, their sandbox and every client of the table on fake time
     shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "dbx_magic")
-    shell.run_line_magic("dbx_sandbox", "--speed 50")
+    shell.register_magics(DbxMagics(shell, NotebookSession(shell.user_ns, clock=clock)))
+    shell.run_line_magic("dbx_sandbox", "")
     sandbox = shell.magics_manager.registry["DbxMagics"].sandbox
     sandbox.add_job("twin", duration=1)
     sandbox.add_job("twin", duration=1)
     sandbox.add_job("123", duration=1)
     shell.user_ns.update(num=7, unprintable=Unprintable(), grid=[{"a": 1}])
     sandbox.add_job("long-going", duration=6000)
-    yield World(shell, sandbox, tmp_path_factory.mktemp("bad-input"))
-    shell.run_line_magic("unload_ext", "dbx_magic")
+    yield World(shell, sandbox, tmp_path_factory.mktemp("bad-input"), clock)
+    unload(shell)
 
 
 def api(call: Callable[[World], Any]) -> Callable[[World], str]:

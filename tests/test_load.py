@@ -10,13 +10,13 @@ from dbx_magic.api.ratelimit import RateLimiter
 from dbx_magic.sandbox import Sandbox
 
 WAITS = 50
-RATE, BURST = 50.0, 10.0
+RATE, BURST = 150.0, 15.0
 
 
 def test_fifty_concurrent_waits_under_429_bursts_stay_under_the_rate():
     limiter = RateLimiter(RATE, BURST)
-    with Sandbox(speed=20) as sb:
-        sb.add_job("load", duration=30, max_concurrent_runs=WAITS)  # 1.5 s a run at speed 20
+    with Sandbox(speed=60) as sb:
+        sb.add_job("load", duration=30, max_concurrent_runs=WAITS)  # 0.5 s a run at speed 60
         before = set(sb.run_ids("load"))
         # Bursts of rate limiting on the launch and on the polls, some with Retry-After.
         sb.inject("jobs/run-now", "status", status=429, count=15)

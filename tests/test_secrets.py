@@ -27,7 +27,9 @@ from IPython.utils.capture import capture_output
 
 from dbx_magic import Config, DatabricksClient, DatabricksError, RetryPolicy, run_job_and_wait
 from dbx_magic.notebook.form import RunForm
+from dbx_magic.notebook.magics import DbxMagics, unload
 from dbx_magic.notebook.progress import describe
+from dbx_magic.notebook.session import NotebookSession
 from dbx_magic.sandbox import Sandbox
 
 TOKEN_SHAPE = re.compile(r"dsbx-[0-9a-f]{32}")
@@ -41,11 +43,11 @@ def formatted(exc: BaseException) -> str:
     return "".join(traceback.format_exception(exc)) + repr(exc)
 
 
-def test_python_api_and_form_leak_no_token(caplog, capfd):
+def test_python_api_and_form_leak_no_token(caplog, capfd, clock):
     caplog.set_level(logging.DEBUG)  # every logger, urllib3's included
     texts: list[str] = []
-    with Sandbox(speed=50) as sb:
-        client = DatabricksClient(sb.url, sb.token, retry=RetryPolicy(backoff=0.01, jitter=0))
+    with Sandbox(clock=clock.monotonic, epoch=clock.wall()) as sb:
+        client = DatabricksClient(sb.url, sb.token, retry=RetryPolicy(backoff=0.01, jitter=0), clock=clock)
         sb.inject("jobs/runs/get", "status", status=503, count=2)  # retries log at DEBUG
         ok = run_job_and_wait(client, "daily-sales-report", {"date": "2026-11-01"})
         texts += [repr(ok), ok._repr_html_(), ok.summary_text(), json.dumps(ok.run), describe(ok, 1).line]
@@ -59,7 +61,9 @@ def test_python_api_and_form_leak_no_token(caplog, capfd):
                 run_job_and_wait(client, bad)
             texts.append(formatted(info.value))
         with pytest.raises(DatabricksError) as info:
-            run_job_and_wait(DatabricksClient(sb.url, sb.token + "0"), "daily-sales-report")  # a wrong token
+            run_job_and_wait(
+                DatabricksClient(sb.url, sb.token + "0", clock=clock), "daily-sales-report"
+            )  # wrong
         texts.append(formatted(info.value))
         form = RunForm(client=client, job="daily-sales-report", namespace={})
         form.run()
@@ -72,12 +76,12 @@ def test_python_api_and_form_leak_no_token(caplog, capfd):
     assert not leaks(texts, token)
 
 
-def test_magics_leak_no_token(caplog, capfd):
+def test_magics_leak_no_token(caplog, capfd, clock):
     caplog.set_level(logging.DEBUG)
     shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "dbx_magic")
+    shell.register_magics(DbxMagics(shell, NotebookSession(shell.user_ns, clock=clock)))
     try:
-        shell.run_cell("%dbx_sandbox --speed 50")
+        shell.run_cell("%dbx_sandbox")
         token = shell.magics_manager.registry["DbxMagics"].sandbox.token
         cells = [
             "%%dbx_run daily-sales-report --out ok\ndate = 2026-11-01\n",
@@ -93,7 +97,7 @@ def test_magics_leak_no_token(caplog, capfd):
         texts += [repr(shell.user_ns[name]) for name in ("ok", "bad", "bg")]
         texts += [shell.user_ns["ok"]._repr_html_()]
     finally:
-        shell.run_line_magic("unload_ext", "dbx_magic")
+        unload(shell)
     out = capfd.readouterr()
     texts += [out.out, out.err, caplog.text]
     assert "Sandbox workspace at http://127.0.0.1:" in out.out

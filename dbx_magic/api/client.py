@@ -341,6 +341,7 @@ class DatabricksClient:
             yield
         finally:
             self._local.deadline = previous
+
     def _whole(self, endpoint: str, params: Mapping[str, Any], *, what: str) -> Answer:
         """A ``GET`` whose arrays 2.2 pages (100 entries at most): follow ``next_page_token`` and
         merge the pages into one answer, as 2.1 gives it."""

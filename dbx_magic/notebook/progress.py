@@ -127,6 +127,8 @@ def _message(result: RunResult) -> str:
             if task.error:
                 return f"{_last_line(task.error)} (task {task.key})"
     return result.state_message or (result.queue_reason or "")
+
+
 def _iterations(stats: dict[str, int]) -> str:
     total = stats.get("total_iterations")
     done = stats.get("completed_iterations", stats.get("succeeded_iterations", 0))
