@@ -188,94 +188,134 @@ class Config:
             ConfigError: something is missing, or the profile does not exist.
         """
         env = os.environ if env is None else env
-        sources = []  # where the host and token came from
-        settings: dict[str, str] = {"auth_type": auth_type.strip()} if auth_type and auth_type.strip() else {}
-        settings_sources = ["arguments"] if settings else []  # where the other sign-in settings came from
-        token_where = "the token argument" if token else None  # where the token came from, for messages
+        found = _Found(host or None, token or None, "the token argument" if token else None)
+        found.settings = {"auth_type": auth_type.strip()} if auth_type and auth_type.strip() else {}
+        found.settings_sources = ["arguments"] if found.settings else []
         if host or token:
-            sources.append("arguments")
+            found.sources.append("arguments")
         # The environment is consulted only where no profile was asked for: naming a profile
         # means "use that profile", as the Databricks CLI does.
         if profile is None:
-            env_host, env_token = env.get("DATABRICKS_HOST"), env.get("DATABRICKS_TOKEN")
-            env_settings = _unset(settings, {key: env.get(var) for key, var in _AUTH_SETTINGS.items()})
-            if (env_host and not host) or (env_token and not token):
-                sources.append("environment")
-            if env_settings:
-                settings_sources.append("environment")
-            host = host or env_host or None
-            token_where = token_where or ("DATABRICKS_TOKEN" if env_token else None)
-            token = token or env_token or None
-            settings.update(env_settings)
-
+            settings = {key: env.get(var) for key, var in _AUTH_SETTINGS.items()}
+            found.layer(
+                "environment",
+                env.get("DATABRICKS_HOST"),
+                env.get("DATABRICKS_TOKEN"),
+                "DATABRICKS_TOKEN",
+                settings,
+            )
         profile_name = profile or env.get("DATABRICKS_CONFIG_PROFILE") or None
         path = Path(env.get("DATABRICKS_CONFIG_FILE") or Path.home() / ".databrickscfg").expanduser()
-        used_profile: str | None = None
-        settings_profile: str | None = None
         # The file is skipped when the arguments and environment already give a host and a way to
         # sign in, and no profile was asked for (a stray ARM_TENANT_ID alone is no way to sign in).
-        if not (host and _sign_in_method(token, settings)) or profile_name:
-            parser = _read_profiles(path)
+        if not (found.host and _sign_in_method(found.token, found.settings)) or profile_name:
             name = profile_name or "DEFAULT"
-            section = _profile_section(parser, name, path, explicit=profile_name is not None)
+            section = _profile_section(_read_profiles(path), name, path, explicit=profile_name is not None)
             if section is not None:
-                file_host, file_token = section.get("host"), section.get("token")
-                file_settings = _unset(settings, {key: section.get(key) for key in _AUTH_SETTINGS})
-                if (file_host and not host) or (file_token and not token):
-                    used_profile = name
-                    sources.append(f"profile [{name}] of {path}")
-                if file_settings:
-                    settings_profile = name
-                    settings_sources.append(f"profile [{name}] of {path}")
-                host = host or file_host or None
-                token_where = token_where or (f"the profile [{name}] of {path}" if file_token else None)
-                token = token or file_token or None
-                settings.update(file_settings)
-
-        method = _sign_in_method(token, settings)
+                found.from_profile(name, path, section)
+        method = _sign_in_method(found.token, found.settings)
         if method not in (None, "pat"):
-            if not host:
-                raise ConfigError(
-                    f"No Databricks host configured for signing in with {method}: set DATABRICKS_HOST, "
-                    "or host in the profile, to your workspace URL."
-                )
-            profile_used = used_profile or settings_profile
-            return cls(
-                host=normalise_host(host),
-                token="",
-                profile=profile_used,
-                # arguments, environment, profile: the order of precedence
-                source=", ".join(sorted(set(sources + settings_sources), key=_layer_order)),
-                auth_type=method,
-                azure_workspace_resource_id=settings.get("azure_workspace_resource_id"),
-                azure_client_id=settings.get("azure_client_id"),
-                azure_client_secret=settings.get("azure_client_secret"),
-                azure_tenant_id=settings.get("azure_tenant_id"),
-                azure_use_msi=method == "azure-msi",
-                config_file=str(path) if profile_used else None,
-            )
-        if not host or not token:
-            missing = " and ".join(what for what, value in (("host", host), ("token", token)) if not value)
-            found = _profile_names(path)
-            where = f"profiles in {path}: {', '.join(found)}" if found else f"no profiles in {path}"
-            if settings.get("azure_client_id") and not settings.get("azure_client_secret"):
-                where += (
-                    "; azure_client_id is set without azure_client_secret: set that too for a "
-                    "service principal, or azure_use_msi = true for a managed identity"
-                )
-            raise ConfigError(
-                f"No Databricks {missing} configured: set DATABRICKS_HOST and DATABRICKS_TOKEN, "
-                f"or name a profile with --profile / DATABRICKS_CONFIG_PROFILE ({where}), or sign in "
-                'another way with auth_type (the README\'s "Signing in"); '
-                "to try dbx-magic without a workspace, run %dbx_sandbox in a notebook or "
-                "`python -m dbx_magic demo`."
-            )
+            return cls._another_way(found, method, path)
+        if not found.host or not found.token:
+            raise _missing(found, path)
         return cls(
-            host=normalise_host(host),
-            token=check_token_text(token, token_where or "the configuration"),
-            profile=used_profile,
-            source=", ".join(sources) or "arguments",
+            host=normalise_host(found.host),
+            token=check_token_text(found.token, found.token_where or "the configuration"),
+            profile=found.profile,
+            source=", ".join(found.sources) or "arguments",
         )
+
+    @classmethod
+    def _another_way(cls, found: _Found, method: str, path: Path) -> Config:
+        """The configuration of a sign-in method other than a personal access token."""
+        if not found.host:
+            raise ConfigError(
+                f"No Databricks host configured for signing in with {method}: set DATABRICKS_HOST, "
+                "or host in the profile, to your workspace URL."
+            )
+        settings = found.settings
+        profile_used = found.profile or found.settings_profile
+        return cls(
+            host=normalise_host(found.host),
+            token="",
+            profile=profile_used,
+            # arguments, environment, profile: the order of precedence
+            source=", ".join(sorted(set(found.sources + found.settings_sources), key=_layer_order)),
+            auth_type=method,
+            azure_workspace_resource_id=settings.get("azure_workspace_resource_id"),
+            azure_client_id=settings.get("azure_client_id"),
+            azure_client_secret=settings.get("azure_client_secret"),
+            azure_tenant_id=settings.get("azure_tenant_id"),
+            azure_use_msi=method == "azure-msi",
+            config_file=str(path) if profile_used else None,
+        )
+
+
+@dataclass
+class _Found:
+    """What the layers gave so far (arguments, then environment, then a profile), and from where."""
+
+    host: str | None
+    token: str | None
+    token_where: str | None
+    settings: dict[str, str] = field(default_factory=dict)
+    sources: list[str] = field(default_factory=list)  # where the host and token came from
+    settings_sources: list[str] = field(default_factory=list)  # where the other sign-in settings did
+    profile: str | None = None  # the profile that gave the host or token
+    settings_profile: str | None = None  # the profile that gave other settings
+
+    def layer(
+        self,
+        where: str,
+        host: str | None,
+        token: str | None,
+        token_where: str,
+        settings: Mapping[str, str | None],
+    ) -> tuple[bool, bool]:
+        """Fill what is still missing from one layer; (it gave a host or token, it gave settings)."""
+        fresh = _unset(self.settings, settings)
+        gave = bool((host and not self.host) or (token and not self.token))
+        if gave:
+            self.sources.append(where)
+        if fresh:
+            self.settings_sources.append(where)
+        self.host = self.host or host or None
+        self.token_where = self.token_where or (token_where if token else None)
+        self.token = self.token or token or None
+        self.settings.update(fresh)
+        return gave, bool(fresh)
+
+    def from_profile(self, name: str, path: Path, section: Mapping[str, str]) -> None:
+        where = f"profile [{name}] of {path}"
+        settings = {key: section.get(key) for key in _AUTH_SETTINGS}
+        gave, gave_settings = self.layer(
+            where, section.get("host"), section.get("token"), f"the {where}", settings
+        )
+        if gave:
+            self.profile = name
+        if gave_settings:
+            self.settings_profile = name
+
+
+def _missing(found: _Found, path: Path) -> ConfigError:
+    """What to set when no host or token was found anywhere."""
+    missing = " and ".join(
+        what for what, value in (("host", found.host), ("token", found.token)) if not value
+    )
+    names = _profile_names(path)
+    where = f"profiles in {path}: {', '.join(names)}" if names else f"no profiles in {path}"
+    if found.settings.get("azure_client_id") and not found.settings.get("azure_client_secret"):
+        where += (
+            "; azure_client_id is set without azure_client_secret: set that too for a "
+            "service principal, or azure_use_msi = true for a managed identity"
+        )
+    return ConfigError(
+        f"No Databricks {missing} configured: set DATABRICKS_HOST and DATABRICKS_TOKEN, "
+        f"or name a profile with --profile / DATABRICKS_CONFIG_PROFILE ({where}), or sign in "
+        'another way with auth_type (the README\'s "Signing in"); '
+        "to try dbx-magic without a workspace, run %dbx_sandbox in a notebook or "
+        "`python -m dbx_magic demo`."
+    )
 
 
 def _unset(settings: Mapping[str, str], found: Mapping[str, str | None]) -> dict[str, str]:
