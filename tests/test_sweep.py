@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from dbx_magic import DatabricksClient, InvalidInput
+from dbx_magic import DatabricksClient, InvalidInput, RunResult
 from dbx_magic.clock import ManualClock
 from dbx_magic.notebook.magics import DbxMagics, unload
 from dbx_magic.notebook.progress import TextSweepProgress, describe_sweep
@@ -239,3 +240,27 @@ def test_interrupt_cancels_every_run_still_going(make_sandbox):
     interrupting.advance(30)  # cancelling is asynchronous: the runs end shortly after
     states = {client.get_run(r.run_id)["state"].get("result_state") for r in err.results}
     assert states == {"CANCELED"}
+
+
+def test_the_grid_shows_outputs_whole_and_says_queue_time_apart():
+    from dbx_magic.notebook.widgets import SweepWidget
+
+    long_output = json.dumps({"auc": 0.91234, "notes": "x" * 200})
+    run = {
+        "run_id": 9,
+        "start_time": 1_000_000,
+        "end_time": 1_042_000,
+        "queue_duration": 10_000,
+        "state": {"life_cycle_state": "TERMINATED", "result_state": "SUCCESS"},
+        "tasks": [{"task_key": "t", "run_id": 91, "state": {"life_cycle_state": "TERMINATED"}}],
+    }
+    result = RunResult.from_api(run)
+    result = dataclasses.replace(result, tasks=(dataclasses.replace(result.tasks[0], output=long_output),))
+    view = describe_sweep([result], [{"a": "1"}], now_ms=2_000_000)
+    (row,) = view.rows
+    assert row.elapsed == 32.0 and row.queued == 10.0 and row.output == long_output
+    grid = SweepWidget([{"a": "1"}])
+    grid([result])
+    assert "0:32 (+0:10 queued)" in grid.grid.value
+    assert long_output.replace('"', "&quot;") in grid.grid.value  # whole, folded behind a click
+    assert "<details>" in grid.grid.value and "table-layout:fixed" in grid.grid.value

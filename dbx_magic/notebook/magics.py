@@ -55,8 +55,8 @@ class DbxMagics(Magics):
         """The sandbox this kernel started, if any."""
         return self.session.sandbox
 
-    @magic_arguments()
-    @argument("job", type=job_ref, help="the job id, or the job's name in quotes")
+    @magic_arguments(name="%dbx_run")
+    @argument("job", type=job_ref, metavar="JOB", help="the job id, or the job's name in quotes")
     @argument(
         "--out", type=out_name, default="dbx_result", help="variable for the RunResult (default: dbx_result)"
     )
@@ -102,12 +102,15 @@ class DbxMagics(Magics):
     def dbx_run(self, line: str, cell: str | None = None) -> Any:
         """Run an existing Databricks job, watch it, and put the RunResult in the namespace.
 
-        The cell holds the parameters, one ``name = value`` per line (``#`` comments; ``{name}``
-        expands from the namespace) or a JSON object. A run that does not succeed fails the cell
-        after its result is published. Interrupt the kernel to stop waiting (the run goes on:
-        ``%dbx_wait RUN_ID`` re-attaches, ``%dbx_cancel RUN_ID`` cancels).
+        Use it as a cell magic, %%dbx_run JOB [flags], with one parameter per line in the cell
+        (name = value; lines starting with # are comments; {name} expands from the namespace), or
+        a JSON object; or as a line magic, %dbx_run JOB [flags], for a job with no parameters.
 
-        Examples::
+        The result is published before anything is raised; a run that does not succeed then fails
+        the cell with one short message. Interrupt the kernel to stop waiting: the run goes on,
+        %dbx_wait RUN_ID re-attaches, %dbx_cancel RUN_ID cancels it.
+
+        Examples:
 
             %%dbx_run 123 --out res
             date  = 2026-11-01

@@ -344,6 +344,9 @@ def elapsed_of(result: RunResult, clock: Clock, started: float) -> float:
 
 @dataclass(frozen=True)
 class SweepRow:
+    """One run of a sweep: ``elapsed`` is its running time (queue left out), ``queued`` its time in
+    the queue, ``output`` its whole exit value (None until it has one)."""
+
     index: int
     params: str
     state: str
@@ -351,6 +354,8 @@ class SweepRow:
     elapsed: float | None
     run_id: int | None
     run_page_url: str | None
+    queued: float = 0.0
+    output: str | None = None
 
 
 @dataclass(frozen=True)
@@ -385,7 +390,7 @@ def describe_sweep(results: list[RunResult | None], params: list[dict[str, Any]]
     for index, (result, values) in enumerate(zip(results, params, strict=True)):
         if result is None:
             waiting += 1
-            rows.append(SweepRow(index, _params_text(values), "WAITING", INFO, None, None, None))
+            rows.append(SweepRow(index, _params_text(values), "WAITING", INFO, None, None, None, 0.0, None))
             continue
         if result.finished:
             done += result.ok
@@ -397,7 +402,14 @@ def describe_sweep(results: list[RunResult | None], params: list[dict[str, Any]]
         state = (result.result_state if result.finished else None) or result.life_cycle_state or "LAUNCHING"
         elapsed = None
         if result.start_time:
-            elapsed = max(0.0, ((result.end_time or now_ms) - result.start_time) / 1000)
+            elapsed = max(0.0, ((result.end_time or now_ms) - result.start_time) / 1000 - result.queued)
+        output = (
+            result.output
+            if result.output is not None
+            else _last_line(result.failure_summary())
+            if result.finished and not result.ok
+            else None
+        )
         rows.append(
             SweepRow(
                 index,
@@ -407,6 +419,8 @@ def describe_sweep(results: list[RunResult | None], params: list[dict[str, Any]]
                 elapsed,
                 result.run_id,
                 result.run_page_url,
+                result.queued,
+                output,
             )
         )
     total = len(rows)

@@ -34,9 +34,64 @@ def _bar_value(view: View) -> float:
 
 
 def _badge(state: str, colour: str) -> str:
+    # A fixed minimum width, so a table's columns do not shift when a state's word changes.
     return (
         f'<span class="dbx-state-badge" style="background:{_COLOURS[colour]};color:white;'
-        f'padding:1px 8px;border-radius:8px;font-weight:bold">{html.escape(state)}</span>'
+        "padding:1px 8px;border-radius:8px;font-weight:bold;display:inline-block;min-width:96px;"
+        f'text-align:center">{html.escape(state)}</span>'
+    )
+
+
+def _link(url: str | None, text: str) -> str:
+    """A link that looks like one (JupyterLab's widgets show anchors as plain text otherwise)."""
+    if not url:
+        return html.escape(text)
+    return (
+        f'<a class="dbx-run-link" href="{html.escape(url)}" target="_blank" rel="noopener" '
+        f'style="color:#1565c0;text-decoration:underline">{html.escape(text)}</a>'
+    )
+
+
+def _folded(text: str, limit: int = 80) -> str:
+    """A value whole: as it is when short, behind a click (its start shown) when long."""
+    esc = html.escape
+    if len(text) <= limit:
+        return f'<span style="white-space:pre-wrap">{esc(text)}</span>'
+    return (
+        f"<details><summary>{esc(text[: limit - 1])}…</summary>"
+        f'<pre style="white-space:pre-wrap;margin:0">{esc(text)}</pre></details>'
+    )
+
+
+_SWEEP_COLUMNS = (
+    ("#", "4%"),
+    ("parameters", "26%"),
+    ("state", "14%"),
+    ("ran", "14%"),
+    ("run", "8%"),
+    ("output", "34%"),
+)
+
+
+def _sweep_table(rows: Any) -> str:
+    """The sweep's grid: fixed columns, running time with the queue said apart, outputs whole."""
+    cell = 'style="text-align:left;vertical-align:top;overflow-wrap:anywhere"'
+    head = "".join(f'<col style="width:{width}">' for _, width in _SWEEP_COLUMNS)
+    titles = "".join(f"<th {cell}>{name}</th>" for name, _ in _SWEEP_COLUMNS)
+    body = []
+    for row in rows:
+        ran = format_duration(row.elapsed) if row.elapsed is not None else ""
+        if ran and row.queued >= 1:
+            ran += f" (+{format_duration(row.queued)} queued)"
+        body.append(
+            f"<tr><td {cell}>{row.index}</td><td {cell}>{html.escape(row.params)}</td>"
+            f"<td {cell}>{_badge(row.state, row.colour)}</td><td {cell}>{ran}</td>"
+            f"<td {cell}>{_link(row.run_page_url, str(row.run_id or ''))}</td>"
+            f"<td {cell}>{_folded(row.output) if row.output else ''}</td></tr>"
+        )
+    return (
+        f'<table class="dbx-sweep-table" style="table-layout:fixed;width:100%"><colgroup>{head}</colgroup>'
+        f"<tr>{titles}</tr>{''.join(body)}</table>"
     )
 
 
@@ -172,12 +227,7 @@ class ProgressWidget:
         # A later success never paints over a danger.
         colour = DANGER if self._danger_seen else view.colour
         self._danger_seen = colour == DANGER
-        link = (
-            f'<a class="dbx-run-link" href="{html.escape(view.run_page_url)}" target="_blank" '
-            f'rel="noopener">run {view.run_id}</a>'
-            if view.run_page_url
-            else f"run {view.run_id}"
-        )
+        link = _link(view.run_page_url, f"run {view.run_id}")
         name = view.title.rsplit(" · run ", 1)[0] if " · run " in view.title else ""
         self.header.value = f"<b>{html.escape(name)}</b> · {link}" if name else link
         self.state.value = _badge(view.state, colour)
@@ -294,21 +344,7 @@ class SweepWidget:
 
         view = describe_sweep(results, self._params, int(self._clock.wall() * 1000))
         self.summary.value = f"<b>{html.escape(view.line)}</b>"
-        rows = []
-        for row in view.rows:
-            link = (
-                f'<a href="{html.escape(row.run_page_url)}" target="_blank" rel="noopener">{row.run_id}</a>'
-                if row.run_page_url
-                else str(row.run_id or "")
-            )
-            rows.append(
-                f"<tr><td>{row.index}</td><td>{html.escape(row.params)}</td><td>{_badge(row.state, row.colour)}</td>"
-                f"<td>{format_duration(row.elapsed) if row.elapsed is not None else ''}</td><td>{link}</td></tr>"
-            )
-        self.grid.value = (
-            '<table class="dbx-sweep-table"><tr><th>#</th><th>parameters</th><th>state</th>'
-            f"<th>elapsed</th><th>run</th></tr>{''.join(rows)}</table>"
-        )
+        self.grid.value = _sweep_table(view.rows)
         if view.finished:
             self.cancel_button.layout.display = "none"
             self.hint.value = ""
