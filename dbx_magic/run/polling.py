@@ -276,7 +276,7 @@ class PollPolicy:
         """
         state = life_cycle_state or ""
         delay = ceiling = self.ceiling(elapsed)
-        if history is not None and history.median > 0 and state not in _SLOW_STATES:
+        if history is not None and history.median > 0 and state != "QUEUED":
             running = max(0.0, elapsed - max(0.0, queued))  # the run's own clock
             if setup is not None:
                 running -= _setup_excess(history, setup)
