@@ -14,6 +14,7 @@ used as is.
 
 from __future__ import annotations
 
+import base64
 import logging
 import random
 import uuid
@@ -259,6 +260,39 @@ class DatabricksClient:
             params["page_token"] = page_token
         return self._request("GET", "jobs/runs/list", params=params, what="listing runs")
 
+    def export_run(self, run_id: int, views: str = "CODE") -> Answer:
+        """``GET jobs/runs/export`` for a notebook *task* run id: ``{"views": [{"content": html, "name",
+        "type"}]}``. ``views`` is ``CODE``, ``DASHBOARDS`` or ``ALL``. The pages carry their own
+        scripts: show them only in an isolated frame."""
+        return self._request(
+            "GET",
+            "jobs/runs/export",
+            params={"run_id": run_id, "views_to_export": views},
+            what=f"exporting run {run_id}",
+        )
+
+    def export_notebook(self, path: str) -> str:
+        """``GET /api/2.0/workspace/export?format=SOURCE``: a notebook's source, decoded to text.
+
+        Raises:
+            ResourceDoesNotExist: no notebook at ``path`` (404).
+            PermissionDenied: the notebook cannot be read with these credentials (403).
+            TransportError: the answer holds no decodable source.
+        """
+        answer = self._request(
+            "GET",
+            "workspace/export",
+            params={"path": path, "format": "SOURCE"},
+            what=f"reading the notebook {path}",
+            version="2.0",  # the Workspace API has no 2.1 or 2.2
+        )
+        try:
+            return base64.b64decode(str(answer.get("content") or ""), validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            raise TransportError(
+                f"Reading the notebook {path} failed: the workspace's answer held no readable source."
+            ) from None
+
     # -- the one request path --------------------------------------------------------------
     def _request(
         self,
@@ -268,8 +302,9 @@ class DatabricksClient:
         params: Mapping[str, Any] | None = None,
         json: Mapping[str, Any] | None = None,
         what: str,
+        version: str | None = None,
     ) -> Answer:
-        url = f"{self.host}/api/{self.api_version}/{endpoint}"
+        url = f"{self.host}/api/{version or self.api_version}/{endpoint}"
         policy = self.retry
         started = self.clock.monotonic()
         attempt = 0

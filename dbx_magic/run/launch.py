@@ -24,10 +24,11 @@ from ..errors import (
     TransportError,
 )
 from .checks import MAX_ID, check_timeout, check_token, positive_id
+from .declared import Declarations, declared_params
 from .models import RunResult
 from .params import normalise_params
 
-__all__ = ["JobInfo", "Launch", "job_info", "launch", "resolve_job", "start_run"]
+__all__ = ["JobInfo", "Launch", "check_declared", "job_info", "launch", "resolve_job", "start_run"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,14 @@ class JobInfo:
                     self.notebook_parameters.setdefault(str(key), str(value))
         self.max_concurrent_runs = settings.get("max_concurrent_runs")
         self.queueing = bool((settings.get("queue") or {}).get("enabled"))
+        self.more_pages = bool(payload.get("next_page_token"))  # 2.2: more tasks than this page shows
+        self._declared: Declarations | None = None
+
+    def declared(self, client: DatabricksClient) -> Declarations:
+        """What the job declares it takes (its notebooks' sources read once, then remembered)."""
+        if self._declared is None:
+            self._declared = declared_params(client, self)
+        return self._declared
 
     @property
     def uses_job_parameters(self) -> bool:
@@ -83,6 +92,12 @@ def _job_id_from(job: Any) -> int | None:
     return positive_id(job, "job id")
 
 
+def _flag(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{name}={value!r} is not a bool: pass True or False.")
+    return value
+
+
 @dataclass(frozen=True)
 class Launch:
     """A launch, checked: what :func:`launch` sends. Build it with :meth:`check`.
@@ -93,6 +108,8 @@ class Launch:
         job_parameters: Parameters given as job parameters, as strings.
         idempotency_token: The token the launch carries (a fresh one unless given).
         timeout: Seconds to wait for the run, None for as long as it lasts.
+        allow_unknown_params: Send names the job does not declare, and values outside a dropdown's
+            choices, as given (otherwise they are refused before anything is launched).
     """
 
     job: int | str
@@ -100,6 +117,7 @@ class Launch:
     job_parameters: dict[str, str] = field(default_factory=dict)
     idempotency_token: str = field(default_factory=new_idempotency_token)
     timeout: float | None = None
+    allow_unknown_params: bool = False
 
     @classmethod
     def check(
@@ -109,8 +127,13 @@ class Launch:
         job_parameters: Mapping[str, Any] | None = None,
         idempotency_token: str | None = None,
         timeout: float | None = None,
+        *,
+        allow_unknown_params: bool = False,
     ) -> Launch:
-        """Judge every input locally; raise InvalidInput on the first mistake, before anything is sent."""
+        """Judge every input locally; raise InvalidInput on the first mistake, before anything is sent.
+
+        The names and values are judged against what the job declares at :func:`launch`, once the
+        job is known (``allow_unknown_params=True`` sends them as given)."""
         job_id = _job_id_from(job)
         notebook = normalise_params(notebook_params, "notebook parameter")
         jobp = normalise_params(job_parameters, "job parameter")
@@ -126,6 +149,7 @@ class Launch:
             job_parameters=jobp,
             idempotency_token=token,
             timeout=check_timeout(timeout),
+            allow_unknown_params=_flag(allow_unknown_params, "allow_unknown_params"),
         )
 
     @property
@@ -181,21 +205,40 @@ def job_info(client: DatabricksClient, job: int | str) -> JobInfo:
     return JobInfo(job_id, client.get_job(job_id))
 
 
+def check_declared(client: DatabricksClient, info: JobInfo, spec: Launch) -> tuple[str, ...]:
+    """Judge the launch's parameters against what the job declares (read only when there are some).
+
+    Returns:
+        Warnings for the run: names or values not declared where the sources could be read, while
+        some source could not be.
+
+    Raises:
+        InvalidInput: a name the job does not declare, or a value outside a dropdown's choices
+            (unless ``spec.allow_unknown_params``).
+    """
+    if not spec.params or spec.allow_unknown_params:
+        return ()
+    return info.declared(client).check(spec.params)
+
+
 def launch(client: DatabricksClient, spec: Launch, info: JobInfo | None = None) -> RunResult:
-    """getJob (unless ``info`` is given) and runJobNow: start the run and return it, not yet polled.
+    """getJob (unless ``info`` is given), the check of the parameters against what the job declares,
+    and runJobNow: start the run and return it, not yet polled.
 
     The parameters go the way the job takes them (job-level parameters or notebook parameters).
 
     Raises:
-        InvalidInput: a job name that matches no job, or several.
+        InvalidInput: a job name that matches no job, or several; a parameter the job does not
+            declare, or a value outside a dropdown's choices (nothing is launched).
         DatabricksError: the workspace refused; once a run may exist, the error names the token.
         RunInterrupted: the kernel was interrupted; says whether a run may have started.
     """
-    if info is None:
-        try:
+    try:
+        if info is None:
             info = job_info(client, spec.job)
-        except KeyboardInterrupt:
-            raise RunInterrupted("Interrupted before the launch: no run was started.") from None
+        warnings = check_declared(client, info, spec)
+    except KeyboardInterrupt:
+        raise RunInterrupted("Interrupted before the launch: no run was started.") from None
     token = spec.idempotency_token
     values = spec.params
     notebook, jobp = ({}, values) if info.uses_job_parameters else (values, {})
@@ -217,6 +260,8 @@ def launch(client: DatabricksClient, spec: Launch, info: JobInfo | None = None) 
         life_cycle_state=None,
         idempotency_token=token,
         parameters=dict(values),
+        warnings=warnings,
+        client=client,
     )
 
 
@@ -271,6 +316,8 @@ def start_run(
     notebook_params: Mapping[str, Any] | None = None,
     job_parameters: Mapping[str, Any] | None = None,
     idempotency_token: str | None = None,
+    *,
+    allow_unknown_params: bool = False,
 ) -> RunResult:
     """getJob and runJobNow: launch the job and return the new run (not yet polled).
 
@@ -279,4 +326,7 @@ def start_run(
         DatabricksError: the workspace refused; once the run may exist, the error names the token.
         RunInterrupted: the kernel was interrupted; says whether a run may have started.
     """
-    return launch(client, Launch.check(job, notebook_params, job_parameters, idempotency_token))
+    spec = Launch.check(
+        job, notebook_params, job_parameters, idempotency_token, allow_unknown_params=allow_unknown_params
+    )
+    return launch(client, spec)

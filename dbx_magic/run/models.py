@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import GOES_ON, RunFailed, RunNotFinished
 from .polling import Estimate, History, estimate
+from .timing import Timing
 
 __all__ = [
     "ACTIVE_STATES",
@@ -69,6 +70,9 @@ class TaskResult:
         error: The error, for a failed task.
         error_trace: The error's trace, for a failed task.
         run_page_url: The task run's page.
+        notebook_path: The notebook a notebook task runs (None for other kinds of task); only
+            notebook tasks have a results page to export.
+        timing: Its queue, set-up, execution and clean-up durations.
     """
 
     key: str
@@ -83,6 +87,8 @@ class TaskResult:
     run_page_url: str | None = None
     start_time: int | None = None
     end_time: int | None = None
+    notebook_path: str | None = None
+    timing: Timing = field(default_factory=Timing, compare=False)
 
     @classmethod
     def from_api(cls, task: dict[str, Any]) -> TaskResult:
@@ -97,6 +103,8 @@ class TaskResult:
             run_page_url=task.get("run_page_url"),
             start_time=_int_or_none(task.get("start_time")) or None,
             end_time=_int_or_none(task.get("end_time")) or None,
+            notebook_path=(task.get("notebook_task") or {}).get("notebook_path") or None,
+            timing=Timing.from_api(task),
         )
 
     def with_output(self, output: dict[str, Any]) -> TaskResult:
@@ -120,7 +128,9 @@ class RunResult:
     """A run as last seen: the seed workflow's outputs and everything else worth having.
 
     ``job_id``, ``run_id``, ``result_state`` and ``run_page_url`` are the seed's outputs; the same
-    four come as a dict under the seed's own names in ``outputs``.
+    four come as a dict under the seed's own names in ``outputs``. ``client`` is the client that
+    launched or watched the run (``show()`` and ``export()`` fetch the results page through it);
+    ``exports`` holds the pages already fetched.
     """
 
     job_id: int | None
@@ -143,6 +153,8 @@ class RunResult:
     expected_duration: float | None = None
     parameters: dict[str, str] = field(default_factory=dict, compare=False)
     history: History | None = field(default=None, repr=False, compare=False)
+    client: Any = field(default=None, repr=False, compare=False)
+    exports: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_api(

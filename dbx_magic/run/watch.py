@@ -425,7 +425,14 @@ def _merge(previous: RunResult, run: Mapping[str, Any]) -> RunResult:
         idempotency_token=previous.idempotency_token,
         expected_duration=previous.expected_duration,
     )
-    keep: dict[str, Any] = {"parameters": previous.parameters, "history": previous.history}
+    keep: dict[str, Any] = {
+        "parameters": previous.parameters,
+        "history": previous.history,
+        "client": previous.client,
+        "exports": previous.exports,
+        # the launch's warnings (parameters not declared) stay with the run
+        "warnings": tuple(dict.fromkeys(previous.warnings + fresh.warnings)),
+    }
     if previous.number_in_job and not fresh.number_in_job:
         keep["number_in_job"] = previous.number_in_job
     return replace(fresh, **keep)
@@ -488,4 +495,4 @@ def fetch_outputs(client: DatabricksClient, result: RunResult) -> RunResult:
         except DatabricksError as exc:
             warnings.append(f"The output of task {task.key!r} could not be fetched: {exc}")
             tasks.append(task)
-    return replace(result, tasks=tuple(tasks), warnings=tuple(warnings))
+    return replace(result, tasks=tuple(tasks), warnings=tuple(warnings), client=result.client or client)
