@@ -13,11 +13,16 @@ import html
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..errors import GOES_ON, RunFailed, RunNotFinished
 from .polling import Estimate, History, estimate
+from .outputs import ansi_to_html, strip_ansi
 from .timing import Timing
+
+if TYPE_CHECKING:
+    from .outputs import ResultsPage
 
 __all__ = [
     "ACTIVE_STATES",
@@ -293,6 +298,43 @@ class RunResult:
             raise RunFailed(self.failure_summary(), run_id=self.run_id, result=self)
         return self
 
+    @property
+    def timing(self) -> Timing:
+        """The run's queue, set-up, execution and clean-up durations (per task: ``task.timing``)."""
+        return Timing.from_api(self.run)
+
+    # -- what the notebooks made ------------------------------------------------------------------
+    def show(
+        self, task: str | None = None, *, confirm: bool = False, views: str = "CODE", client: Any = None
+    ) -> ResultsPage:
+        """The executed notebooks' results pages (``runs/export``), fetched now, shown in isolated frames.
+
+        In a notebook, the returned page renders as one sandboxed frame per notebook task (its scripts
+        cannot reach the notebook). A page over 2 MB is not put into the notebook unless
+        ``confirm=True``: its size is said instead.
+
+        Args:
+            task: One task's key; None for every notebook task.
+            confirm: Render large pages too.
+            views: ``CODE``, ``DASHBOARDS`` or ``ALL``.
+            client: The client to fetch with (default: the one that watched the run).
+
+        Raises:
+            InvalidInput: no such notebook task; DatabricksError: the export failed.
+        """
+        from .outputs import ResultsPage, fetch_exports
+
+        return ResultsPage(self, fetch_exports(client or self.client, self, task, views), confirm=confirm)
+
+    def export(
+        self, path: str | Path, task: str | None = None, *, views: str = "CODE", client: Any = None
+    ) -> Path:
+        """Save the results pages as one HTML file a browser opens; returns its path.
+
+        One notebook task: its page as exported. Several: one page holding each in an isolated frame.
+        """
+        return self.show(task, confirm=True, views=views, client=client).save(path)
+
     # -- display ------------------------------------------------------------------------------
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         if cycle:
@@ -308,10 +350,18 @@ class RunResult:
         lines = [f"{head} {state}" + ("" if self.finished else " (not finished)")]
         if self.state_message:
             lines.append(f"  {self.state_message}")
+        if self.timing:
+            lines.append(f"  {self.timing.text()}")
         for task in self.tasks:
-            lines.append(f"  task {task.key}: {task.result_state or task.life_cycle_state}")
+            line = f"  task {task.key}: {task.result_state or task.life_cycle_state}"
+            if task.timing and len(self.tasks) > 1:
+                line += f" ({task.timing.text()})"
+            lines.append(line)
+            if task.error:
+                lines.append(f"    error: {_headline(strip_ansi(task.error))}")
         if self.output is not None:
-            lines.append(f"  output: {_shorten(self.output)}")
+            cut = " (cut by the API at 5 MB)" if any(t.output_truncated for t in self.tasks) else ""
+            lines.append(f"  output: {_shorten(self.output)}{cut}")
         if self.run_page_url:
             lines.append(f"  {self.run_page_url}")
         lines.extend(f"  warning: {w}" for w in self.warnings)
@@ -333,20 +383,52 @@ class RunResult:
         ]
         if self.state_message:
             parts.append(f"<div>{esc(self.state_message)}</div>")
+        if self.timing:
+            parts.append(f'<div class="dbx-result-timing">{esc(self.timing.text())}</div>')
         if self.tasks:
-            rows = "".join(
-                f"<tr><td>{esc(t.key)}</td><td>{esc(t.result_state or t.life_cycle_state or '')}</td>"
-                f"<td>{esc(_shorten(t.output or t.error or ''))}</td></tr>"
-                for t in self.tasks
-            )
-            parts.append(f"<table><tr><th>task</th><th>state</th><th>output</th></tr>{rows}</table>")
-        parts.extend(f"<div>&#9888; {esc(w)}</div>" for w in self.warnings)
+            parts.append(_task_table(self.tasks))
+        parts.extend(_failure_html(t) for t in self.failed_tasks[:5] if t.error or t.error_trace)
+        parts.extend(f'<div class="dbx-result-warning">&#9888; {esc(w)}</div>' for w in self.warnings)
         parts.append("</div>")
         return "".join(parts)
 
     def output_json(self) -> Any:
         """The exit value parsed as JSON (None when there is no single exit value)."""
         return None if self.output is None else json.loads(self.output)
+
+
+def _task_table(tasks: tuple[TaskResult, ...]) -> str:
+    esc = html.escape
+    rows = []
+    for t in tasks:
+        shown = _shorten(strip_ansi(t.output or _headline(t.error or "")))
+        if t.output_truncated:
+            shown += " [cut by the API at 5 MB]"
+        rows.append(
+            f"<tr><td>{esc(t.key)}</td><td>{esc(t.result_state or t.life_cycle_state or '')}</td>"
+            f"<td>{esc(t.timing.text())}</td><td>{esc(shown)}</td></tr>"
+        )
+    return (
+        '<table class="dbx-result-tasks"><tr><th>task</th><th>state</th><th>time</th><th>output</th></tr>'
+        f"{''.join(rows)}</table>"
+    )
+
+
+def _failure_html(task: TaskResult) -> str:
+    """A failed task: its error first (the cause), then the trace with the API's colours."""
+    cause = _headline(strip_ansi(task.error or task.error_trace or ""))
+    trace = ansi_to_html(task.error_trace) if task.error_trace else ""
+    return (
+        f'<div class="dbx-result-failure"><b>{html.escape(task.key)}</b>: '
+        f'<span style="color:#c62828;font-weight:bold">{html.escape(cause)}</span>'
+        + (
+            f'<details open><summary>trace</summary><pre class="dbx-result-trace" '
+            f'style="white-space:pre-wrap">{trace}</pre></details>'
+            if trace
+            else ""
+        )
+        + "</div>"
+    )
 
 
 def _headline(text: str) -> str:
