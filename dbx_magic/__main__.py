@@ -3,6 +3,7 @@
 demo      run a sample job on the embedded sandbox, with live progress
 sandbox   serve the sandbox workspace on 127.0.0.1 until Ctrl-C
 run       run a job of your workspace (DATABRICKS_HOST/DATABRICKS_TOKEN or a profile) and wait
+params    list the parameters a job takes (names, defaults, kinds, choices)
 wait      watch a run to its end (after run --no-wait, or Ctrl-C)
 cancel    cancel a run
 """
@@ -86,6 +87,7 @@ def _run(args: argparse.Namespace) -> int:
         parse_param_lines("\n".join(args.param)),
         idempotency_token=args.idempotency_token,
         timeout=args.timeout,
+        allow_unknown_params=args.allow_unknown_params,
     )
     client = DatabricksClient.from_config(profile=args.profile)
     if args.no_wait:
@@ -97,6 +99,15 @@ def _run(args: argparse.Namespace) -> int:
         )
         return 0
     return _finish(run_launch(client, spec, on_update=TextProgress()))
+
+
+def _params(args: argparse.Namespace) -> int:
+    from .api.client import DatabricksClient
+    from .run.launch import job_info
+
+    client = DatabricksClient.from_config(profile=args.profile)
+    print(job_info(client, args.job).declared(client).summary_text())
+    return 0
 
 
 def _wait(args: argparse.Namespace) -> int:
@@ -154,7 +165,17 @@ def _parser() -> argparse.ArgumentParser:
         help="at most 64 characters; the same token never starts a second run",
     )
     run.add_argument("--no-wait", action="store_true", help="launch, print the run id and return")
+    run.add_argument(
+        "--allow-unknown-params",
+        action="store_true",
+        help="send parameters the job does not declare (and values outside a dropdown's choices) as given",
+    )
     run.set_defaults(func=_run)
+
+    params = sub.add_parser("params", help="list the parameters a job takes: names, defaults, kinds, choices")
+    params.add_argument("job", help="the job id, or its name (quoted when it has spaces)")
+    params.add_argument("--profile", default=None, help="the ~/.databrickscfg profile")
+    params.set_defaults(func=_params)
 
     wait = sub.add_parser("wait", help="watch a run to its end")
     wait.add_argument("run_id", type=_run_id, help="the run id")

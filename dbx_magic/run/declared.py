@@ -30,7 +30,7 @@ __all__ = ["KINDS", "Declarations", "Declared", "declared_params", "parse_widget
 KINDS = ("text", "dropdown", "combobox", "multiselect")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _FLAGS = frozenset({"true", "false"})
-SEND_ANYWAY = "--allow-unknown-params (allow_unknown_params=True in Python)"
+SEND_ANYWAY = "--allow-unknown-params; allow_unknown_params=True in Python"
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class Declared:
     @property
     def is_flag(self) -> bool:
         """True for a dropdown of exactly ``true`` and ``false`` (shown as a checkbox)."""
-        return self.kind == "dropdown" and bool(self.choices) and {c.lower() for c in self.choices} == _FLAGS
+        return self.kind == "dropdown" and {c.lower() for c in self.choices or ()} == _FLAGS
 
     @property
     def is_date(self) -> bool:
@@ -155,7 +155,9 @@ class Declarations:
         if not problems:
             return ()
         if self.complete:
-            raise InvalidInput(f"{problems[0]}: fix it, or send it as given with {SEND_ANYWAY}.")
+            raise InvalidInput(
+                f"{problems[0]}: fix it, or allow unknown parameters to send it as given ({SEND_ANYWAY})."
+            )
         reason = self.unreadable[0]
         return tuple(f"{p}; it is sent as given, since {reason}." for p in problems)
 
@@ -224,10 +226,10 @@ class Declarations:
 
     def _repr_html_(self) -> str:
         esc = html.escape
-        body = "".join(
-            "<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in self.rows()
+        body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in self.rows())
+        notes = "".join(
+            f"<div>&#9888; {esc(u[0].upper() + u[1:])}; it may take more.</div>" for u in self.unreadable
         )
-        notes = "".join(f"<div>&#9888; {esc(u[0].upper() + u[1:])}; it may take more.</div>" for u in self.unreadable)
         return (
             f'<div class="dbx-params"><b>{esc(self._job())}</b> takes {len(self)} parameters'
             "<table><tr><th>name</th><th>kind</th><th>default</th><th>choices</th><th>declared in</th></tr>"
@@ -268,7 +270,9 @@ def _read(client: DatabricksClient, path: str, key: str) -> tuple[list[Declared]
         return [], f"the source of notebook {path} (task {key}) could not be read: {detail}"
     found, unsure = parse_widgets(source)
     where = f"notebook {path}"
-    problem = f"notebook {path} (task {key}) names a widget by a value computed at run time" if unsure else None
+    problem = (
+        f"notebook {path} (task {key}) names a widget by a value computed at run time" if unsure else None
+    )
     return [replace(d, where=(where,)) for d in found], problem
 
 
@@ -285,7 +289,9 @@ def declared_params(client: DatabricksClient, info: JobInfo) -> Declarations:
     settings = info.settings
     for p in settings.get("parameters") or ():
         if isinstance(p, dict) and p.get("name"):
-            _add(params, Declared(str(p["name"]), default=str(p.get("default", "")), where=("job parameter",)))
+            _add(
+                params, Declared(str(p["name"]), default=str(p.get("default", "")), where=("job parameter",))
+            )
     read: set[str] = set()
     for key, notebook in _notebook_tasks(settings.get("tasks") or ()):
         for name, value in (notebook.get("base_parameters") or {}).items():

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import GOES_ON, RunFailed, RunNotFinished
-from .polling import Estimate, History, estimate
 from .outputs import ansi_to_html, strip_ansi
+from .polling import Estimate, History, estimate
 from .timing import Timing
 
 if TYPE_CHECKING:

@@ -65,6 +65,22 @@ def _extended(codes: list[int], i: int) -> tuple[str | None, int]:
     return None, len(codes)
 
 
+_RESETS = {22: "bold", 39: "color", 49: "background"}
+
+
+def _colour(code: int) -> tuple[str, str] | None:
+    """The (key, colour) a basic or bright foreground or background code sets, else None."""
+    for low, key, palette in (
+        (30, "color", _BASIC),
+        (90, "color", _BRIGHT),
+        (40, "background", _BASIC),
+        (100, "background", _BRIGHT),
+    ):
+        if low <= code <= low + 7:
+            return key, palette[code - low]
+    return None
+
+
 def _apply(state: dict[str, Any], params: str) -> None:
     """Update ``state`` (colour, background, bold) with one SGR sequence's parameters."""
     codes = [int(c) if c.isdigit() else 0 for c in params.split(";")] if params else [0]
@@ -72,24 +88,19 @@ def _apply(state: dict[str, Any], params: str) -> None:
     while i < len(codes):
         code = codes[i]
         i += 1
+        basic = _colour(code)
         if code == 0:
             state.clear()
         elif code == 1:
             state["bold"] = True
-        elif code == 22:
-            state.pop("bold", None)
-        elif 30 <= code <= 37 or 90 <= code <= 97:
-            state["color"] = (_BASIC if code < 90 else _BRIGHT)[code % 10]
-        elif 40 <= code <= 47 or 100 <= code <= 107:
-            state["background"] = (_BASIC if code < 100 else _BRIGHT)[code % 10]
+        elif code in _RESETS:
+            state.pop(_RESETS[code], None)
+        elif basic is not None:
+            state[basic[0]] = basic[1]
         elif code in (38, 48):
             colour, i = _extended(codes, i - 1)
             if colour:
                 state["color" if code == 38 else "background"] = colour
-        elif code == 39:
-            state.pop("color", None)
-        elif code == 49:
-            state.pop("background", None)
 
 
 def _span(text: str, state: dict[str, Any]) -> str:
@@ -202,7 +213,13 @@ def fetch_exports(
             except DatabricksError as exc:
                 raise exc.about_run(result.run_id, result) from None
             found = [
-                ExportedView(t.key, int(t.run_id or 0), str(v.get("name") or t.key), str(v.get("type") or ""), str(v.get("content") or ""))
+                ExportedView(
+                    t.key,
+                    int(t.run_id or 0),
+                    str(v.get("name") or t.key),
+                    str(v.get("type") or ""),
+                    str(v.get("content") or ""),
+                )
                 for v in answer.get("views") or ()
                 if isinstance(v, dict) and v.get("content")
             ]
@@ -279,7 +296,7 @@ class ResultsPage:
         title = html.escape(f"Results of run {self.result.run_id}")
         return (
             f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>'
-            f"<body style=\"font-family:sans-serif\"><h1>{title}</h1>{body}</body></html>\n"
+            f'<body style="font-family:sans-serif"><h1>{title}</h1>{body}</body></html>\n'
         )
 
     def save(self, path: str | Path) -> Path:

@@ -23,7 +23,7 @@ def format_seconds(seconds: float) -> str:
     """``0.4 s``, ``42 s``, ``3:05``, ``1:02:03``."""
     if seconds < 10:
         return f"{seconds:.1f} s"
-    whole = int(round(seconds))
+    whole = round(seconds)
     if whole < 60:
         return f"{whole} s"
     hours, rest = divmod(whole, 3600)
