@@ -52,7 +52,7 @@ def _demo(args: argparse.Namespace) -> int:
     from .run.watch import run_job_and_wait
     from .sandbox import Sandbox
 
-    params = {"date": "2026-11-01", "table": "main.sales"}
+    params = {"date": "2026-11-01", "table": "main.sales.transactions"}
     with Sandbox(speed=args.speed) as sandbox:
         print(f"Sandbox workspace at {sandbox.url} (an emulator of the Jobs API on loopback)")
         print(f"Running job {args.job!r} with {json.dumps(params)}")

@@ -7,7 +7,7 @@ from typing import Any
 
 from dbx_magic import DatabricksClient, RetryPolicy, RunResult, run_job_and_wait
 from dbx_magic.api.ratelimit import RateLimiter
-from dbx_magic.sandbox import Sandbox
+from dbx_magic.sandbox import Sandbox, Task
 
 WAITS = 50
 RATE, BURST = 50.0, 10.0
@@ -16,7 +16,8 @@ RATE, BURST = 50.0, 10.0
 def test_fifty_concurrent_waits_under_429_bursts_stay_under_the_rate():
     limiter = RateLimiter(RATE, BURST)
     with Sandbox(speed=20) as sb:
-        sb.add_job("load", duration=30, max_concurrent_runs=WAITS)  # 1.5 s a run at speed 20
+        task = Task("main", "/Workspace/Shared/load", {"i": "0"}, duration=30)  # 1.5 s a run at speed 20
+        sb.add_job("load", tasks=[task], max_concurrent_runs=WAITS)
         before = set(sb.run_ids("load"))
         # Bursts of rate limiting on the launch and on the polls, some with Retry-After.
         sb.inject("jobs/run-now", "status", status=429, count=15)

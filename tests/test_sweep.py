@@ -28,7 +28,11 @@ def echo(params: dict[str, str]) -> str:
 
 def add_sweep_job(sb: Sandbox, name: str, *, limit: int, queue: bool = True) -> int:
     task = Task(
-        "main", f"/Workspace/Shared/{name}", {"i": "-1", "fail": "false"}, duration=1.0, notebook=echo
+        "main",
+        f"/Workspace/Shared/{name}",
+        {"i": "-1", "fail": "false", "region": ""},
+        duration=1.0,
+        notebook=echo,
     )
     return sb.add_job(name, tasks=[task], max_concurrent_runs=limit, queue=queue)
 
@@ -243,6 +247,7 @@ def test_interrupt_cancels_every_run_still_going(sb):
             "slow-sweep",
             [{"i": str(i)} for i in range(5)],
             cancel_on_interrupt=True,
+            allow_unknown_params=True,  # the job declares nothing; the names go as given
         )
     err = info.value
     assert err.cancelled and len(err.results) == 5 and all(r is not None for r in err.results)

@@ -256,6 +256,18 @@ def _notebook_tasks(tasks: Iterable[Any]) -> Iterator[tuple[str, dict[str, Any]]
             yield str(task.get("task_key", "")), task["notebook_task"]
 
 
+def _undeclaring(tasks: Iterable[Any]) -> Iterator[str]:
+    """A phrase for each task of a kind whose parameters jobs/get does not declare (a wheel, a SQL
+    file, another job...): such a task may take names that nothing here lists."""
+    for task in tasks:
+        if not isinstance(task, dict) or "condition_task" in task or "notebook_task" in task:
+            continue
+        inner = (task.get("for_each_task") or {}).get("task")
+        if isinstance(inner, dict) and "notebook_task" in inner:
+            continue
+        yield f"task {task.get('task_key', '?')} is not a notebook task, so what it takes is not declared"
+
+
 def _add(into: dict[str, Declared], item: Declared) -> None:
     into[item.name] = into[item.name].merged(item) if item.name in into else item
 
@@ -293,7 +305,9 @@ def declared_params(client: DatabricksClient, info: JobInfo) -> Declarations:
                 params, Declared(str(p["name"]), default=str(p.get("default", "")), where=("job parameter",))
             )
     read: set[str] = set()
-    for key, notebook in _notebook_tasks(settings.get("tasks") or ()):
+    tasks = settings.get("tasks") or ()
+    unreadable.extend(_undeclaring(tasks))
+    for key, notebook in _notebook_tasks(tasks):
         for name, value in (notebook.get("base_parameters") or {}).items():
             _add(params, Declared(str(name), default=str(value), where=(f"task {key}",)))
         path = str(notebook.get("notebook_path") or "")
@@ -308,6 +322,8 @@ def declared_params(client: DatabricksClient, info: JobInfo) -> Declarations:
             _add(params, item)
         if problem:
             unreadable.append(problem)
+    if not isinstance(settings.get("tasks"), list):
+        unreadable.append("jobs/get showed none of the job's tasks")
     if info.more_pages:
         unreadable.append("the job has more tasks than jobs/get showed on one page")
     return Declarations(info.job_id, info.name, params, tuple(unreadable))
