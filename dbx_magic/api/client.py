@@ -286,9 +286,12 @@ class DatabricksClient:
             what=f"reading the notebook {path}",
             version="2.0",  # the Workspace API has no 2.1 or 2.2
         )
+        content = answer.get("content")
         try:
-            return base64.b64decode(str(answer.get("content") or ""), validate=True).decode("utf-8")
-        except (ValueError, UnicodeDecodeError):
+            if not isinstance(content, str):
+                raise ValueError("no content")
+            return base64.b64decode(content, validate=True).decode("utf-8")
+        except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
             raise TransportError(
                 f"Reading the notebook {path} failed: the workspace's answer held no readable source."
             ) from None
