@@ -214,7 +214,7 @@ class Declarations:
         head = f"{self._job()} takes {len(self)} parameter{'s' if len(self) != 1 else ''}"
         lines = [head + (":" if self.params else ".")]
         rows = [("name", "kind", "default", "choices", "declared in"), *self.rows()]
-        widths = [min(40, max(len(r[i]) for r in rows)) for i in range(4)]
+        widths = [min(60, max(len(r[i]) for r in rows)) for i in range(4)]
         for row in rows:
             cells = [_cut(c, w).ljust(w) for c, w in zip(row[:4], widths, strict=True)]
             lines.append("  " + "  ".join(cells) + "  " + row[4])

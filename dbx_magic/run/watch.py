@@ -315,6 +315,7 @@ def run_job_and_wait(
     policy: PollPolicy | None = None,
     clock: Clock | Callable[[], float] | None = None,
     sleep: Callable[[float], Any] | None = None,
+    allow_unknown_params: bool = False,
 ) -> RunResult:
     """Run an existing job and wait for it: the seed workflow, made correct.
 
@@ -334,6 +335,8 @@ def run_job_and_wait(
         clock: The clock to wait on (a :class:`~dbx_magic.clock.Clock` or a monotonic function;
             default: the client's).
         sleep: Waits between polls, with a plain ``clock`` function.
+        allow_unknown_params: Send names the job does not declare (and values outside a dropdown's
+            choices) as given; otherwise they are refused before the launch.
 
     Returns:
         The finished run; check ``result.ok`` or call ``result.raise_for_state()``.
@@ -344,7 +347,14 @@ def run_job_and_wait(
         DatabricksError: any other failure; once the run exists, the message names it.
         RunInterrupted: the kernel was interrupted (a ``KeyboardInterrupt``).
     """
-    spec = Launch.check(job, notebook_params, job_parameters, idempotency_token, timeout)
+    spec = Launch.check(
+        job,
+        notebook_params,
+        job_parameters,
+        idempotency_token,
+        timeout,
+        allow_unknown_params=allow_unknown_params,
+    )
     return run_launch(
         client,
         spec,
