@@ -18,6 +18,7 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from dbx_magic import Config, DatabricksClient, DatabricksError, RetryPolicy, run_job_and_wait, wait_for_run
 from dbx_magic.notebook.form import RunForm
+from dbx_magic.run.sweep import run_many
 
 JOB = "daily-sales-report"
 FAST = RetryPolicy(attempts=3, backoff=0.01, max_backoff=0.02, jitter=0)
@@ -290,6 +291,41 @@ CASES: list[tuple[str, str, Callable[[World], str], str, bool]] = [
         "check the run id",
         False,
     ),
+    (
+        "api",
+        "a parameter name the job does not declare",
+        api(lambda w: run_job_and_wait(w.client(), JOB, {"dat": "2026-11-01"})),
+        "did you mean 'date'?",
+        False,
+    ),
+    (
+        "api",
+        "a value outside a dropdown's choices",
+        api(lambda w: run_job_and_wait(w.client(), JOB, {"table": "main.sales.tx"})),
+        "not 'main.sales.tx'",
+        False,
+    ),
+    (
+        "api",
+        "a misspelt name in one set of a sweep",
+        api(lambda w: run_many(w.client(), JOB, [{"date": "2026-11-01"}, {"tabel": "x"}])),
+        "Parameter set #1",
+        False,
+    ),
+    (
+        "api",
+        "allow_unknown_params not a bool",
+        api(lambda w: run_job_and_wait(w.client(), JOB, allow_unknown_params="yes")),
+        "is not a bool",
+        True,
+    ),
+    (
+        "api",
+        "parameters over 10,000 bytes of UTF-8",
+        api(lambda w: run_job_and_wait(w.client(), JOB, {"date": "é" * 5_000})),
+        "limit of 10,000",
+        True,
+    ),
     # -- the magics -----------------------------------------------------------------------------
     ("magic", "job id 0", cell("%dbx_run 0"), "not a positive integer", True),
     ("magic", "negative job id", cell("%dbx_run -5"), "not a positive integer", True),
@@ -368,6 +404,28 @@ CASES: list[tuple[str, str, Callable[[World], str], str, bool]] = [
         True,
     ),
     ("magic", "%dbx_wait on a run that does not exist", cell("%dbx_wait 424242"), "check the run id", False),
+    (
+        "magic",
+        "a parameter name the job does not declare",
+        cell(f"%%dbx_run {JOB}\ndat = 2026-11-01\n"),
+        "did you mean 'date'?",
+        False,
+    ),
+    (
+        "magic",
+        "an item outside a multiselect's choices",
+        cell("%%dbx_run etl-with-checks\nchecks = not_null,uniq\n"),
+        "did you mean 'unique'?",
+        False,
+    ),
+    (
+        "magic",
+        "%dbx_params of an unknown job",
+        cell('%dbx_params "daily-sales-reprot"'),
+        "did you mean",
+        False,
+    ),
+    ("magic", "%dbx_params without a job", cell("%dbx_params"), "%dbx_params?", True),
     # -- the form -------------------------------------------------------------------------------
     ("form", "no job selected", form(lambda f: None), "job is empty", True),
     (
@@ -400,6 +458,13 @@ CASES: list[tuple[str, str, Callable[[World], str], str, bool]] = [
         True,
     ),
     ("form", "unknown job typed in", form(pick("no-such-job")), "No job is named 'no-such-job'", False),
+    (
+        "form",
+        "a parameter name the job does not declare",
+        form(lambda f: (pick()(f), f.add_row("dat", "2026-11-01"))),
+        "did you mean 'date'?",
+        False,
+    ),
 ]
 
 
@@ -416,6 +481,8 @@ def test_bad_input_gets_one_clear_sentence(world, surface, what, attempt, words,
     assert message.rstrip(")").endswith((".", "?")), message
     if local:
         assert world.sandbox.requests == [], f"{what}: nothing may be sent for a mistake judged locally"
+    launched = [r for r in world.sandbox.requests if r.path.endswith("/jobs/run-now")]
+    assert launched == [], f"{what}: a mistake must never launch a run"
 
 
 def test_a_missing_run_is_not_said_to_go_on(world):
