@@ -278,3 +278,33 @@ def test_timing_of_the_run_and_its_tasks_reach_the_result(sandbox_client):
     result = run_job_and_wait(sandbox_client, "etl-pipeline")
     assert result.timing.total and all(t.timing.execution is not None for t in result.tasks)
     assert "execution" in result._repr_html_() and json.loads(result.tasks[0].output or "{}")
+
+
+def test_the_form_reads_typed_inputs_back_as_the_strings_the_job_takes(sandbox_client):
+    form = RunForm(client=sandbox_client, job="flaky-ingest", namespace={})
+    kinds = {r.name.value: type(r.value).__name__ for r in form.rows}
+    assert kinds == {"source": "Text", "fail": "Checkbox"}
+    fail = next(r for r in form.rows if r.name.value == "fail")
+    assert form.get_params()["fail"] == "false" and not fail.changed
+    fail.value.value = True
+    assert form.get_params()["fail"] == "true" and fail.changed and "changed" in fail.note.value
+    assert "dbx-param-changed" in fail.box._dom_classes
+    form.job.value = "daily-sales-report"
+    date, table = form.rows
+    assert type(date.value).__name__ == "DatePicker" and date.value.value.isoformat() == "2026-11-01"
+    assert table.value.options == ("main.sales.transactions", "main.sales.returns")
+    date.value.value = None  # a cleared date picker sends an empty value
+    assert form.get_params()["date"] == ""
+    row = form.add_row("checks", "a,b")  # a name the job does not declare stays a text row
+    assert type(row.value).__name__ == "Text" and "not declared by the job" in row.note.value
+
+
+def test_the_form_offers_a_multiselect_and_a_combobox(sandbox_client):
+    form = RunForm(client=sandbox_client, job="train-model", namespace={})
+    rate = next(r for r in form.rows if r.name.value == "learning_rate")
+    assert type(rate.value).__name__ == "Combobox" and rate.value.options == ("0.01", "0.05", "0.1", "0.3")
+    form.job.value = "etl-with-checks"
+    checks = form.add_row("checks", "not_null,unique")
+    assert type(checks.value).__name__ == "SelectMultiple" and checks.value.value == ("not_null", "unique")
+    checks.value.value = ("freshness",)
+    assert form.get_params()["checks"] == "freshness" and checks.changed

@@ -46,18 +46,26 @@ class ParamRow:
         self.declared = declared
         self.name = widgets.Text(value=name, placeholder="name", layout=widgets.Layout(width="30%"))
         self.name.add_class("dbx-param-name")
-        self.name.disabled = declared is not None  # a declared name is fixed; remove the row instead
+        # A declared name is fixed (remove the row instead), so it shows as a label, with the widget's.
+        label = f" <small>{html.escape(declared.label)}</small>" if declared and declared.label else ""
+        shown = widgets.HTML(
+            value=f"<b>{html.escape(name)}</b>{label}",
+            layout=widgets.Layout(width="30%"),
+            tooltip=f"{declared.kind} declared in {'; '.join(declared.where)}" if declared else None,
+        )
+        shown.add_class("dbx-param-label")
         self.value = _value_input(declared, value)
         self.value.add_class("dbx-param-value")
         self.value.add_class(f"dbx-param-{_input_kind(self.value)}")
-        self.note = widgets.HTML(value="", layout=widgets.Layout(width="auto"))
+        self.note = widgets.HTML(value="", layout=widgets.Layout(width="auto", flex="1 0 auto"))
         self.note.add_class("dbx-param-note")
         self.remove = widgets.Button(
             description="", icon="trash", tooltip="remove", layout=widgets.Layout(width="40px")
         )
         self.remove.add_class("dbx-param-remove")
         self.remove.on_click(lambda _b: form.remove_row(self))
-        self.box = widgets.HBox([self.name, self.value, self.remove, self.note])
+        head = shown if declared is not None else self.name
+        self.box = widgets.HBox([head, self.value, self.remove, self.note])
         self.box.add_class("dbx-param-row")
         self.value.observe(lambda _c: self.mark(), names="value")
         self.name.observe(lambda _c: self.mark(), names="value")
@@ -89,9 +97,7 @@ class ParamRow:
             default = html.escape(declared.default or '""')
             if self.changed:
                 self.box.add_class("dbx-param-changed")
-                self.note.value = (
-                    f'<span style="color:#ef6c00">&#9679; changed</span> <small>(default {default})</small>'
-                )
+                self.note.value = f'<span style="color:#ef6c00;white-space:nowrap">&#9679; changed <small>(default {default})</small></span>'
             else:
                 self.note.value = '<small style="color:#757575">default</small>'
             return
@@ -124,7 +130,9 @@ def _value_input(declared: Declared | None, value: str) -> widgets.Widget:
     tip = f"default: {declared.default}" if declared is not None and declared.default is not None else ""
     choices = tuple(declared.choices or ()) if declared is not None else ()
     if declared is not None and declared.is_flag and value.lower() in ("true", "false"):
-        return widgets.Checkbox(value=value.lower() == "true", indent=False, description="", tooltip=tip)
+        return widgets.Checkbox(
+            value=value.lower() == "true", indent=False, description="", tooltip=tip, layout=layout
+        )
     if declared is not None and declared.kind == "dropdown" and choices:
         options = choices if value in choices else (*choices, value)
         return widgets.Dropdown(options=options, value=value, layout=layout, tooltip=tip)
@@ -207,6 +215,7 @@ class RunForm:
             value=False,
             indent=False,
             description="Allow unknown parameters (send names the job does not declare)",
+            layout=widgets.Layout(width="auto"),
         )
         self.allow_unknown.add_class("dbx-form-allow-unknown")
         self.token = widgets.Text(
@@ -316,7 +325,7 @@ class RunForm:
         self.set_params(_prefill(info, self.declarations))
         kind = "job parameters" if info.uses_job_parameters else "notebook parameters"
         self._say(
-            f"Job {info.job_id} ({info.name or 'unnamed'}): {len(info.defaults)} {kind}, pre-filled with their defaults.",
+            f"Job {info.job_id} ({info.name or 'unnamed'}): {len(self.rows)} {kind}, pre-filled with their defaults.",
             "info",
         )
 
