@@ -63,5 +63,5 @@ def test_quickstart_shows_results_and_the_form(tmp_path):
         if c.cell_type == "code"
         for o in c.outputs
     )
-    assert "'resultState': 'SUCCESS'" in outputs and '"table": "main.sales"' in outputs
+    assert "'resultState': 'SUCCESS'" in outputs and '"table": "main.sales.transactions"' in outputs
     assert re.search(r"\(True,\s+'https://adb-", outputs)  # from_form.ok, the run page link

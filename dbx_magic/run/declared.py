@@ -171,16 +171,17 @@ class Declarations:
         where = "" if self.complete else " in the sources that could be read"
         named = " and ".join(self._hinted(n) for n in unknown[:3])
         plural = "s" if len(unknown) > 1 else ""
-        return f"{self._job()} declares no parameter{plural} {named}{where}"
+        text = f"{self._job()} declares no parameter{plural} {named}{where}"
+        if all(self.close(n) for n in unknown[:3]):
+            return text
+        if not self.params:
+            return f"{text} (it declares none)"
+        shown = ", ".join(repr(n) for n in list(self.params)[:8])
+        return f"{text} (it takes {shown}{', ...' if len(self.params) > 8 else ''})"
 
     def _hinted(self, name: str) -> str:
         close = self.close(name)
-        if close:
-            return f"{name!r} (did you mean {' or '.join(repr(c) for c in close)}?)"
-        if not self.params:
-            return f"{name!r} (it declares none)"
-        shown = ", ".join(repr(n) for n in list(self.params)[:8])
-        return f"{name!r} (it takes {shown}{', ...' if len(self.params) > 8 else ''})"
+        return f"{name!r} (did you mean {' or '.join(repr(c) for c in close)}?)" if close else repr(name)
 
     def _outside(self, params: Mapping[str, str]) -> str:
         for name, value in params.items():
