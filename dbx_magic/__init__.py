@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .api.ratelimit import RateLimiter
     from .clock import Clock, ManualClock
     from .notebook.form import RunForm
+    from .run.declared import Declarations, declared_params
     from .run.launch import Launch, start_run
     from .run.models import RunResult, TaskResult
     from .run.polling import PollPolicy
@@ -54,6 +55,8 @@ _LAZY = {
     "Clock": "clock",
     "ManualClock": "clock",
     "RunForm": "notebook.form",
+    "Declarations": "run.declared",
+    "declared_params": "run.declared",
     "Launch": "run.launch",
     "start_run": "run.launch",
     "RunResult": "run.models",
@@ -73,6 +76,7 @@ __all__ = [
     "ConfigError",
     "DatabricksClient",
     "DatabricksError",
+    "Declarations",
     "InvalidInput",
     "Launch",
     "ManualClock",
@@ -92,6 +96,7 @@ __all__ = [
     "WaitTimeout",
     "WatchedRun",
     "__version__",
+    "declared_params",
     "load_ipython_extension",
     "run_job_and_wait",
     "run_many",

@@ -308,3 +308,12 @@ def test_the_form_offers_a_multiselect_and_a_combobox(sandbox_client):
     assert type(checks.value).__name__ == "SelectMultiple" and checks.value.value == ("not_null", "unique")
     checks.value.value = ("freshness",)
     assert form.get_params()["checks"] == "freshness" and checks.changed
+
+
+def test_python_lists_what_a_job_takes(sandbox_client):
+    import dbx_magic
+
+    declared = dbx_magic.declared_params(sandbox_client, "train-model")
+    assert isinstance(declared, dbx_magic.Declarations) and declared.complete
+    assert declared["max_depth"].choices == ("4", "6", "8", "10") and declared["max_depth"].default == "6"
+    assert declared.defaults == {"model_name": "churn-xgb", "max_depth": "6", "learning_rate": "0.1"}

@@ -289,14 +289,23 @@ def _read(client: DatabricksClient, path: str, key: str) -> tuple[list[Declared]
     return [replace(d, where=(where,)) for d in found], problem
 
 
-def declared_params(client: DatabricksClient, info: JobInfo) -> Declarations:
+def declared_params(client: DatabricksClient, job: int | str | JobInfo) -> Declarations:
     """Gather what a job declares: job-level parameters, ``base_parameters``, and the widgets of each
     notebook task's source (each path read once; a source that cannot be read is noted, not raised).
 
+    ``declared_params(client, "daily-sales-report")`` is what ``%dbx_params`` shows: a table in a
+    notebook, text elsewhere (``.summary_text()``); ``.params`` holds each :class:`Declared`.
+
     Args:
         client: The workspace client (``workspace/export`` reads the sources).
-        info: What ``jobs/get`` said about the job (:func:`~dbx_magic.run.launch.job_info`).
+        job: A job id or name, or what ``jobs/get`` said about it (:func:`~dbx_magic.run.launch.job_info`).
+
+    Raises:
+        InvalidInput: a job name that matches no job, or several.
     """
+    from .launch import JobInfo, job_info
+
+    info = job if isinstance(job, JobInfo) else job_info(client, job)
     params: dict[str, Declared] = {}
     unreadable: list[str] = []
     settings = info.settings
