@@ -317,3 +317,15 @@ def test_python_lists_what_a_job_takes(sandbox_client):
     assert isinstance(declared, dbx_magic.Declarations) and declared.complete
     assert declared["max_depth"].choices == ("4", "6", "8", "10") and declared["max_depth"].default == "6"
     assert declared.defaults == {"model_name": "churn-xgb", "max_depth": "6", "learning_rate": "0.1"}
+
+
+def test_a_pickled_result_leaves_its_client_and_token_behind(sandbox, sandbox_client):
+    import pickle
+
+    result = run_job_and_wait(sandbox_client, JOB)
+    assert result.client is sandbox_client
+    data = pickle.dumps(result)
+    assert sandbox.token.encode() not in data
+    back = pickle.loads(data)
+    assert back.client is None and back.run_id == result.run_id and back.tasks == result.tasks
+    assert "<iframe" in back.show(client=sandbox_client)._repr_html_()

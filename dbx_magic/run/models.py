@@ -298,6 +298,16 @@ class RunResult:
             raise RunFailed(self.failure_summary(), run_id=self.run_id, result=self)
         return self
 
+    def __getstate__(self) -> dict[str, Any]:
+        # A pickled result leaves its client behind: the client holds the credentials.
+        state = dict(self.__dict__)
+        state.update(client=None, exports={})
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            object.__setattr__(self, key, value)
+
     @property
     def timing(self) -> Timing:
         """The run's queue, set-up, execution and clean-up durations (per task: ``task.timing``)."""
