@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .api.ratelimit import RateLimiter
     from .clock import Clock, ManualClock
     from .notebook.form import RunForm
+    from .run.declared import Declarations, declared_params
     from .run.launch import Launch, start_run
     from .run.models import RepairRecord, RunResult, TaskResult
     from .run.polling import PollPolicy
@@ -55,6 +56,8 @@ _LAZY = {
     "Clock": "clock",
     "ManualClock": "clock",
     "RunForm": "notebook.form",
+    "Declarations": "run.declared",
+    "declared_params": "run.declared",
     "Launch": "run.launch",
     "start_run": "run.launch",
     "RunResult": "run.models",
@@ -77,6 +80,7 @@ __all__ = [
     "ConfigError",
     "DatabricksClient",
     "DatabricksError",
+    "Declarations",
     "InvalidInput",
     "Launch",
     "ManualClock",
@@ -98,6 +102,7 @@ __all__ = [
     "WaitTimeout",
     "WatchedRun",
     "__version__",
+    "declared_params",
     "load_ipython_extension",
     "repair_run",
     "run_job_and_wait",

@@ -3,6 +3,7 @@
 demo      run a sample job on the embedded sandbox, with live progress
 sandbox   serve the sandbox workspace on 127.0.0.1 until Ctrl-C
 run       run a job of your workspace (DATABRICKS_HOST/DATABRICKS_TOKEN or a profile) and wait
+params    list the parameters a job takes (names, defaults, kinds, choices)
 wait      watch a run to its end (after run --no-wait, or Ctrl-C)
 repair    rerun the failed tasks of a run (and the tasks after them), and watch it
 cancel    cancel a run
@@ -77,7 +78,7 @@ def _demo(args: argparse.Namespace) -> int:
     from .run.watch import run_job_and_wait
     from .sandbox import Sandbox
 
-    params = {"date": "2026-11-01", "table": "main.sales"}
+    params = {"date": "2026-11-01", "table": "main.sales.transactions"}
     with Sandbox(speed=args.speed) as sandbox:
         print(f"Sandbox workspace at {sandbox.url} (an emulator of the Jobs API on loopback)")
         print(f"Running job {args.job!r} with {json.dumps(params)}")
@@ -110,6 +111,7 @@ def _run(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         only=args.only,
         if_running=args.if_running,
+        allow_unknown_params=args.allow_unknown_params,
     )
     client = DatabricksClient.from_config(profile=args.profile)
     if args.no_wait:
@@ -138,6 +140,15 @@ def _repair(args: argparse.Namespace) -> int:
     )
     client = DatabricksClient.from_config(profile=args.profile)
     return _finish(run_repair(client, spec, on_update=TextProgress(), on_plan=lambda plan: print(plan.line)))
+
+
+def _list_params(args: argparse.Namespace) -> int:
+    from .api.client import DatabricksClient
+    from .run.launch import job_info
+
+    client = DatabricksClient.from_config(profile=args.profile)
+    print(job_info(client, args.job).declared(client).summary_text())
+    return 0
 
 
 def _wait(args: argparse.Namespace) -> int:
@@ -209,6 +220,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="new|wait|cancel",
         help="when the job has a run going: start another (default), watch it, or cancel it first",
     )
+    run.add_argument(
+        "--allow-unknown-params",
+        action="store_true",
+        help="send parameters the job does not declare (and values outside a dropdown's choices) as given",
+    )
     run.set_defaults(func=_run)
 
     repair = sub.add_parser("repair", help="rerun the failed tasks of a run and watch it")
@@ -237,6 +253,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     repair.add_argument("--idempotency-token", default=None, help="the same token never repairs twice")
     repair.set_defaults(func=_repair)
+
+    params = sub.add_parser("params", help="list the parameters a job takes: names, defaults, kinds, choices")
+    params.add_argument("job", help="the job id, or its name (quoted when it has spaces)")
+    params.add_argument("--profile", default=None, help="the ~/.databrickscfg profile")
+    params.set_defaults(func=_list_params)
 
     wait = sub.add_parser("wait", help="watch a run to its end")
     wait.add_argument("run_id", type=_run_id, help="the run id")

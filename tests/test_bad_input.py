@@ -32,6 +32,7 @@ from dbx_magic.clock import ManualClock
 from dbx_magic.notebook.form import RunForm
 from dbx_magic.notebook.magics import DbxMagics, unload
 from dbx_magic.notebook.session import NotebookSession
+from dbx_magic.run.sweep import run_many
 
 JOB = "daily-sales-report"
 FAST = RetryPolicy(attempts=3, backoff=0.01, max_backoff=0.02, jitter=0)
@@ -498,6 +499,41 @@ CASES: list[tuple[str, str, Callable[[World], str], str, bool]] = [
         "is not one of new, wait, cancel",
         True,
     ),
+    (
+        "api",
+        "a parameter name the job does not declare",
+        api(lambda w: run_job_and_wait(w.client(), JOB, {"dat": "2026-11-01"})),
+        "did you mean 'date'?",
+        False,
+    ),
+    (
+        "api",
+        "a value outside a dropdown's choices",
+        api(lambda w: run_job_and_wait(w.client(), JOB, {"table": "main.sales.tx"})),
+        "not 'main.sales.tx'",
+        False,
+    ),
+    (
+        "api",
+        "a misspelt name in one set of a sweep",
+        api(lambda w: run_many(w.client(), JOB, [{"date": "2026-11-01"}, {"tabel": "x"}])),
+        "Parameter set #1",
+        False,
+    ),
+    (
+        "api",
+        "allow_unknown_params not a bool",
+        api(lambda w: run_job_and_wait(w.client(), JOB, allow_unknown_params="yes")),
+        "is not a bool",
+        True,
+    ),
+    (
+        "api",
+        "parameters over 10,000 bytes of UTF-8",
+        api(lambda w: run_job_and_wait(w.client(), JOB, {"date": "é" * 5_000})),
+        "limit of 10,000",
+        True,
+    ),
     # -- the magics -----------------------------------------------------------------------------
     ("magic", "--only with nothing", cell(f'%dbx_run {JOB} --only ""'), "--only names no task", True),
     ("magic", "--only with only commas", cell(f"%dbx_run {JOB} --only ,,"), "--only names no task", True),
@@ -629,6 +665,28 @@ CASES: list[tuple[str, str, Callable[[World], str], str, bool]] = [
         True,
     ),
     ("magic", "%dbx_wait on a run that does not exist", cell("%dbx_wait 424242"), "check the run id", False),
+    (
+        "magic",
+        "a parameter name the job does not declare",
+        cell(f"%%dbx_run {JOB}\ndat = 2026-11-01\n"),
+        "did you mean 'date'?",
+        False,
+    ),
+    (
+        "magic",
+        "an item outside a multiselect's choices",
+        cell("%%dbx_run etl-with-checks\nchecks = not_null,uniq\n"),
+        "did you mean 'unique'?",
+        False,
+    ),
+    (
+        "magic",
+        "%dbx_params of an unknown job",
+        cell('%dbx_params "daily-sales-reprot"'),
+        "did you mean",
+        False,
+    ),
+    ("magic", "%dbx_params without a job", cell("%dbx_params"), "%dbx_params?", True),
     ("magic", "--out get_ipython", cell(f"%dbx_run {JOB} --out get_ipython"), "relies on", True),
     ("magic", "--out print", cell(f"%dbx_run {JOB} --out print"), "relies on", True),
     ("magic", "--idempotency-token ''", cell(f"%dbx_run {JOB} --idempotency-token ''"), "is empty", True),
@@ -710,6 +768,13 @@ CASES: list[tuple[str, str, Callable[[World], str], str, bool]] = [
     ("form", "unknown job typed in", form(pick("no-such-job")), "No job is named 'no-such-job'", False),
     (
         "form",
+        "a parameter name the job does not declare",
+        form(lambda f: (pick()(f), f.add_row("dat", "2026-11-01"))),
+        "did you mean 'date'?",
+        False,
+    ),
+    (
+        "form",
         "a PAT in a parameter value",
         form(lambda f: (pick()(f), f.add_row("key", "dapi" + "0f" * 16))),
         "token does not belong",
@@ -750,6 +815,17 @@ CASES: list[tuple[str, str, Callable[[World], str], str, bool]] = [
 ]
 
 
+# Rows whose setup launches a run on purpose (the mistake is made about that run).
+SETS_UP_A_RUN = {
+    "idempotency token reused with other parameters",
+    "repair of a run still going",
+    "repair of a run that succeeded",
+    "repair of a task the run lacks",
+    "%dbx_repair of a run that succeeded",
+    "%dbx_repair of a run still going",
+}
+
+
 @pytest.mark.parametrize(
     ("surface", "what", "attempt", "words", "local"), CASES, ids=[f"{c[0]}: {c[1]}" for c in CASES]
 )
@@ -764,6 +840,9 @@ def test_bad_input_gets_one_clear_sentence(world, surface, what, attempt, words,
     assert message.rstrip(")").endswith((".", "?")), message
     if local:
         assert world.sandbox.requests == [], f"{what}: nothing may be sent for a mistake judged locally"
+    if what not in SETS_UP_A_RUN:
+        launched = [r for r in world.sandbox.requests if r.path.endswith("/jobs/run-now")]
+        assert launched == [], f"{what}: a mistake must never launch a run"
     repairs = [r for r in world.sandbox.requests if r.path.endswith("/jobs/runs/repair")]
     assert repairs == [], f"{what}: a repair judged from the run must not be sent"
 

@@ -497,3 +497,89 @@ def test_repair_from_the_form_by_a_click(open_notebook: OpenNotebook) -> None:
     )
     form.scroll_into_view_if_needed()
     screenshot(page, "browser-repair.png")
+
+
+# -- results and the typed form (issue 18) -----------------------------------------------------------
+
+TYPED_JOB_CELL = """from dbx_magic.sandbox import Task
+_sb = get_ipython().magics_manager.registry["DbxMagics"].sandbox
+_src = '''# Databricks notebook source
+dbutils.widgets.text("run_date", "2026-11-01", "Run date")
+dbutils.widgets.dropdown("region", "emea", ["emea", "amer", "apac"], "Region")
+dbutils.widgets.dropdown("dry_run", "true", ["true", "false"], "Dry run")
+dbutils.widgets.text("owner", "data-team", "Owner")'''
+_sb.add_job("typed-report", tasks=[Task("report", "/Workspace/Shared/typed_report", source=_src)]);"""
+
+
+def test_results_show_in_an_isolated_frame_the_planted_script_cannot_reach(
+    open_notebook: OpenNotebook,
+) -> None:
+    """``result.show()`` and the widget's Results button: the page's table is visible inside a sandboxed
+    frame, and its script, which tries to set ``window.parent.__dbx_export_reached``, cannot."""
+    page = open_notebook(
+        "results.ipynb",
+        [
+            "%load_ext dbx_magic",
+            "%dbx_sandbox --speed 5",
+            "%%dbx_run daily-sales-report --out sales\ndate = 2026-11-05",
+            "sales.show()",
+        ],
+    )
+    run_cell(page, 0)
+    expect(run_cell(page, 1).locator(".jp-OutputArea")).to_contain_text("Sandbox workspace at")
+    run = run_cell(page, 2)
+    expect(run.locator(".dbx-state-badge")).to_have_text("SUCCESS")
+    shown = run_cell(page, 3)
+    frame = shown.locator("iframe.dbx-export-frame")
+    expect(frame).to_have_count(1)
+    expect(frame).to_have_attribute("sandbox", "allow-scripts")  # JupyterLab kept it: no same-origin
+    inside = shown.frame_locator("iframe.dbx-export-frame")
+    expect(inside.locator("td", has_text="2026-11-05").first).to_be_visible()
+    expect(inside.locator("img")).to_be_visible()  # the page's inline image
+    frame.scroll_into_view_if_needed()
+    screenshot(page, "browser-results-frame.png")
+
+    # The same from the progress widget's Results button, once the cell is done (clicks arrive then).
+    results = run.locator(".dbx-progress-results")
+    expect(results).to_be_visible()
+    results.click()
+    expect(
+        run.frame_locator("iframe.dbx-export-frame").locator("td", has_text="2026-11-05").first
+    ).to_be_visible()
+    expect(run.locator("iframe.dbx-export-frame")).to_have_attribute("sandbox", "allow-scripts")
+
+    # Both frames' scripts ran into the isolation: the notebook's window was never touched.
+    assert page.evaluate("() => typeof window.__dbx_export_reached") == "undefined"
+    frames = [f for f in page.frames if f is not page.main_frame and f.url in ("about:srcdoc", "")]
+    assert frames and all(f.evaluate("() => window.origin") == "null" for f in frames)  # opaque origins
+
+
+def test_the_form_has_typed_inputs_prefilled_with_the_defaults(open_notebook: OpenNotebook) -> None:
+    """A job whose notebook declares a date, a dropdown and a true/false flag: the form shows a date
+    picker, a dropdown and a checkbox with the defaults, and marks a value changed from its default."""
+    page = open_notebook(
+        "typed_form.ipynb",
+        [
+            "%load_ext dbx_magic",
+            "%dbx_sandbox --speed 5",
+            TYPED_JOB_CELL,
+            "%dbx_form typed-report --out typed",
+        ],
+    )
+    run_cell(page, 0)
+    expect(run_cell(page, 1).locator(".jp-OutputArea")).to_contain_text("Sandbox workspace at")
+    run_cell(page, 2)
+    form = run_cell(page, 3).locator(".dbx-form")
+    expect(form.locator(".dbx-param-row")).to_have_count(4)
+    expect(form.locator(".dbx-param-date input[type=date]")).to_have_value("2026-11-01")
+    expect(form.locator(".dbx-param-dropdown select")).to_have_value("emea")
+    expect(form.locator(".dbx-param-flag input[type=checkbox]")).to_be_checked()
+    expect(form.locator(".dbx-param-text input")).to_have_value("data-team")
+    expect(form.locator(".dbx-param-note", has_text="default")).to_have_count(4)
+
+    form.locator(".dbx-param-dropdown select").select_option("apac")
+    changed = form.locator(".dbx-param-row.dbx-param-changed")
+    expect(changed).to_have_count(1)
+    expect(changed.locator(".dbx-param-note")).to_contain_text("changed (default emea)")
+    form.scroll_into_view_if_needed()
+    screenshot(page, "browser-typed-form.png")

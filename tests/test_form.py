@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import time
 from collections.abc import Iterator
@@ -110,7 +111,8 @@ def test_form_lists_jobs_and_prefills_defaults(client):
 def test_run_from_the_form_publishes_the_result(client, sb):
     ns: dict[str, Any] = {}
     form = RunForm(client=client, job="daily-sales-report", out="sales", namespace=ns)
-    form.rows[0].value.value = "2026-12-24"  # edit as a user would type
+    form.rows[0].value.value = datetime.date(2026, 12, 24)  # pick a day as a user would
+    form.allow_unknown.value = True  # "region" is not a parameter the job declares
     extra = form.add_row("region", "eu")
     form.add_row("dropme", "x")
     form.remove_row(form.rows[-1])

@@ -60,7 +60,7 @@ def test_parameters_reach_the_api_as_typed_and_expanded(ip, sandbox, capsys):
     ip.user_ns["catalog"] = "main"
     res = run(
         ip,
-        "%%dbx_run daily-sales-report --out res\n# a comment\ndate  = 2026-11-01\ntable = {catalog}.sales\nnote = a=b\n",
+        "%%dbx_run daily-sales-report --out res --allow-unknown-params\n# a comment\ndate  = 2026-11-01\ntable = {catalog}.sales\nnote = a=b\n",
     )
     assert res.success, res.error_in_exec
     (body,) = launches(sandbox)
@@ -74,7 +74,7 @@ def test_parameters_reach_the_api_as_typed_and_expanded(ip, sandbox, capsys):
 
 def test_params_expression_merges_under_the_cell(ip, sandbox):
     ip.user_ns["base"] = {"date": "2026-01-01", "table": "x.y", "limit": 5}
-    res = run(ip, "%%dbx_run daily-sales-report --params base\ndate = 2026-11-02\n")
+    res = run(ip, "%%dbx_run daily-sales-report --params base --allow-unknown-params\ndate = 2026-11-02\n")
     assert res.success, res.error_in_exec
     assert launches(sandbox)[0]["notebook_params"] == {"date": "2026-11-02", "table": "x.y", "limit": "5"}
 
@@ -89,9 +89,9 @@ def test_line_magic_without_parameters_and_job_by_id(ip, sandbox):
 
 
 def test_job_name_in_quotes_and_job_level_parameters(ip, sandbox):
-    res = run(ip, '%%dbx_run "train-model" --out model\nepochs = 7\n')
+    res = run(ip, '%%dbx_run "train-model" --out model\nmax_depth = 8\n')
     assert res.success, res.error_in_exec
-    assert launches(sandbox)[0]["job_parameters"]["epochs"] == "7"
+    assert launches(sandbox)[0]["job_parameters"]["max_depth"] == "8"
     assert ip.user_ns["model"].ok
 
 

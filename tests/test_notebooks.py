@@ -75,6 +75,6 @@ def test_quickstart_shows_results_and_the_form(executed):
         if c.cell_type == "code"
         for o in c.outputs
     )
-    assert "'resultState': 'SUCCESS'" in outputs and '"table": "main.sales"' in outputs
+    assert "'resultState': 'SUCCESS'" in outputs and '"table": "main.sales.transactions"' in outputs
     # from_form.ok, and the run page link: the sandbox serves its own run pages on loopback
     assert re.search(r"\(True,\s+'http://127\.0\.0\.1:\d+/jobs/\d+/runs/\d+", outputs)

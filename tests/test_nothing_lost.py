@@ -153,7 +153,13 @@ def test_two_failed_launches_are_both_named(make_sandbox, clock):
     sb = make_sandbox()
     sb.inject("jobs/run-now", "status", status=400, count=2)
     with pytest.raises(SweepFailed) as info:
-        run_many(client_of(sb, clock), JOB, [{"d": "1"}, {"d": "2"}, {"d": "3"}], idempotency_token="two")
+        run_many(
+            client_of(sb, clock),
+            JOB,
+            [{"d": "1"}, {"d": "2"}, {"d": "3"}],
+            idempotency_token="two",
+            allow_unknown_params=True,  # the names are not the point here
+        )
     message = str(info.value)
     assert "2 of 3 runs could not be launched" in message and "two-0" in message and "two-1" in message
     assert info.value.results[2] is not None and info.value.results[2].ok
@@ -162,7 +168,13 @@ def test_two_failed_launches_are_both_named(make_sandbox, clock):
 def test_max_parallel_is_capped_when_the_job_does_not_queue(make_sandbox, clock):
     sb = make_sandbox()
     sb.add_job("narrow", duration=5, max_concurrent_runs=2, queue=False)
-    results = run_many(client_of(sb, clock), "narrow", [{"i": str(i)} for i in range(5)], max_parallel=5)
+    results = run_many(
+        client_of(sb, clock),
+        "narrow",
+        [{"i": str(i)} for i in range(5)],
+        max_parallel=5,
+        allow_unknown_params=True,
+    )
     assert [r.result_state for r in results] == ["SUCCESS"] * 5  # none SKIPPED
 
 

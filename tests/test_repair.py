@@ -396,11 +396,11 @@ def test_the_form_repairs_its_failed_run_with_its_parameters(sandbox_client, san
     namespace: dict[str, Any] = {}
     form = RunForm(client=sandbox_client, job=CHECKS, out="checked", namespace=namespace)
     strict = next(r for r in form.rows if r.name.value == "strict")
-    strict.value.value = "true"
+    strict.value.value = True  # a true/false dropdown is a checkbox in the form
     form.run()
     assert not form.wait(timeout=30).ok
     assert form.progress is not None and form.progress.repair_button.layout.display is None
-    strict.value.value = "false"
+    strict.value.value = False
     form.progress.repair_button.click()  # what the click does: form.repair()
     repaired = form.wait(timeout=30)
     assert repaired.ok and namespace["checked"] is repaired

@@ -32,7 +32,11 @@ def echo(params: dict[str, str]) -> str:
 
 def add_sweep_job(sb: Sandbox, name: str, *, limit: int, queue: bool = True) -> int:
     task = Task(
-        "main", f"/Workspace/Shared/{name}", {"i": "-1", "fail": "false"}, duration=1.0, notebook=echo
+        "main",
+        f"/Workspace/Shared/{name}",
+        {"i": "-1", "fail": "false", "region": ""},
+        duration=1.0,
+        notebook=echo,
     )
     return sb.add_job(name, tasks=[task], max_concurrent_runs=limit, queue=queue)
 
@@ -234,7 +238,13 @@ def test_interrupt_cancels_every_run_still_going(make_sandbox):
     sb.add_job("slow-sweep", duration=600, max_concurrent_runs=10)
     client = DatabricksClient(sb.url, sb.token, clock=interrupting)
     with pytest.raises(RunInterrupted) as info:
-        run_many(client, "slow-sweep", [{"i": str(i)} for i in range(5)], cancel_on_interrupt=True)
+        run_many(
+            client,
+            "slow-sweep",
+            [{"i": str(i)} for i in range(5)],
+            cancel_on_interrupt=True,
+            allow_unknown_params=True,  # the job declares nothing; the names go as given
+        )
     err = info.value
     assert err.cancelled and len(err.results) == 5 and all(r is not None for r in err.results)
     interrupting.advance(30)  # cancelling is asynchronous: the runs end shortly after

@@ -14,6 +14,7 @@ used as is.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json as json_module
 import logging
@@ -324,6 +325,42 @@ class DatabricksClient:
             params["page_token"] = page_token
         return self._request("GET", "jobs/runs/list", params=params, what="listing runs")
 
+    def export_run(self, run_id: int, views: str = "CODE") -> Answer:
+        """``GET jobs/runs/export`` for a notebook *task* run id: ``{"views": [{"content": html, "name",
+        "type"}]}``. ``views`` is ``CODE``, ``DASHBOARDS`` or ``ALL``. The pages carry their own
+        scripts: show them only in an isolated frame."""
+        return self._request(
+            "GET",
+            "jobs/runs/export",
+            params={"run_id": run_id, "views_to_export": views},
+            what=f"exporting run {run_id}",
+        )
+
+    def export_notebook(self, path: str) -> str:
+        """``GET /api/2.0/workspace/export?format=SOURCE``: a notebook's source, decoded to text.
+
+        Raises:
+            ResourceDoesNotExist: no notebook at ``path`` (404).
+            PermissionDenied: the notebook cannot be read with these credentials (403).
+            TransportError: the answer holds no decodable source.
+        """
+        answer = self._request(
+            "GET",
+            "workspace/export",
+            params={"path": path, "format": "SOURCE"},
+            what=f"reading the notebook {path}",
+            version="2.0",  # the Workspace API has no 2.1 or 2.2
+        )
+        content = answer.get("content")
+        try:
+            if not isinstance(content, str):
+                raise ValueError("no content")
+            return base64.b64decode(content, validate=True).decode("utf-8")
+        except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+            raise TransportError(
+                f"Reading the notebook {path} failed: the workspace's answer held no readable source."
+            ) from None
+
     # -- the one request path --------------------------------------------------------------
     @contextlib.contextmanager
     def until(self, deadline: float | None) -> Iterator[None]:
@@ -365,8 +402,9 @@ class DatabricksClient:
         params: Mapping[str, Any] | None = None,
         json: Mapping[str, Any] | None = None,
         what: str,
+        version: str | None = None,
     ) -> Answer:
-        url = f"{self.host}/api/{self.api_version}/{endpoint}"
+        url = f"{self.host}/api/{version or self.api_version}/{endpoint}"
         policy = self.retry
         deadline: float | None = getattr(self._local, "deadline", None)
         started = self.clock.monotonic()

@@ -16,7 +16,7 @@ from ..run.models import RunResult
 from .args import cell_params, foreach_sets, usage_errors
 from .session import NotebookSession
 
-__all__ = ["repair_cell", "run_cell", "wait_cell", "watch_in_cell"]
+__all__ = ["params_cell", "repair_cell", "run_cell", "wait_cell", "watch_in_cell"]
 
 
 def watch_in_cell(
@@ -89,6 +89,7 @@ def run_cell(session: NotebookSession, shell: Any, args: Any, cell: str | None) 
                 timeout=args.timeout,
                 only=args.only,
                 if_running=args.if_running,
+                allow_unknown_params=args.allow_unknown_params,
             )
     client = session.client(args.profile)
     if args.foreach:
@@ -197,6 +198,15 @@ def wait_cell(session: NotebookSession, shell: Any, args: Any) -> RunResult:
     )
 
 
+def params_cell(session: NotebookSession, args: Any) -> Any:
+    """``%dbx_params``: what the job takes (a table: HTML in a notebook, text elsewhere)."""
+    from ..run.launch import job_info
+
+    client = session.client(args.profile)
+    with usage_errors():
+        return job_info(client, args.job).declared(client)
+
+
 def _sweep(
     session: NotebookSession, shell: Any, client: Any, args: Any, sets: list[dict[str, Any]]
 ) -> list[RunResult]:
@@ -216,6 +226,7 @@ def _sweep(
                 timeout=args.timeout,
                 on_update=progress,
                 cancel_on_interrupt=args.cancel_on_interrupt,
+                allow_unknown_params=args.allow_unknown_params,
             ),
         )
     failed = [(i, r) for i, r in enumerate(results) if not r.ok]

@@ -8,6 +8,7 @@ credential: executed notebooks save every widget's state in plain text.
 from __future__ import annotations
 
 import argparse
+import datetime
 import html
 import re
 import threading
@@ -18,6 +19,7 @@ import ipywidgets as widgets
 
 from ..api.client import DatabricksClient
 from ..errors import MAY_HAVE_STARTED, NOTEBOOK, DatabricksError, InvalidInput, RunInterrupted, WaitTimeout
+from ..run.declared import Declarations, Declared
 from ..run.launch import Launch, job_info
 from ..run.models import RunResult
 from ..run.watch import WatchedRun, run_launch
@@ -30,20 +32,135 @@ __all__ = ["ParamRow", "RunForm"]
 
 
 class ParamRow:
-    """One parameter of the form: a name field, a value field and a remove button."""
+    """One parameter of the form: its name, a value input of the kind the job declares, a note
+    (its default, whether the value was changed from it, or that the job does not declare the name)
+    and a remove button.
 
-    def __init__(self, form: RunForm, name: str = "", value: str = "") -> None:
+    The value input follows the declaration: a checkbox for a true/false dropdown, a dropdown or a
+    combobox with the declared choices, a multi-select for a multiselect widget, a date picker for a
+    text parameter whose default is a date (``YYYY-MM-DD``), a text field otherwise. :meth:`text`
+    reads it back as the string the job takes.
+    """
+
+    def __init__(
+        self, form: RunForm, name: str = "", value: str = "", declared: Declared | None = None
+    ) -> None:
+        self.form = form
+        self.declared = declared
         self.name = widgets.Text(value=name, placeholder="name", layout=widgets.Layout(width="30%"))
         self.name.add_class("dbx-param-name")
-        self.value = widgets.Text(value=value, placeholder="value", layout=widgets.Layout(width="55%"))
+        # A declared name is fixed (remove the row instead), so it shows as a label, with the widget's.
+        label = f" <small>{html.escape(declared.label)}</small>" if declared and declared.label else ""
+        shown = widgets.HTML(
+            value=f"<b>{html.escape(name)}</b>{label}",
+            layout=widgets.Layout(width="30%"),
+            tooltip=f"{declared.kind} declared in {'; '.join(declared.where)}" if declared else None,
+        )
+        shown.add_class("dbx-param-label")
+        self.value = _value_input(declared, value)
         self.value.add_class("dbx-param-value")
+        self.value.add_class(f"dbx-param-{_input_kind(self.value)}")
+        self.note = widgets.HTML(value="", layout=widgets.Layout(width="auto", flex="1 0 auto"))
+        self.note.add_class("dbx-param-note")
         self.remove = widgets.Button(
             description="", icon="trash", tooltip="remove", layout=widgets.Layout(width="40px")
         )
         self.remove.add_class("dbx-param-remove")
         self.remove.on_click(lambda _b: form.remove_row(self))
-        self.box = widgets.HBox([self.name, self.value, self.remove])
+        head = shown if declared is not None else self.name
+        self.box = widgets.HBox([head, self.value, self.remove, self.note])
         self.box.add_class("dbx-param-row")
+        self.value.observe(lambda _c: self.mark(), names="value")
+        self.name.observe(lambda _c: self.mark(), names="value")
+        self.mark()
+
+    def text(self) -> str:
+        """The value as the job takes it: ``true``/``false``, ``YYYY-MM-DD``, comma-separated items."""
+        widget = self.value
+        if isinstance(widget, widgets.Checkbox):
+            choices = self.declared.choices if self.declared and self.declared.choices else ("true", "false")
+            wanted = "true" if widget.value else "false"
+            return next((c for c in choices if c.lower() == wanted), wanted)
+        if isinstance(widget, widgets.DatePicker):
+            return widget.value.isoformat() if widget.value else ""
+        if isinstance(widget, widgets.SelectMultiple):
+            return ",".join(widget.value)
+        return "" if widget.value is None else str(widget.value)
+
+    @property
+    def changed(self) -> bool:
+        """True when the value differs from the declared default."""
+        return self.declared is not None and self.text() != (self.declared.default or "")
+
+    def mark(self) -> None:
+        """Show the default and whether the value was changed from it, or that the name is unknown."""
+        declared = self.declared
+        self.box.remove_class("dbx-param-changed")
+        if declared is not None:
+            default = html.escape(declared.default or '""')
+            if self.changed:
+                self.box.add_class("dbx-param-changed")
+                self.note.value = f'<span style="color:#ef6c00;white-space:nowrap">&#9679; changed <small>(default {default})</small></span>'
+            else:
+                self.note.value = '<small style="color:#757575">default</small>'
+            return
+        self.note.value = self._unknown_note()
+
+    def _unknown_note(self) -> str:
+        declarations = self.form.declarations
+        name = self.name.value.strip()
+        if declarations is None or not name or name in declarations:
+            return ""
+        close = declarations.close(name)
+        hint = f": did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        where = "" if declarations.complete else " where its notebooks could be read"
+        return f'<small style="color:#c62828">not declared by the job{html.escape(where + hint)}</small>'
+
+
+def _input_kind(widget: widgets.Widget) -> str:
+    return {
+        widgets.Checkbox: "flag",
+        widgets.DatePicker: "date",
+        widgets.Dropdown: "dropdown",
+        widgets.Combobox: "combobox",
+        widgets.SelectMultiple: "multiselect",
+    }.get(type(widget), "text")
+
+
+def _value_input(declared: Declared | None, value: str) -> widgets.Widget:
+    """The input for a parameter of this declaration, holding ``value``."""
+    layout = widgets.Layout(width="55%")
+    tip = f"default: {declared.default}" if declared is not None and declared.default is not None else ""
+    choices = tuple(declared.choices or ()) if declared is not None else ()
+    if declared is not None and declared.is_flag and value.lower() in ("true", "false"):
+        return widgets.Checkbox(
+            value=value.lower() == "true", indent=False, description="", tooltip=tip, layout=layout
+        )
+    if declared is not None and declared.kind == "dropdown" and choices:
+        options = choices if value in choices else (*choices, value)
+        return widgets.Dropdown(options=options, value=value, layout=layout, tooltip=tip)
+    if declared is not None and declared.kind == "multiselect" and choices:
+        items = [i.strip() for i in value.split(",") if i.strip()]
+        options = (*choices, *(i for i in items if i not in choices))
+        return widgets.SelectMultiple(
+            options=options, value=tuple(items), rows=min(4, len(options)), layout=layout, tooltip=tip
+        )
+    if declared is not None and declared.kind == "combobox":
+        return widgets.Combobox(
+            options=choices, value=value, ensure_option=False, placeholder=tip, layout=layout
+        )
+    if declared is not None and declared.is_date:
+        day = _date(value)
+        if day is not None or not value:
+            return widgets.DatePicker(value=day, layout=layout, tooltip=tip)
+    return widgets.Text(value=value, placeholder=tip or "value", layout=layout)
+
+
+def _date(text: str) -> datetime.date | None:
+    try:
+        return datetime.date.fromisoformat(text)
+    except ValueError:
+        return None
 
 
 class RunForm:
@@ -86,6 +203,7 @@ class RunForm:
         self._done.set()
         self._thread: threading.Thread | None = None
         self.rows: list[ParamRow] = []
+        self.declarations: Declarations | None = None
         self.progress: ProgressWidget | None = None
 
         style = {"description_width": "130px"}
@@ -98,6 +216,13 @@ class RunForm:
         self.add_button = widgets.Button(description="Add parameter", icon="plus")
         self.add_button.add_class("dbx-form-add")
         self.add_button.on_click(lambda _b: self.add_row())
+        self.allow_unknown = widgets.Checkbox(
+            value=False,
+            indent=False,
+            description="Allow unknown parameters (send names the job does not declare)",
+            layout=widgets.Layout(width="auto"),
+        )
+        self.allow_unknown.add_class("dbx-form-allow-unknown")
         self.token = widgets.Text(
             description="Idempotency token", placeholder="optional: one is made for you", style=style
         )
@@ -132,7 +257,7 @@ class RunForm:
                 self.job,
                 widgets.HTML("<b>Parameters</b>"),
                 self.params,
-                self.add_button,
+                widgets.HBox([self.add_button, self.allow_unknown]),
                 self.token,
                 self.if_running,
                 self.out,
@@ -161,8 +286,11 @@ class RunForm:
 
     # -- parameters -----------------------------------------------------------------------------
     def add_row(self, name: str = "", value: str = "") -> ParamRow:
-        """Add a parameter row (what "Add parameter" does) and return it."""
-        row = ParamRow(self, name, value)
+        """Add a parameter row (what "Add parameter" does) and return it; a name the job declares
+        gets the input of its kind."""
+        declarations = self.declarations
+        declared = declarations.params.get(name) if declarations is not None and name else None
+        row = ParamRow(self, name, value, declared)
         self.rows.append(row)
         self.params.children = tuple(r.box for r in self.rows)
         return row
@@ -188,7 +316,7 @@ class RunForm:
         """
         params: dict[str, str] = {}
         for number, row in enumerate(self.rows, start=1):
-            name, value = row.name.value.strip(), row.value.value
+            name, value = row.name.value.strip(), row.text()
             if not name:
                 if value.strip():
                     raise InvalidInput(
@@ -201,9 +329,10 @@ class RunForm:
         self.session.secrets.update(self.client.secrets())  # a client given to the form, too
         for row in self.rows:
             try:
-                self.session.refuse_secrets(row.value.value, flags=False)
+                self.session.refuse_secrets(row.text(), flags=False)
             except InvalidInput as exc:
-                row.value.value = ""  # out of the widget state the notebook saves, too
+                if isinstance(row.value.value, str):
+                    row.value.value = ""  # out of the widget state the notebook saves, too
                 raise InvalidInput(
                     f"{exc.message.rstrip('.')} (the value of {row.name.value.strip() or 'a row'!r} was cleared)."
                 ) from None
@@ -218,10 +347,11 @@ class RunForm:
         except DatabricksError as exc:
             self._say(str(exc), "danger")
             return
-        self.set_params(info.defaults)
+        self.declarations = info.declared(self.client)
+        self.set_params(_prefill(info, self.declarations))
         kind = "job parameters" if info.uses_job_parameters else "notebook parameters"
         self._say(
-            f"Job {info.job_id} ({info.name or 'unnamed'}): {len(info.defaults)} {kind}, pre-filled with their defaults.",
+            f"Job {info.job_id} ({info.name or 'unnamed'}): {len(self.rows)} {kind}, pre-filled with their defaults.",
             "info",
         )
 
@@ -257,6 +387,7 @@ class RunForm:
                 params,
                 idempotency_token=self.token.value.strip() or None,
                 if_running=self.if_running.value,
+                allow_unknown_params=self.allow_unknown.value,
             )
         except (InvalidInput, argparse.ArgumentTypeError) as exc:
             self.error = exc
@@ -386,6 +517,14 @@ class RunForm:
             f'<div class="dbx-form-{level}" style="border-left:4px solid {colours[level]};'
             f'padding-left:8px;color:inherit">{body}</div>'
         )
+
+
+def _prefill(info: Any, declarations: Declarations) -> dict[str, str]:
+    """The rows a job's form starts with: the job-level parameters for a job that has them (the only
+    ones its runs take), else every parameter its tasks and notebooks declare; with their defaults."""
+    if info.uses_job_parameters:
+        return dict(info.job_parameters)
+    return {**declarations.defaults, **info.notebook_parameters}
 
 
 def _notebook_namespace() -> dict[str, Any]:

@@ -33,12 +33,12 @@ from .session import NotebookSession
 
 __all__ = ["DbxMagics", "load", "unload"]
 
-MAGIC_NAMES = ("dbx_run", "dbx_wait", "dbx_cancel", "dbx_sandbox", "dbx_form", "dbx_repair")
+MAGIC_NAMES = ("dbx_run", "dbx_wait", "dbx_cancel", "dbx_sandbox", "dbx_form", "dbx_repair", "dbx_params")
 
 
 @magics_class
 class DbxMagics(Magics):
-    """``%%dbx_run``, ``%dbx_wait``, ``%dbx_cancel``, ``%%dbx_repair``, ``%dbx_sandbox`` and ``%dbx_form``.
+    """``%%dbx_run``, ``%dbx_wait``, ``%dbx_cancel``, ``%%dbx_repair``, ``%dbx_sandbox``, ``%dbx_form``, ``%dbx_params``.
 
     Args:
         shell: The IPython shell.
@@ -98,6 +98,11 @@ class DbxMagics(Magics):
         metavar="new|wait|cancel",
         help="when the job has a run going: start another (default), watch that one, or cancel it first",
     )
+    @argument(
+        "--allow-unknown-params",
+        action="store_true",
+        help="send parameters the job does not declare (and values outside a dropdown's choices) as given",
+    )
     @line_cell_magic
     def dbx_run(self, line: str, cell: str | None = None) -> Any:
         """Run an existing Databricks job, watch it, and put the RunResult in the namespace.
@@ -114,7 +119,7 @@ class DbxMagics(Magics):
 
             %%dbx_run 123 --out res
             date  = 2026-11-01
-            table = {catalog}.sales
+            table = {catalog}.sales.transactions
 
             %dbx_run "nightly report" --no-wait
 
@@ -228,6 +233,19 @@ class DbxMagics(Magics):
         return RunForm(
             client=self.session.client(args.profile), job=args.job, out=args.out, session=self.session
         )
+
+    @magic_arguments()
+    @argument("job", type=job_ref, help="the job id, or the job's name in quotes")
+    @argument("--profile", default=None, help="~/.databrickscfg profile to use")
+    @line_magic
+    def dbx_params(self, line: str) -> Any:
+        """Show what a job takes: each parameter's name, kind, default and choices, from its settings
+        and its notebooks' widget declarations (``%%dbx_run`` checks parameters against these)."""
+        from .faces import params_cell
+
+        with usage_errors():
+            self.session.refuse_secrets(line)
+        return params_cell(self.session, parse(self.dbx_params, line))
 
     def stop(self) -> None:
         """Stop what the magics started (the sandbox)."""

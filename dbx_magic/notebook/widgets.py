@@ -95,6 +95,15 @@ def _sweep_table(rows: Any) -> str:
     )
 
 
+def _has_results(result: RunResult | None) -> bool:
+    """True when the run has notebook tasks whose results pages can be fetched."""
+    return (
+        result is not None
+        and result.client is not None
+        and any(t.notebook_path and t.run_id is not None for t in result.tasks)
+    )
+
+
 class ProgressWidget:
     """A run's live progress: name, linked run id, state colour, elapsed, bar with ETA, tasks, Cancel.
 
@@ -167,8 +176,21 @@ class ProgressWidget:
             )
         self.hint = widgets.HTML(value=f"<small>{html.escape(hint)}</small>" if hint else "")
         self.hint.add_class("dbx-progress-hint")
-        row = widgets.HBox([self.state, self.elapsed, self.cancel_button, self.repair_button])
-        self.widget = widgets.VBox([self.header, row, self.bar, self.message, self.tasks, self.hint])
+        # Once the run is finished (the kernel then takes clicks), its notebooks' results on demand.
+        self.results_button = widgets.Button(
+            description="Results", icon="table", tooltip="show what the job's notebooks made"
+        )
+        self.results_button.add_class("dbx-progress-results")
+        self.results_button.layout.display = "none"
+        self.results_button.on_click(self._on_results)
+        self.results_out = widgets.Output()
+        self.results_out.add_class("dbx-progress-results-out")
+        row = widgets.HBox(
+            [self.state, self.elapsed, self.cancel_button, self.repair_button, self.results_button]
+        )
+        self.widget = widgets.VBox(
+            [self.header, row, self.bar, self.message, self.tasks, self.hint, self.results_out]
+        )
         self.widget.add_class("dbx-progress")
 
     # -- on_update ------------------------------------------------------------------------------
@@ -241,6 +263,26 @@ class ProgressWidget:
             self.hint.value = ""
             if self._repair is not None and view.colour == DANGER:
                 self.repair_button.layout.display = None
+            if _has_results(self._result):
+                self.results_button.layout.display = None
+
+    def _on_results(self, _button: Any) -> None:
+        """Fetch the run's results pages and show them below, in isolated frames."""
+        from IPython.display import HTML
+
+        result = self._result
+        if result is None:
+            return
+        self.results_button.disabled = True
+        try:
+            page = result.show()
+        except Exception as exc:  # shown, never lost
+            self.message.value = f"<small>The results could not be fetched: {html.escape(str(exc))}</small>"
+            return
+        finally:
+            self.results_button.disabled = False
+        self.results_out.outputs = ()
+        self.results_out.append_display_data(HTML(page._repr_html_()))
 
     def _elapsed_text(self, view: View) -> str:
         if view.finished:

@@ -28,10 +28,21 @@ from ..errors import (
     WaitTimeout,
 )
 from .checks import MAX_ID, check_if_running, check_timeout, check_token, known_tasks, positive_id, task_keys
+from .declared import Declarations, declared_params
 from .models import RunResult
 from .params import normalise_params
 
-__all__ = ["JobInfo", "Launch", "Notice", "adopt_or_launch", "job_info", "launch", "resolve_job", "start_run"]
+__all__ = [
+    "JobInfo",
+    "Launch",
+    "Notice",
+    "adopt_or_launch",
+    "check_declared",
+    "job_info",
+    "launch",
+    "resolve_job",
+    "start_run",
+]
 
 #: Called with one sentence when a launch does something other than start a run (``if_running``).
 Notice = Callable[[str], object]
@@ -69,6 +80,14 @@ class JobInfo:
                     self.notebook_parameters.setdefault(str(key), str(value))
         self.max_concurrent_runs = settings.get("max_concurrent_runs")
         self.queueing = bool((settings.get("queue") or {}).get("enabled"))
+        self.more_pages = bool(payload.get("next_page_token"))  # 2.2: more tasks than this page shows
+        self._declared: Declarations | None = None
+
+    def declared(self, client: DatabricksClient) -> Declarations:
+        """What the job declares it takes (its notebooks' sources read once, then remembered)."""
+        if self._declared is None:
+            self._declared = declared_params(client, self)
+        return self._declared
 
     @property
     def uses_job_parameters(self) -> bool:
@@ -100,6 +119,12 @@ def _job_id_from(job: Any) -> int | None:
     return positive_id(job, "job id")
 
 
+def _flag(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{name}={value!r} is not a bool: pass True or False.")
+    return value
+
+
 @dataclass(frozen=True)
 class Launch:
     """A launch, checked: what :func:`launch` sends. Build it with :meth:`check`.
@@ -116,6 +141,8 @@ class Launch:
             ones); empty for every task. Checked against the job's tasks before run-now is sent.
         if_running: When the job already has a run going: ``"new"`` starts another, ``"wait"``
             watches that one instead, ``"cancel"`` cancels it and then launches.
+        allow_unknown_params: Send names the job does not declare, and values outside a dropdown's
+            choices, as given (otherwise they are refused before anything is launched).
     """
 
     job: int | str
@@ -126,6 +153,7 @@ class Launch:
     token_given: bool = False
     only: tuple[str, ...] = ()
     if_running: str = "new"
+    allow_unknown_params: bool = False
 
     @classmethod
     def check(
@@ -138,8 +166,12 @@ class Launch:
         *,
         only: str | Iterable[str] | None = None,
         if_running: str | None = None,
+        allow_unknown_params: bool = False,
     ) -> Launch:
-        """Judge every input locally; raise InvalidInput on the first mistake, before anything is sent."""
+        """Judge every input locally; raise InvalidInput on the first mistake, before anything is sent.
+
+        The names and values are judged against what the job declares at :func:`launch`, once the
+        job is known (``allow_unknown_params=True`` sends them as given)."""
         job_id = _job_id_from(job)
         notebook = normalise_params(notebook_params, "notebook parameter")
         jobp = normalise_params(job_parameters, "job parameter")
@@ -159,6 +191,7 @@ class Launch:
             token_given=given is not None,
             only=task_keys(only) or (),
             if_running=check_if_running(if_running),
+            allow_unknown_params=_flag(allow_unknown_params, "allow_unknown_params"),
         )
 
     @property
@@ -240,10 +273,27 @@ def _named(client: DatabricksClient, name: str) -> bool:
     return any(str((j.get("settings") or {}).get("name", "")) == name for j in jobs)
 
 
+def check_declared(client: DatabricksClient, info: JobInfo, spec: Launch) -> tuple[str, ...]:
+    """Judge the launch's parameters against what the job declares (read only when there are some).
+
+    Returns:
+        Warnings for the run: names or values not declared where the sources could be read, while
+        some source could not be.
+
+    Raises:
+        InvalidInput: a name the job does not declare, or a value outside a dropdown's choices
+            (unless ``spec.allow_unknown_params``).
+    """
+    if not spec.params or spec.allow_unknown_params:
+        return ()
+    return info.declared(client).check(spec.params)
+
+
 def launch(
     client: DatabricksClient, spec: Launch, info: JobInfo | None = None, *, on_notice: Notice | None = None
 ) -> RunResult:
-    """getJob (unless ``info`` is given) and runJobNow: start the run and return it, not yet polled.
+    """getJob (unless ``info`` is given), the check of the parameters against what the job declares,
+    and runJobNow: start the run and return it, not yet polled.
 
     The parameters go the way the job takes them (job-level parameters or notebook parameters).
     With ``spec.if_running`` ``"wait"`` and a run going, that run is returned instead (see
@@ -251,7 +301,8 @@ def launch(
 
     Raises:
         InvalidInput: a job name that matches no job, or several; ``only`` naming a task the job
-            does not have (run-now is not sent).
+            does not have; a parameter the job does not declare, or a value outside a dropdown's
+            choices (run-now is not sent).
         DatabricksError: the workspace refused; once a run may exist, the error names the token.
         RunInterrupted: the kernel was interrupted; says whether a run may have started.
     """
@@ -268,13 +319,14 @@ def adopt_or_launch(
             info = job_info(client, spec.job)
         if spec.only:
             known_tasks(spec.only, info.task_keys, f"job {info.job_id}")
+        warnings = check_declared(client, info, spec)
         if spec.if_running != "new":
             going = _runs_going(client, info, spec.if_running, on_notice)
             if going is not None:
                 return going, True
     except KeyboardInterrupt:
         raise RunInterrupted("Interrupted before the launch: no run was started.") from None
-    return _start(client, spec, info), False
+    return _start(client, spec, info, warnings), False
 
 
 def _say(on_notice: Notice | None, text: str) -> None:
@@ -329,7 +381,7 @@ def _runs_going(
     return None
 
 
-def _start(client: DatabricksClient, spec: Launch, info: JobInfo) -> RunResult:
+def _start(client: DatabricksClient, spec: Launch, info: JobInfo, warnings: tuple[str, ...]) -> RunResult:
     token = spec.idempotency_token
     values = spec.params
     notebook, jobp = ({}, values) if info.uses_job_parameters else (values, {})
@@ -356,6 +408,8 @@ def _start(client: DatabricksClient, spec: Launch, info: JobInfo) -> RunResult:
         life_cycle_state=None,
         idempotency_token=token,
         parameters=dict(values),
+        warnings=warnings,
+        client=client,
     )
 
 
@@ -474,6 +528,7 @@ def start_run(
     only: str | Iterable[str] | None = None,
     if_running: str | None = None,
     on_notice: Notice | None = None,
+    allow_unknown_params: bool = False,
 ) -> RunResult:
     """getJob and runJobNow: launch the job and return the new run (not yet polled).
 
@@ -486,6 +541,12 @@ def start_run(
         RunInterrupted: the kernel was interrupted; says whether a run may have started.
     """
     spec = Launch.check(
-        job, notebook_params, job_parameters, idempotency_token, only=only, if_running=if_running
+        job,
+        notebook_params,
+        job_parameters,
+        idempotency_token,
+        only=only,
+        if_running=if_running,
+        allow_unknown_params=allow_unknown_params,
     )
     return launch(client, spec, on_notice=on_notice)

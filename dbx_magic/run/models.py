@@ -12,10 +12,15 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import GOES_ON, RunFailed, RunNotFinished
 from .polling import Estimate, History, estimate
+from .timing import Timing
+
+if TYPE_CHECKING:
+    from .outputs import ResultsPage
 
 if TYPE_CHECKING:
     from ..api.client import DatabricksClient
@@ -76,6 +81,9 @@ class TaskResult:
         iterations: For a for-each task, its iterations' counts (``task_run_stats``: active,
             completed, failed, succeeded, total...), else None.
         outcome: For a condition task that ran, ``"true"`` or ``"false"``, else None.
+        notebook_path: The notebook a notebook task runs (None for other kinds of task); only
+            notebook tasks have a results page to export.
+        timing: Its queue, set-up, execution and clean-up durations.
     """
 
     key: str
@@ -93,6 +101,8 @@ class TaskResult:
     attempt_number: int = 0
     iterations: dict[str, int] | None = field(default=None, compare=False)
     outcome: str | None = None
+    notebook_path: str | None = None
+    timing: Timing = field(default_factory=Timing, compare=False)
 
     @classmethod
     def from_api(cls, task: dict[str, Any]) -> TaskResult:
@@ -114,6 +124,8 @@ class TaskResult:
             attempt_number=_int_or_none(task.get("attempt_number")) or 0,
             iterations=_counts(stats) if isinstance(stats, dict) else None,
             outcome=None if outcome is None else str(outcome),
+            notebook_path=(task.get("notebook_task") or {}).get("notebook_path") or None,
+            timing=Timing.from_api(task),
         )
 
     def with_output(self, output: dict[str, Any]) -> TaskResult:
@@ -206,7 +218,9 @@ class RunResult:
 
     ``tasks`` holds the latest attempt of each task; ``attempts`` every attempt, oldest first;
     ``repairs`` the run's rounds (the original run, then each repair) once they were read with
-    ``include_history`` (a repair reads them).
+    ``include_history`` (a repair reads them). ``client`` is the client that launched or watched the
+    run (``show()``, ``export()`` and ``repair()`` go through it; it is left out of reprs and pickles);
+    ``exports`` holds the pages already fetched.
     """
 
     job_id: int | None
@@ -231,6 +245,8 @@ class RunResult:
     history: History | None = field(default=None, repr=False, compare=False)
     attempts: tuple[TaskResult, ...] = field(default=(), repr=False, compare=False)
     repairs: tuple[RepairRecord, ...] = field(default=(), compare=False)
+    client: Any = field(default=None, repr=False, compare=False)
+    exports: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_api(
@@ -383,11 +399,8 @@ class RunResult:
         """Repair this run and wait for it: :func:`dbx_magic.run.repair.repair_run` on this run.
 
         Args:
-            client: The workspace client. A result holds no client (it would hold its credential),
-                so None builds one with ``DatabricksClient.from_config()`` (arguments, then
-                ``DATABRICKS_HOST``/``DATABRICKS_TOKEN``, then ``~/.databrickscfg``); pass the client
-                that ran the job when it is another (in a notebook, ``%dbx_repair NAME`` uses the
-                session's workspace, the sandbox included).
+            client: The workspace client; None: the one that watched the run, else one built with
+                ``DatabricksClient.from_config()`` (a result unpickled elsewhere has none).
             tasks: Task keys to rerun; None reruns every failed task and the tasks after them.
             **kwargs: As for ``repair_run`` (``rerun_dependents``, ``job_parameters``,
                 ``notebook_params``, ``idempotency_token``, ``timeout``, ``on_update``...).
@@ -400,8 +413,55 @@ class RunResult:
         if client is None:
             from ..api.client import DatabricksClient
 
-            client = DatabricksClient.from_config()
+            client = self.client or DatabricksClient.from_config()
         return repair_run(client, self, tasks, **kwargs)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A pickled result leaves its client behind: the client holds the credentials.
+        state = dict(self.__dict__)
+        state.update(client=None, exports={})
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            object.__setattr__(self, key, value)
+
+    @property
+    def timing(self) -> Timing:
+        """The run's queue, set-up, execution and clean-up durations (per task: ``task.timing``)."""
+        return Timing.from_api(self.run)
+
+    # -- what the notebooks made ------------------------------------------------------------------
+    def show(
+        self, task: str | None = None, *, confirm: bool = False, views: str = "CODE", client: Any = None
+    ) -> ResultsPage:
+        """The executed notebooks' results pages (``runs/export``), fetched now, shown in isolated frames.
+
+        In a notebook, the returned page renders as one sandboxed frame per notebook task (its scripts
+        cannot reach the notebook). A page over 2 MB is not put into the notebook unless
+        ``confirm=True``: its size is said instead.
+
+        Args:
+            task: One task's key; None for every notebook task.
+            confirm: Render large pages too.
+            views: ``CODE``, ``DASHBOARDS`` or ``ALL``.
+            client: The client to fetch with (default: the one that watched the run).
+
+        Raises:
+            InvalidInput: no such notebook task; DatabricksError: the export failed.
+        """
+        from .outputs import ResultsPage, fetch_exports
+
+        return ResultsPage(self, fetch_exports(client or self.client, self, task, views), confirm=confirm)
+
+    def export(
+        self, path: str | Path, task: str | None = None, *, views: str = "CODE", client: Any = None
+    ) -> Path:
+        """Save the results pages as one HTML file a browser opens; returns its path.
+
+        One notebook task: its page as exported. Several: one page holding each in an isolated frame.
+        """
+        return self.show(task, confirm=True, views=views, client=client).save(path)
 
     # -- display ------------------------------------------------------------------------------
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:

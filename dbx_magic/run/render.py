@@ -10,6 +10,8 @@ import json
 import textwrap
 from typing import TYPE_CHECKING, Any
 
+from .outputs import ansi_to_html, strip_ansi
+
 if TYPE_CHECKING:
     from .models import RunResult, TaskResult
 
@@ -30,7 +32,10 @@ def decode(text: str | None) -> Any:
 
 
 def _duration_words(result: RunResult) -> str:
-    """'took 1:02 (queued 0:10)', or 'running for 0:42' style words; empty when unknown."""
+    """The run's time: its parts as the API reports them (queue, set-up, execution, clean-up) when
+    it does, else 'took 1:02 (queued 0:10)'; empty when unknown."""
+    if result.timing:
+        return result.timing.text()
     seconds = result.duration
     if seconds is None:
         return ""
@@ -76,14 +81,15 @@ def result_text(result: RunResult) -> str:
     single = result.output is not None and len(result.tasks) == 1
     for task in result.tasks:
         again = f" (attempt {task.attempt_number + 1})" if task.attempt_number else ""
-        lines.append(f"  task {task.key}: {task.result_state or task.life_cycle_state}{again}")
+        when = f" ({task.timing.text()})" if task.timing and len(result.tasks) > 1 else ""
+        lines.append(f"  task {task.key}: {task.result_state or task.life_cycle_state}{again}{when}")
         if task.output is not None and not single:
-            lines.extend(_indented(task.output, "    output: "))
+            lines.extend(_indented(task.output + _cut(task), "    output: "))
         if task.error:
-            lines.append(f"    error: {task.error.strip().splitlines()[-1]}")
+            lines.append(f"    error: {_headline(strip_ansi(task.error))}")
     lines.extend(f"  {r.line}" for r in result.repairs if len(result.repairs) > 1)
     if single and result.output is not None:
-        lines.extend(_indented(result.output, "  output: "))
+        lines.extend(_indented(result.output + _cut(result.tasks[0]), "  output: "))
     if result.run_page_url:
         lines.append(f"  {result.run_page_url}")
     lines.extend(f"  warning: {w}" for w in result.warnings)
@@ -103,16 +109,41 @@ def _output_html(text: str) -> str:
     return f"<details><summary>{head}… ({len(text):,} characters: click to open)</summary>{body}</details>"
 
 
+def _cut(task: TaskResult) -> str:
+    return " [cut by the API at 5 MB]" if task.output_truncated else ""
+
+
+def _headline(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
+
+
 def _task_rows(tasks: tuple[TaskResult, ...]) -> str:
     esc = html.escape
     rows = []
     for t in tasks:
-        detail = t.output if t.output is not None else (t.error or "")
+        detail = t.output + _cut(t) if t.output is not None else _headline(strip_ansi(t.error or ""))
         rows.append(
             f"<tr><td {_CELL}>{esc(t.key)}</td><td {_CELL}>{esc(t.result_state or t.life_cycle_state or '')}</td>"
-            f"<td {_CELL}>{_output_html(detail) if detail else ''}</td></tr>"
+            f"<td {_CELL}>{esc(t.timing.text())}</td><td {_CELL}>{_output_html(detail) if detail else ''}</td></tr>"
         )
     return "".join(rows)
+
+
+def _failure_html(task: TaskResult) -> str:
+    """A failed task: its error first (the cause), then the trace with the API's colours."""
+    cause = _headline(strip_ansi(task.error or task.error_trace or ""))
+    trace = ansi_to_html(task.error_trace) if task.error_trace else ""
+    folded = (
+        f'<details><summary>trace</summary><pre class="dbx-result-trace" style="white-space:pre-wrap">{trace}</pre>'
+        "</details>"
+        if trace
+        else ""
+    )
+    return (
+        f'<div class="dbx-result-failure"><b>{html.escape(task.key)}</b>: '
+        f'<span style="color:#c62828;font-weight:bold">{html.escape(cause)}</span>{folded}</div>'
+    )
 
 
 def result_html(result: RunResult) -> str:
@@ -133,7 +164,7 @@ def result_html(result: RunResult) -> str:
     ]
     took = _duration_words(result)
     if took:
-        parts.append(f" <small>{esc(took)}</small>")
+        parts.append(f' <small class="dbx-result-timing">{esc(took)}</small>')
     if result.state_message:
         parts.append(f"<div>{esc(result.state_message)}</div>")
     if result.parameters:
@@ -141,11 +172,13 @@ def result_html(result: RunResult) -> str:
     if result.tasks:
         parts.append(
             f'<table class="dbx-result-tasks" style="text-align:left"><tr><th {_CELL}>task</th>'
-            f"<th {_CELL}>state</th><th {_CELL}>output</th></tr>{_task_rows(result.tasks)}</table>"
+            f"<th {_CELL}>state</th><th {_CELL}>time</th><th {_CELL}>output</th></tr>{_task_rows(result.tasks)}"
+            "</table>"
         )
+    parts.extend(_failure_html(t) for t in result.failed_tasks[:5] if t.error or t.error_trace)
     if len(result.repairs) > 1:
         items = "".join(f"<li>{esc(r.line)}</li>" for r in result.repairs)
         parts.append(f'<div class="dbx-repairs">rounds:<ul>{items}</ul></div>')
-    parts.extend(f"<div>&#9888; {esc(w)}</div>" for w in result.warnings)
+    parts.extend(f'<div class="dbx-result-warning">&#9888; {esc(w)}</div>' for w in result.warnings)
     parts.append("</div>")
     return "".join(parts)

@@ -21,7 +21,7 @@ from ..api.client import DatabricksClient
 from ..clock import Clock
 from ..errors import MANY_GO_ON, MAY_HAVE_STARTED, DatabricksError, InvalidInput, RunInterrupted, WaitTimeout
 from .checks import MAX_IDEMPOTENCY_TOKEN
-from .launch import JobInfo, Launch, job_info, launch
+from .launch import JobInfo, Launch, check_declared, job_info, launch
 from .models import RunResult
 from .polling import PollPolicy, history_from_runs
 from .watch import WatchedRun, _clock
@@ -81,14 +81,21 @@ def _limit(info: JobInfo, max_parallel: int | None) -> int | None:
 
 
 def _specs(
-    job: int | str, params: Sequence[Mapping[str, Any]], idempotency_token: str | None, timeout: float | None
+    job: int | str,
+    params: Sequence[Mapping[str, Any]],
+    idempotency_token: str | None,
+    timeout: float | None,
+    allow_unknown_params: bool = False,
 ) -> list[Launch]:
     if isinstance(params, Mapping | str) or not isinstance(params, Sequence):
         raise InvalidInput(
             f"params must be a list of dicts, one per run, not a {type(params).__name__}: e.g. [{{'date': '2026-11-01'}}, ...]."
         )
     base = Launch.check(
-        job, idempotency_token=idempotency_token or f"dbx-sweep-{uuid.uuid4().hex[:16]}", timeout=timeout
+        job,
+        idempotency_token=idempotency_token or f"dbx-sweep-{uuid.uuid4().hex[:16]}",
+        timeout=timeout,
+        allow_unknown_params=allow_unknown_params,
     )
     base = replace(base, token_given=idempotency_token is not None)  # a fresh base finds no earlier runs
     if len(f"{base.idempotency_token}-{len(params)}") > MAX_IDEMPOTENCY_TOKEN:
@@ -101,6 +108,15 @@ def _specs(
         Launch.check(job, p)  # each set judged on its own, so the message names the run
         specs.append(base.with_params(p, f"{base.idempotency_token}-{i}"))
     return specs
+
+
+def _check_sets(client: DatabricksClient, info: JobInfo, specs: list[Launch]) -> None:
+    """Judge every set against the job's declarations (read once) before the first launch."""
+    for i, spec in enumerate(specs):
+        try:
+            check_declared(client, info, spec)
+        except InvalidInput as exc:
+            raise InvalidInput(f"Parameter set #{i}: {exc.message}") from None
 
 
 def run_many(
@@ -116,6 +132,7 @@ def run_many(
     policy: PollPolicy | None = None,
     clock: Clock | Callable[[], float] | None = None,
     sleep: Callable[[float], Any] | None = None,
+    allow_unknown_params: bool = False,
 ) -> list[RunResult]:
     """Run one job once per parameter set and wait for all of them.
 
@@ -134,6 +151,8 @@ def run_many(
         policy: When to poll next, as for a single run.
         clock: The clock to wait on (default: the client's).
         sleep: Waits between poll cycles, with a plain ``clock`` function.
+        allow_unknown_params: Send names the job does not declare as given (otherwise every set is
+            checked against the job's declarations before the first run is launched).
 
     Returns:
         One RunResult per parameter set, in input order; check each ``ok``.
@@ -144,10 +163,11 @@ def run_many(
         WaitTimeout, RunInterrupted: with ``results`` holding every run as last seen.
     """
     _check_parallel(max_parallel)
-    specs = _specs(job, params, idempotency_token, timeout)
+    specs = _specs(job, params, idempotency_token, timeout, allow_unknown_params)
     if not specs:
         return []
     info = job_info(client, specs[0].job)
+    _check_sets(client, info, specs)
     sweep = _Sweep(
         client, info, specs, _limit(info, max_parallel), _clock(client, clock, sleep), policy, on_update
     )

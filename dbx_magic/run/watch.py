@@ -333,6 +333,7 @@ def run_job_and_wait(
     only: str | Iterable[str] | None = None,
     if_running: str | None = None,
     on_notice: Notice | None = None,
+    allow_unknown_params: bool = False,
 ) -> RunResult:
     """Run an existing job and wait for it: the seed workflow, made correct.
 
@@ -358,6 +359,8 @@ def run_job_and_wait(
             watches that run instead, ``"cancel"`` cancels it and then launches.
         on_notice: Called with one sentence when ``if_running`` did something (default: a
             logged warning).
+        allow_unknown_params: Send names the job does not declare (and values outside a dropdown's
+            choices) as given; otherwise they are refused before the launch.
 
     Returns:
         The finished run; check ``result.ok`` or call ``result.raise_for_state()``.
@@ -369,7 +372,14 @@ def run_job_and_wait(
         RunInterrupted: the kernel was interrupted (a ``KeyboardInterrupt``).
     """
     spec = Launch.check(
-        job, notebook_params, job_parameters, idempotency_token, timeout, only=only, if_running=if_running
+        job,
+        notebook_params,
+        job_parameters,
+        idempotency_token,
+        timeout,
+        only=only,
+        if_running=if_running,
+        allow_unknown_params=allow_unknown_params,
     )
     return run_launch(
         client,
@@ -462,7 +472,14 @@ def _merge(previous: RunResult, run: Mapping[str, Any]) -> RunResult:
         idempotency_token=previous.idempotency_token,
         expected_duration=previous.expected_duration,
     )
-    keep: dict[str, Any] = {"parameters": previous.parameters, "history": previous.history}
+    keep: dict[str, Any] = {
+        "parameters": previous.parameters,
+        "history": previous.history,
+        "client": previous.client,
+        "exports": previous.exports,
+        # the launch's warnings (parameters not declared) stay with the run
+        "warnings": tuple(dict.fromkeys(previous.warnings + fresh.warnings)),
+    }
     if previous.repairs and not fresh.repairs:  # a runs/list page carries no repair history
         keep["repairs"] = previous.repairs
     if previous.number_in_job and not fresh.number_in_job:
@@ -527,4 +544,4 @@ def fetch_outputs(client: DatabricksClient, result: RunResult) -> RunResult:
         except DatabricksError as exc:
             warnings.append(f"The output of task {task.key!r} could not be fetched: {exc}")
             tasks.append(task)
-    return replace(result, tasks=tuple(tasks), warnings=tuple(warnings))
+    return replace(result, tasks=tuple(tasks), warnings=tuple(warnings), client=result.client or client)
