@@ -289,7 +289,7 @@ def cell(page: Page, index: int) -> Locator:
 
 
 def output_text(code_cell: Locator) -> str:
-    return code_cell.locator(".jp-OutputArea").inner_text()
+    return code_cell.locator(".jp-Cell-outputArea").inner_text()
 
 
 def start_cell(page: Page, index: int) -> Locator:
@@ -381,7 +381,8 @@ def test_form_run_goes_to_success_and_lands_in_the_namespace(open_notebook: Open
     live = [s for s in states if s in LIVE_STATES]
     assert live, f"the badge never showed a live state before the end: {states}"
     assert states[-1] == "SUCCESS" and states.index(live[0]) < states.index("SUCCESS"), states
-    expect(form.locator(".dbx-form-status")).to_contain_text("SUCCESS; the result is in `from_form`")
+    expect(form.locator(".dbx-form-status")).to_contain_text("SUCCESS; the result is in from_form")
+    expect(form.locator(".dbx-form-status code")).to_have_text("from_form")  # code, not literal backticks
     link = form.locator(".dbx-progress-header a.dbx-run-link")
     run_id = re.fullmatch(r"run (\d+)", link.inner_text().strip())
     assert run_id, link.inner_text()
@@ -411,7 +412,7 @@ def test_cancel_button_ends_the_run_canceled(open_notebook: OpenNotebook, button
     form.locator(f".{button}").click()
     expect(badge(page)).to_have_text("CANCELED", timeout=STEP_MS)
     expect(form.locator(".dbx-form-status")).to_contain_text("ended CANCELED")
-    expect(form.locator(".dbx-form-status")).to_contain_text("The result is in `cancelled`")
+    expect(form.locator(".dbx-form-status")).to_contain_text("The result is in cancelled")
     expect(form.locator(".dbx-progress-cancel")).to_be_hidden()
     expect(form.locator(".dbx-form-cancel")).to_be_disabled()
     expect(form.locator(".dbx-form-run")).to_be_enabled()
@@ -440,7 +441,7 @@ def test_interrupt_cancels_a_blocking_run(open_notebook: OpenNotebook) -> None:
 
     prompt = running.locator(".jp-InputPrompt")
     expect(prompt).to_have_text(re.compile(r"^\[\d+\]:$"), timeout=STEP_MS)
-    output = running.locator(".jp-OutputArea")
+    output = running.locator(".jp-Cell-outputArea")  # the cell's own (the widget holds one for results)
     expect(output).to_contain_text(re.compile(r"Cancelled run \d+ on interrupt; it is now CANCELED\."))
     no_stack_trace(output_text(running))
     expect(badge(page)).to_have_text("CANCELED", timeout=STEP_MS)
@@ -468,11 +469,10 @@ def test_repair_from_the_form_by_a_click(open_notebook: OpenNotebook) -> None:
     expect(run_cell(page, 1).locator(".jp-OutputArea")).to_contain_text("Sandbox workspace at")
     form = run_cell(page, 2).locator(".dbx-form")
     expect(form.locator(".dbx-form-status")).to_contain_text("pre-filled with their defaults")
-    names = form.locator(".dbx-param-name input")
-    expect(names).to_have_count(2)
-    strict = next(i for i in range(2) if names.nth(i).input_value() == "strict")
-    value = form.locator(".dbx-param-value input").nth(strict)
-    value.fill("true")
+    expect(form.locator(".dbx-param-row")).to_have_count(2)  # run_date and strict, as the job declares
+    # strict is a true/false dropdown in the job's notebook, so the form shows it as a checkbox
+    value = form.locator(".dbx-param-row").filter(has_text="strict").locator("input[type=checkbox]")
+    value.check()
 
     form.locator(".dbx-form-run").click()
     expect(badge(page)).to_have_text("FAILED", timeout=STEP_MS)
@@ -481,14 +481,14 @@ def test_repair_from_the_form_by_a_click(open_notebook: OpenNotebook) -> None:
     expect(repair).to_be_visible()
     form.scroll_into_view_if_needed()
     screenshot(page, "browser-repair-offered.png")
-    value.fill("false")
+    value.uncheck()
     page.evaluate(RECORD_BADGES_JS)
     repair.click()
     expect(badge(page)).to_have_text("SUCCESS", timeout=STEP_MS)
     states = recorded_states(page)
     assert any(s in LIVE_STATES for s in states), f"the repair was never seen going: {states}"
     expect(form.locator(".dbx-task-table")).to_contain_text("attempt 2")
-    expect(form.locator(".dbx-form-status")).to_contain_text("SUCCESS; the result is in `fixed`")
+    expect(form.locator(".dbx-form-status")).to_contain_text("SUCCESS; the result is in fixed")
     expect(form.locator(".dbx-progress-repair")).to_be_hidden()
 
     printed = run_cell(page, 3)
