@@ -10,7 +10,7 @@ from dbx_magic.api.ratelimit import RateLimiter
 from dbx_magic.sandbox import Sandbox, Task
 
 WAITS = 50
-RATE, BURST = 150.0, 15.0
+RATE, BURST = 50.0, 10.0
 
 
 def test_fifty_concurrent_waits_under_429_bursts_stay_under_the_rate():
