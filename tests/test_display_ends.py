@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 from dbx_magic import DatabricksClient, RunResult
 from dbx_magic.clock import ManualClock
 from dbx_magic.notebook.form import RunForm
@@ -79,3 +81,34 @@ def test_the_form_shows_no_live_run_after_an_unknown_job(sandbox, clock):
     assert form.progress is not None
     assert "NOT STARTED" in form.progress.state.value and form.progress.cancel_button.disabled
     assert form.cancel_button.disabled and not form.run_button.disabled
+
+
+def test_an_unknown_job_typed_in_says_so_and_drops_the_last_jobs_parameters(sandbox, clock):
+    client = DatabricksClient(sandbox.url, sandbox.token, clock=clock)
+    form = RunForm(client=client, job="daily-sales-report", namespace={})
+    assert {r.name.value for r in form.rows} >= {"date"}
+    form.job.value = "daily-sales-reprot"
+    said = html.unescape(form.status.value)
+    assert "No job is named 'daily-sales-reprot'" in said and "did you mean 'daily-sales-report'?" in said
+    assert form.rows == []  # nothing of the last job's parameters is left to be sent
+
+
+def test_a_form_follows_the_session_when_the_sandbox_is_started_again(clock):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from dbx_magic.notebook.magics import DbxMagics, unload
+    from dbx_magic.notebook.session import NotebookSession
+
+    shell = InteractiveShell.instance()
+    session = NotebookSession(shell.user_ns, clock=clock)
+    shell.register_magics(DbxMagics(shell, session))
+    try:
+        shell.run_line_magic("dbx_sandbox", "")
+        form = RunForm(job="daily-sales-report", session=session)
+        first = form.client.host
+        shell.run_line_magic("dbx_sandbox", "")  # the first sandbox stops; a new one starts
+        assert form.client.host != first and form.client.host == session.sandbox.url
+        form.run()
+        assert form.wait(timeout=30).ok  # runs on the new sandbox, not against the stopped one
+    finally:
+        unload(shell)

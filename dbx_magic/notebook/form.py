@@ -195,7 +195,7 @@ class RunForm:
         elif namespace is not None:
             session = NotebookSession(namespace, clock=session.clock)
         self.session = session
-        self.client = client or session.client()
+        self._client = client  # None: the session's current one (after %dbx_sandbox, the new sandbox's)
         self.result: RunResult | None = None
         self.error: BaseException | None = None
         self.watched: WatchedRun | None = None
@@ -208,7 +208,11 @@ class RunForm:
 
         style = {"description_width": "130px"}
         self.job = widgets.Combobox(
-            placeholder="a job name or id", description="Job", ensure_option=False, style=style
+            placeholder="a job name or id",
+            description="Job",
+            ensure_option=False,
+            continuous_update=False,  # judged when typed in (Enter or leaving the field), not per key
+            style=style,
         )
         self.job.add_class("dbx-form-job")
         self.params = widgets.VBox([])
@@ -224,7 +228,10 @@ class RunForm:
         )
         self.allow_unknown.add_class("dbx-form-allow-unknown")
         self.token = widgets.Text(
-            description="Idempotency token", placeholder="optional: one is made for you", style=style
+            description="Idempotency token",
+            placeholder="optional: one is made for you",
+            style=style,
+            layout=widgets.Layout(width="480px"),  # the placeholder whole
         )
         self.token.add_class("dbx-form-token")
         self.if_running = widgets.Dropdown(
@@ -243,9 +250,8 @@ class RunForm:
         self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
         self.run_button.add_class("dbx-form-run")
         self.run_button.on_click(lambda _b: self.run())
-        self.cancel_button = widgets.Button(
-            description="Cancel", button_style="danger", icon="stop", disabled=True
-        )
+        # Not red: the progress widget below has the red "Cancel run"; one danger button is enough.
+        self.cancel_button = widgets.Button(description="Cancel", icon="stop", disabled=True)
         self.cancel_button.add_class("dbx-form-cancel")
         self.cancel_button.on_click(lambda _b: self.cancel())
         self.status = widgets.HTML(value="")
@@ -276,6 +282,12 @@ class RunForm:
         self.job.observe(self._on_job, names="value")
         if job is not None:
             self.job.value = str(job)
+
+    @property
+    def client(self) -> DatabricksClient:
+        """The client the form runs with: the one it was given, else the session's current one, so a
+        form shown before ``%dbx_sandbox`` was run again follows the new sandbox."""
+        return self._client if self._client is not None else self.session.client()
 
     # -- display --------------------------------------------------------------------------------
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
@@ -340,11 +352,14 @@ class RunForm:
 
     def _on_job(self, change: dict[str, Any]) -> None:
         text = str(change.get("new") or "").strip()
-        if not text or not (text.isdigit() or text in self.job.options or text.lower().startswith("name:")):
+        if not text:
             return
         try:
             info = job_info(self.client, self._job_ref(text))
         except DatabricksError as exc:
+            # an unknown job keeps nothing of the last one: its parameters would be sent to no job
+            self.declarations = None
+            self.set_params({})
             self._say(str(exc), "danger")
             return
         self.declarations = info.declared(self.client)

@@ -231,7 +231,10 @@ class DbxMagics(Magics):
             )
             return None
         return RunForm(
-            client=self.session.client(args.profile), job=args.job, out=args.out, session=self.session
+            client=self.session.client(args.profile) if args.profile else None,
+            job=args.job,
+            out=args.out,
+            session=self.session,
         )
 
     @magic_arguments()
