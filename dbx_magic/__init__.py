@@ -12,7 +12,6 @@ imported when the first magic needs it).
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
@@ -42,11 +41,6 @@ if TYPE_CHECKING:
     from .run.repair import Repair, repair_run
     from .run.sweep import SweepFailed, run_many
     from .run.watch import WatchedRun, run_job_and_wait, wait_for_run
-
-try:
-    __version__ = version("dbx-magic")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree that was never installed
-    __version__ = "0+unknown"
 
 _LAZY = {
     "DatabricksClient": "api.client",
@@ -113,7 +107,20 @@ __all__ = [
 ]
 
 
+def _version() -> str:
+    """The version, read once from the package's metadata (pyproject.toml is its one source)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("dbx-magic")
+    except PackageNotFoundError:  # pragma: no cover - a source tree that was never installed
+        return "0+unknown"
+
+
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        globals()[name] = value = _version()
+        return value
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'dbx_magic' has no attribute {name!r}")

@@ -60,6 +60,12 @@ class Answer(dict):  # type: ignore[type-arg]
     retry_after: float | None = None
 
 
+def _package_version() -> str:
+    import dbx_magic
+
+    return str(dbx_magic.__version__)
+
+
 def new_idempotency_token() -> str:
     """A fresh idempotency token (42 characters, under the API's 64)."""
     return f"dbx-magic-{uuid.uuid4().hex}"
@@ -146,7 +152,7 @@ class DatabricksClient:
         self.api_version = api_version
         self._session = session or requests.Session()
         self._session.auth = self._auth
-        self._session.headers["User-Agent"] = "dbx-magic/0.1"
+        self._session.headers["User-Agent"] = f"dbx-magic/{_package_version()}"
         self.rate_limiter = rate_limiter or RateLimiter(clock=self.clock)
 
     @classmethod
