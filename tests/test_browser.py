@@ -583,3 +583,26 @@ def test_the_form_has_typed_inputs_prefilled_with_the_defaults(open_notebook: Op
     expect(changed.locator(".dbx-param-note")).to_contain_text("changed (default emea)")
     form.scroll_into_view_if_needed()
     screenshot(page, "browser-typed-form.png")
+
+
+def test_a_saved_notebook_reopened_shows_each_runs_final_state(lab: Lab, open_notebook: OpenNotebook) -> None:
+    """The live widget hides its static copy; saved and reopened without that kernel, where no widget can
+    render, the copy shows the run's end (not the first "Launching…")."""
+    name = "reopened.ipynb"
+    page = open_notebook(name, [*SETUP_CELLS, "%%dbx_run daily-sales-report --out res\ndate = 2026-11-01"])
+    run_setup(page)
+    done = run_cell(page, 2)
+    expect(done.locator(".dbx-progress .dbx-state-badge")).to_have_text("SUCCESS", timeout=STEP_MS)
+    expect(done.locator(".dbx-progress-snapshot")).to_be_hidden()  # live: one display, not two
+    page.keyboard.press("Control+s")
+    expect(page.locator(".jp-mod-dirty")).to_have_count(0, timeout=STEP_MS)
+    for kernel in lab.api("GET", "/api/kernels") or []:
+        lab.api("DELETE", f"/api/kernels/{kernel['id']}")
+    page.goto(f"{lab.url}/lab/tree/{name}?reset&token={lab.token}")
+    reopened = cell(page, 2)
+    copy = reopened.locator(".dbx-progress-snapshot")
+    expect(copy).to_be_visible(timeout=STEP_MS)
+    expect(copy).to_contain_text("SUCCESS")
+    expect(copy).to_contain_text("took")
+    assert "Launching" not in copy.inner_text()
+    screenshot(page, "browser-reopened.png")

@@ -78,3 +78,14 @@ def test_quickstart_shows_results_and_the_form(executed):
     assert "'resultState': 'SUCCESS'" in outputs and '"table": "main.sales.transactions"' in outputs
     # from_form.ok, and the run page link: the sandbox serves its own run pages on loopback
     assert re.search(r"\(True,\s+'http://127\.0\.0\.1:\d+/jobs/\d+/runs/\d+", outputs)
+
+
+def test_the_saved_notebook_keeps_each_runs_final_state(executed):
+    """Reopened without its kernel, a widget cannot render: a static copy of its end is in the cell."""
+    nb, _ = executed["quickstart.ipynb"]
+    cell = next(c for c in nb.cells if c.source.startswith("%%dbx_run daily-sales-report"))
+    copies = [o for o in cell.outputs if "dbx-progress-snapshot" in o.get("data", {}).get("text/html", "")]
+    assert len(copies) == 1
+    html, text = copies[0]["data"]["text/html"], copies[0]["data"]["text/plain"]
+    assert "SUCCESS" in html and "took" in html and "Launching" not in html
+    assert "SUCCESS" in text and "daily-sales-report" in text

@@ -39,7 +39,18 @@ def watch_in_cell(
         raise
     finally:
         getattr(progress, "close", lambda: None)()
+        _keep_final_state(progress)
     return result.raise_for_state()
+
+
+def _keep_final_state(progress: Any) -> None:
+    """Leave a static copy of the display's end in the cell, for the saved notebook (a widget has
+    no view once the kernel is gone)."""
+    snapshot = getattr(progress, "snapshot", None)
+    if snapshot is not None:
+        from IPython.display import display
+
+        display(snapshot())
 
 
 def show_end(progress: Any, exc: BaseException) -> None:

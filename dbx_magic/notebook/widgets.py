@@ -9,6 +9,7 @@ so there the widget shows no Cancel button and points at the kernel's interrupt 
 from __future__ import annotations
 
 import html
+import re
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -102,6 +103,26 @@ def _has_results(result: RunResult | None) -> bool:
         and result.client is not None
         and any(t.notebook_path and t.run_id is not None for t in result.tasks)
     )
+
+
+def html_to_text(markup: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", " ", markup)).strip()
+
+
+class Snapshot:
+    """A static copy of a display's last state: HTML that hides itself while the live widget is
+    mounted in the same output area (so it is seen only where the widget cannot be, as in a saved
+    notebook reopened without its kernel), and plain text for viewers without HTML."""
+
+    def __init__(self, body: str, text: str) -> None:
+        self.body, self.text = body, text
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, str]:
+        hide = "<style>.jp-OutputArea:has(.dbx-progress) .dbx-progress-snapshot{display:none}</style>"
+        return {
+            "text/html": f'{hide}<div class="dbx-progress-snapshot">{self.body}</div>',
+            "text/plain": self.text,
+        }
 
 
 class ProgressWidget:
@@ -222,6 +243,22 @@ class ProgressWidget:
             self._stopped = note
             self.hint.value = f"<small>{html.escape(note)}</small>"
             self._render()
+
+    def snapshot(self) -> Snapshot:
+        """The widget as it reads now, as static HTML (and a line of text): what a saved notebook
+        shows when it is reopened without the kernel, where the live widget cannot render. While the
+        live widget is on the page, a style rule hides it."""
+        view = self.view()
+        body = "".join(
+            (
+                f"<div>{self.header.value}</div>",
+                f"<div>{self.state.value} {self.elapsed.value}</div>",
+                f"<div>{self.message.value}</div>" if self.message.value else "",
+                self.tasks.value,
+                f"<div>{self.hint.value}</div>" if self.hint.value else "",
+            )
+        )
+        return Snapshot(body, view.line if view is not None else html_to_text(self.header.value))
 
     def not_started(self, reason: str) -> None:
         """The launch failed: no run exists, and the widget must not pretend one does."""
