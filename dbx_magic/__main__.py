@@ -92,6 +92,30 @@ def _demo(args: argparse.Namespace) -> int:
         return 0 if result.ok else 1
 
 
+def _tour(args: argparse.Namespace) -> int:
+    import shutil
+    from pathlib import Path
+
+    source = Path(__file__).resolve().parents[1] / "notebooks"
+    if not source.is_dir():
+        raise InvalidInput(
+            "The tour's notebooks ship with the source tree, not with this installation: clone the "
+            "project and install it with pip install -e . to get them."
+        )
+    target = Path(args.dir).expanduser().resolve()
+    target.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for notebook in sorted(source.glob("*.ipynb")):
+        if not (target / notebook.name).exists():  # a copy already worked in is left as it is
+            shutil.copy2(notebook, target / notebook.name)
+            copied.append(notebook.name)
+    print(
+        f"The tour is in {target} ({', '.join(copied) or 'already there'}); run the notebooks there, so the "
+        f"project's own stay clean: python -m jupyterlab {target / 'quickstart.ipynb'}"
+    )
+    return 0
+
+
 def _sandbox(args: argparse.Namespace) -> int:
     from .sandbox import serve
 
@@ -180,6 +204,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--job", default="daily-sales-report", help="sample job name (default: %(default)s)")
     demo.add_argument("--speed", type=_positive, default=1.0, help="make the sandbox's runs N times faster")
     demo.set_defaults(func=_demo)
+
+    tour = sub.add_parser("tour", help="copy the tour's notebooks to a folder of your own, to run them there")
+    tour.add_argument("dir", nargs="?", default="dbx-magic-tour", help="where to (default: %(default)s)")
+    tour.set_defaults(func=_tour)
 
     sandbox = sub.add_parser("sandbox", help="serve the sandbox workspace on 127.0.0.1 until Ctrl-C")
     sandbox.add_argument("--port", type=int, default=0, help="port (default: a free one)")

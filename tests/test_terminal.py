@@ -90,3 +90,14 @@ def test_elapsed_comes_from_the_run_so_re_attaching_does_not_restart_it():
     show = TextProgress(stream=out, clock=clock, tick=None)
     show(running(int(clock.wall() * 1000) - 125_000))  # the run began 2 min 5 s ago
     assert "elapsed 2:05" in out.text
+
+
+def test_the_tour_is_copied_out_so_running_it_leaves_the_project_clean(tmp_path):
+    from dbx_magic.__main__ import main
+
+    target = tmp_path / "tour"
+    assert main(["tour", str(target)]) == 0
+    assert sorted(p.name for p in target.glob("*.ipynb")) == ["python_api.ipynb", "quickstart.ipynb"]
+    (target / "quickstart.ipynb").write_text("{}")  # the user's own work in the copy...
+    assert main(["tour", str(target)]) == 0
+    assert (target / "quickstart.ipynb").read_text() == "{}"  # ...is never overwritten
