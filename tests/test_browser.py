@@ -606,3 +606,48 @@ def test_a_saved_notebook_reopened_shows_each_runs_final_state(lab: Lab, open_no
     expect(copy).to_contain_text("took")
     assert "Launching" not in copy.inner_text()
     screenshot(page, "browser-reopened.png")
+
+
+def test_the_journeys_a_newcomer_takes_end_honestly(open_notebook: OpenNotebook) -> None:
+    """A job that fails, an unknown job, a sweep, a re-attach: each display says how it ended, with no
+    'Launching' and no live control left, and the whole output is on the page."""
+    page = open_notebook(
+        "journeys.ipynb",
+        [
+            *SETUP_CELLS,
+            "%%dbx_run flaky-ingest --out bad\nfail = true",
+            "%dbx_run no-such-job",
+            "grid = [{'date': '2026-11-01'}, {'date': '2026-11-02'}]",
+            "%dbx_run daily-sales-report --foreach grid --out runs",
+            "%dbx_run daily-sales-report --no-wait --out later",
+            "%dbx_wait {later.run_id} --out later",
+        ],
+    )
+    run_setup(page)
+    failed = run_cell(page, 2)
+    expect(failed.locator(".dbx-progress .dbx-state-badge")).to_have_text("FAILED")
+    expect(failed.locator(".jp-Cell-outputArea")).to_contain_text("ended FAILED: ValueError: asked to fail")
+    no_stack_trace(output_text(failed))
+    screenshot(page, "browser-journey-failed.png")
+
+    unknown = run_cell(page, 3)
+    expect(unknown.locator(".jp-Cell-outputArea")).to_contain_text("No job is named 'no-such-job'")
+    assert "Launching" not in output_text(unknown) and "LAUNCHING" not in output_text(unknown)
+    expect(unknown.locator(".dbx-progress-cancel:visible")).to_have_count(0)
+    expect(unknown.locator(".dbx-progress .dbx-state-badge")).to_have_text("NOT STARTED")
+
+    run_cell(page, 4)
+    sweep = run_cell(page, 5)
+    expect(sweep.locator(".dbx-sweep-summary")).to_contain_text("2/2 finished · 2 succeeded")
+    expect(sweep.locator(".dbx-sweep-table")).to_contain_text('"date": "2026-11-02"')  # outputs whole
+    screenshot(page, "browser-journey-sweep.png")
+
+    run_cell(page, 6)
+    again = run_cell(page, 7)
+    expect(again.locator(".dbx-progress .dbx-state-badge")).to_have_text("SUCCESS")
+    expect(again.locator(".dbx-progress-elapsed")).to_contain_text("took")
+    for index in (2, 3, 5, 7):
+        shown = output_text(cell(page, index))
+        assert "Launching" not in shown, (index, shown)
+    expect(page.locator(".dbx-progress-cancel:visible")).to_have_count(0)  # nothing left that cannot act
+    screenshot(page, "browser-journey-reattach.png")
