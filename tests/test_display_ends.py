@@ -112,3 +112,17 @@ def test_a_form_follows_the_session_when_the_sandbox_is_started_again(clock):
         assert form.wait(timeout=30).ok  # runs on the new sandbox, not against the stopped one
     finally:
         unload(shell)
+
+
+def test_the_forms_status_follows_the_run_and_a_blocking_cell_shows_one_task_table(sandbox, clock):
+    client = DatabricksClient(sandbox.url, sandbox.token, clock=clock)
+    form = RunForm(client=client, job="etl-pipeline", namespace={})
+    said: list[str] = []
+    form.status.observe(lambda change: said.append(html.unescape(change["new"])), names="value")
+    form.run()
+    assert form.wait(timeout=30).ok
+    assert any("is PENDING" in s or "is RUNNING" in s for s in said)  # not 'Launching…' to the end
+    blocking = ProgressWidget(blocking=True, clock=clock, tick=None)
+    blocking(form.result)
+    assert blocking.tasks.value == ""  # the cell's result below holds the table, whole
+    assert "ingest" in form.progress.tasks.value  # the form has no result below: its widget keeps it

@@ -410,7 +410,11 @@ class RunForm:
             return
         self._begin(
             lambda progress: run_launch(
-                self.client, spec, on_update=progress, on_watch=self._attach, on_notice=self._notice
+                self.client,
+                spec,
+                on_update=self._showing(progress),
+                on_watch=self._attach,
+                on_notice=self._notice,
             ),
             out,
             f"Launching {spec.job}…",
@@ -434,7 +438,9 @@ class RunForm:
             self._say(str(exc), "danger")
             return
         self._begin(
-            lambda progress: run_repair(self.client, spec, on_update=progress, on_watch=self._attach),
+            lambda progress: run_repair(
+                self.client, spec, on_update=self._showing(progress), on_watch=self._attach
+            ),
             out,
             f"Repairing run {spec.run_id}…",
         )
@@ -450,6 +456,17 @@ class RunForm:
             target=self._work, args=(call, out, self.progress), name="dbx-form-run", daemon=True
         )
         self._thread.start()
+
+    def _showing(self, progress: ProgressWidget) -> Callable[[RunResult], None]:
+        """The progress widget's update, and the status line saying the state as it is now (it said
+        'Launching…' through PENDING and RUNNING)."""
+
+        def update(result: RunResult) -> None:
+            progress(result)
+            if not result.finished and result.life_cycle_state:
+                self._say(f"Run {result.run_id} is {result.life_cycle_state}…", "info")
+
+        return update
 
     def _attach(self, watched: WatchedRun) -> None:
         self.watched = watched

@@ -161,6 +161,7 @@ class ProgressWidget:
         self._started = self._clock.monotonic()
         self._tick = tick
         self._stopped: str | None = None  # why the watching ended before the run did
+        self._blocking = blocking
         self._cancelling = False
         self._lock = threading.Lock()
         self._result: RunResult | None = None
@@ -294,7 +295,9 @@ class ProgressWidget:
         self.bar.bar_style = colour
         self.bar.value = _bar_value(view)
         self.message.value = f"<small>{html.escape(view.message)}</small>" if view.message else ""
-        self.tasks.value = self._task_table(view)
+        # A blocking cell shows the result's own table below once the run succeeded: not twice.
+        shown_below = self._blocking and view.finished and self._result is not None and self._result.ok
+        self.tasks.value = "" if shown_below else self._task_table(view)
         if view.finished:
             self._retire_cancel()
             self.hint.value = ""
