@@ -46,6 +46,16 @@ def rsps() -> Iterator[responses.RequestsMock]:
 
 
 @pytest.fixture
+def ordered() -> Iterator[responses.RequestsMock]:
+    """A fake workspace that answers in exactly the order the test registered, every answer used once:
+    for tests where the order is the point (a retry sequence, a launch then its polls)."""
+    with responses.RequestsMock(
+        assert_all_requests_are_fired=True, registry=responses.registries.OrderedRegistry
+    ) as mock:
+        yield mock
+
+
+@pytest.fixture
 def debug_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     caplog.set_level(logging.DEBUG)
     return caplog

@@ -342,24 +342,24 @@ def test_errors_render_without_traceback_in_ipython(client, rsps):
 
 
 @pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
-def test_transient_statuses_are_retried_with_backoff(client, rsps, sleeps: Sleeps, status):
+def test_transient_statuses_are_retried_with_backoff(client, ordered, sleeps: Sleeps, status):
     for _ in range(2):
-        rsps.get(f"{API}/runs/get", status=status, body="<html><title>busy</title></html>")
-    rsps.get(f"{API}/runs/get", json={"run_id": 5})
+        ordered.get(f"{API}/runs/get", status=status, body="<html><title>busy</title></html>")
+    ordered.get(f"{API}/runs/get", json={"run_id": 5})
     assert client.get_run(5) == {"run_id": 5}
-    assert len(rsps.calls) == 3
+    assert len(ordered.calls) == 3
     assert sleeps == [0.5, 1.0]  # exponential backoff, jitter off in this client
 
 
-def test_retry_after_is_honoured(client, rsps, sleeps: Sleeps):
-    rsps.get(
+def test_retry_after_is_honoured(client, ordered, sleeps: Sleeps):
+    ordered.get(
         f"{API}/runs/get",
         status=429,
         headers={"Retry-After": "7"},
         json={"error_code": "REQUEST_LIMIT_EXCEEDED", "message": "slow down"},
     )
-    rsps.get(f"{API}/runs/get", status=503, headers={"Retry-After": "2"}, json={"message": "busy"})
-    rsps.get(f"{API}/runs/get", json={"run_id": 5})
+    ordered.get(f"{API}/runs/get", status=503, headers={"Retry-After": "2"}, json={"message": "busy"})
+    ordered.get(f"{API}/runs/get", json={"run_id": 5})
     client.get_run(5)
     assert sleeps == [7.0, 2.0]
 
