@@ -528,7 +528,7 @@ def test_results_show_in_an_isolated_frame_the_planted_script_cannot_reach(
     run_cell(page, 0)
     expect(run_cell(page, 1).locator(".jp-OutputArea")).to_contain_text("Sandbox workspace at")
     run = run_cell(page, 2)
-    expect(run.locator(".dbx-state-badge")).to_have_text("SUCCESS")
+    expect(run.locator(".dbx-progress .dbx-state-badge")).to_have_text("SUCCESS")
     shown = run_cell(page, 3)
     frame = shown.locator("iframe.dbx-export-frame")
     expect(frame).to_have_count(1)
