@@ -651,3 +651,28 @@ def test_the_journeys_a_newcomer_takes_end_honestly(open_notebook: OpenNotebook)
         assert "Launching" not in shown, (index, shown)
     expect(page.locator(".dbx-progress-cancel:visible")).to_have_count(0)  # nothing left that cannot act
     screenshot(page, "browser-journey-reattach.png")
+
+
+def test_the_form_with_an_unknown_job_and_under_a_restarted_sandbox(open_notebook: OpenNotebook) -> None:
+    """In the form: a job name that matches none says so and leaves no parameters; after %dbx_sandbox is
+    run again under the open form, Run goes to the new sandbox and succeeds (no hang, no network advice)."""
+    page = open_notebook(
+        "form_journeys.ipynb",
+        [*SETUP_CELLS, "%dbx_form daily-sales-report --out again", "%dbx_sandbox --speed 4"],
+    )
+    run_setup(page)
+    form = run_cell(page, 2).locator(".dbx-form")
+    expect(form.locator(".dbx-param-row")).not_to_have_count(0)
+    job = form.locator(".dbx-form-job input")
+    job.fill("daily-sales-reprot")
+    job.press("Enter")
+    expect(form.locator(".dbx-form-status")).to_contain_text("did you mean 'daily-sales-report'?")
+    expect(form.locator(".dbx-param-row")).to_have_count(0)
+    screenshot(page, "browser-form-unknown-job.png")
+    job.fill("daily-sales-report")
+    job.press("Enter")
+    expect(form.locator(".dbx-param-row")).not_to_have_count(0)
+    run_cell(page, 3)  # a new sandbox; the first one stops
+    form.locator(".dbx-form-run").click()
+    expect(form.locator(".dbx-form-status")).to_contain_text("SUCCESS", timeout=STEP_MS)
+    screenshot(page, "browser-form-restarted-sandbox.png")
