@@ -14,7 +14,9 @@ RATE, BURST = 50.0, 10.0
 
 
 def test_fifty_concurrent_waits_under_429_bursts_stay_under_the_rate():
-    limiter = RateLimiter(RATE, BURST)
+    granted: list[float] = []  # the moments the limiter let each request go (what it answers for;
+    # arrival times at the server also carry the scheduling jitter of a busy machine)
+    limiter = RateLimiter(RATE, BURST, on_grant=granted.append)
     with Sandbox(speed=60) as sb:
         task = Task("main", "/Workspace/Shared/load", {"i": "0"}, duration=30)  # 0.5 s a run at speed 60
         sb.add_job("load", tasks=[task], max_concurrent_runs=WAITS)
@@ -50,7 +52,8 @@ def test_fifty_concurrent_waits_under_429_bursts_stay_under_the_rate():
     assert sum(r.status == 429 for r in log) == 95  # the bursts were met, and outlasted
 
     # A token bucket lets at most BURST + RATE * w requests through in any window of w seconds.
-    stamps = sorted(r.timestamp for r in log)
+    assert len(granted) >= len(log)  # every request the server saw went through the limiter
+    stamps = sorted(granted)
     worst: dict[str, Any] = {"excess": -1e9}
     for window in (0.5, 1.0, 2.0):
         j = 0

@@ -38,6 +38,8 @@ class RateLimiter:
         clock: The clock it reads and sleeps on (a :class:`~dbx_magic.clock.Clock`, or a monotonic
             function together with ``sleep``), so tests can drive time by hand.
         sleep: The function that waits, when ``clock`` is a plain function.
+        on_grant: Called (under the limiter's lock) with the moment each token was granted for, in the
+            clock's monotonic seconds: the schedule the bucket enforces, to observe it.
     """
 
     def __init__(
@@ -47,7 +49,9 @@ class RateLimiter:
         *,
         clock: Clock | Callable[[], float] | None = None,
         sleep: Callable[[float], Any] | None = None,
+        on_grant: Callable[[float], Any] | None = None,
     ) -> None:
+        self._on_grant = on_grant
         self._lock = threading.Lock()
         self._clock = as_clock(clock, sleep)
         if burst is None and rate == DEFAULT_RATE:
@@ -87,6 +91,8 @@ class RateLimiter:
             self._tokens -= 1.0  # reserve it; a negative balance is the queue of waiters
             wait = -self._tokens / self._rate if self._tokens < 0 else 0.0
             self.waited += wait
+            if self._on_grant is not None:
+                self._on_grant(now + wait)
         if wait > 0:
             self._clock.sleep(wait)
         return wait
@@ -106,6 +112,8 @@ class RateLimiter:
                 return False
             self._tokens -= 1.0
             self.waited += wait
+            if self._on_grant is not None:
+                self._on_grant(now + wait)
         if wait > 0:
             self._clock.sleep(wait)
         return True
