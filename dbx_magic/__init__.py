@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .clock import Clock, ManualClock
     from .notebook.form import RunForm
     from .run.declared import Declarations, declared_params
+    from .run.background import RunHandle, Watcher, start_background
     from .run.launch import Launch, start_run
     from .run.models import RepairRecord, RunResult, TaskResult
     from .run.polling import PollPolicy
@@ -53,6 +54,9 @@ _LAZY = {
     "Declarations": "run.declared",
     "declared_params": "run.declared",
     "Launch": "run.launch",
+    "RunHandle": "run.background",
+    "Watcher": "run.background",
+    "start_background": "run.background",
     "start_run": "run.launch",
     "RunResult": "run.models",
     "TaskResult": "run.models",
@@ -87,6 +91,7 @@ __all__ = [
     "RetryPolicy",
     "RunFailed",
     "RunForm",
+    "RunHandle",
     "RunInterrupted",
     "RunNotFinished",
     "RunResult",
@@ -95,12 +100,14 @@ __all__ = [
     "TransportError",
     "WaitTimeout",
     "WatchedRun",
+    "Watcher",
     "__version__",
     "declared_params",
     "load_ipython_extension",
     "repair_run",
     "run_job_and_wait",
     "run_many",
+    "start_background",
     "start_run",
     "unload_ipython_extension",
     "wait_for_run",

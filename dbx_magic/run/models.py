@@ -360,22 +360,26 @@ class RunResult:
         state = self.result_state or self.life_cycle_state or "UNKNOWN"
         if self.life_cycle_state in ("SKIPPED", "INTERNAL_ERROR") and state != self.life_cycle_state:
             state = f"{self.life_cycle_state} ({state})"
+        cause = self.cause()
+        text = f"Run {self.run_id}{name} ended {state}" + (f": {cause}." if cause else ".")
+        if self.run_page_url:
+            text += f" See {self.run_page_url}"
+        return text
+
+    def cause(self) -> str:
+        """Why the run did not succeed, in one line: the failing task's own error when there is one
+        (with the task's key), else the state message ("" for a run that succeeded or gave no reason)."""
         failed = [t for t in self.failed_tasks if t.error] or list(self.failed_tasks)
         if failed and failed[0].error:
             first = failed[0]
             cause = f"{_headline(first.error or '')} (task {first.key!r}"
             others = len(self.failed_tasks) - 1
-            cause += f"; {others} more task{'s' if others != 1 else ''} failed)" if others else ")"
-        elif self.state_message:
-            cause = self.state_message.rstrip(".")
-        elif failed:
-            cause = f"task {failed[0].key!r} {failed[0].result_state}"
-        else:
-            cause = ""
-        text = f"Run {self.run_id}{name} ended {state}" + (f": {cause}." if cause else ".")
-        if self.run_page_url:
-            text += f" See {self.run_page_url}"
-        return text
+            return cause + (f"; {others} more task{'s' if others != 1 else ''} failed)" if others else ")")
+        if self.state_message:
+            return self.state_message.rstrip(".")
+        if failed:
+            return f"task {failed[0].key!r} {failed[0].result_state}"
+        return ""
 
     def raise_for_state(self) -> RunResult:
         """Return self when the run succeeded; raise otherwise.

@@ -15,7 +15,7 @@ from .outputs import ansi_to_html, strip_ansi
 if TYPE_CHECKING:
     from .models import RunResult, TaskResult
 
-__all__ = ["decode", "result_html", "result_text"]
+__all__ = ["decode", "handle_html", "result_html", "result_text"]
 
 FOLD = 1_500  # outputs longer than this are folded (a click opens them), never cut
 _WIDTH = 100
@@ -182,3 +182,28 @@ def result_html(result: RunResult) -> str:
     parts.extend(f'<div class="dbx-result-warning">&#9888; {esc(w)}</div>' for w in result.warnings)
     parts.append("</div>")
     return "".join(parts)
+
+
+def handle_html(handle: Any) -> str:
+    """A background run's handle as HTML: its run linked, its state, and what can be done with it."""
+    result = handle.result
+    if result.finished:
+        return result_html(result)
+    esc = html.escape
+    link = (
+        f'<a href="{esc(result.run_page_url)}" target="_blank" rel="noopener" '
+        f'style="color:#1565c0;text-decoration:underline">run {result.run_id}</a>'
+        if result.run_page_url
+        else f"run {result.run_id}"
+    )
+    name = f" of <b>{esc(result.job_name)}</b>" if result.job_name else ""
+    error = handle.error
+    note = (
+        f" ({esc(error.message)})"
+        if error is not None
+        else f" ({esc(handle.mode)}; <code>.wait()</code>, <code>.cancel()</code>)"
+    )
+    return (
+        f'<div class="dbx-handle" style="text-align:left">{link}{name}: '
+        f'<span style="color:#1565c0;font-weight:bold">{esc(handle.state)}</span>{note}</div>'
+    )

@@ -23,10 +23,10 @@ from ..errors import MANY_GO_ON, MAY_HAVE_STARTED, DatabricksError, InvalidInput
 from .checks import MAX_IDEMPOTENCY_TOKEN
 from .launch import JobInfo, Launch, check_declared, job_info, launch
 from .models import RunResult
-from .polling import PollPolicy, history_from_runs
+from .polling import History, PollPolicy, history_from_runs
 from .watch import WatchedRun, _clock
 
-__all__ = ["SweepFailed", "run_many"]
+__all__ = ["SweepFailed", "active_runs", "job_history", "run_many"]
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,7 @@ def run_many(
     clock: Clock | Callable[[], float] | None = None,
     sleep: Callable[[float], Any] | None = None,
     allow_unknown_params: bool = False,
+    on_watch: Callable[[WatchedRun], Any] | None = None,
 ) -> list[RunResult]:
     """Run one job once per parameter set and wait for all of them.
 
@@ -153,6 +154,8 @@ def run_many(
         sleep: Waits between poll cycles, with a plain ``clock`` function.
         allow_unknown_params: Send names the job does not declare as given (otherwise every set is
             checked against the job's declarations before the first run is launched).
+        on_watch: Given each run's :class:`~dbx_magic.run.watch.WatchedRun` as soon as it is launched
+            (a notebook lists them on its board).
 
     Returns:
         One RunResult per parameter set, in input order; check each ``ok``.
@@ -171,6 +174,7 @@ def run_many(
     sweep = _Sweep(
         client, info, specs, _limit(info, max_parallel), _clock(client, clock, sleep), policy, on_update
     )
+    sweep.on_watch = on_watch
     timeout = specs[0].timeout
     interrupted = False
     try:
@@ -194,6 +198,32 @@ def run_many(
     return [r for r in results if r is not None]
 
 
+def active_runs(client: DatabricksClient, job_id: int) -> tuple[dict[int, dict[str, Any]], float | None]:
+    """Every active run of a job, by run id (one ``runs/list`` page per 25), and the last page's
+    ``Retry-After``: how a sweep and the background watcher poll many runs of one job at once."""
+    seen: dict[int, dict[str, Any]] = {}
+    page_token: str | None = None
+    while True:
+        page = client.list_runs(job_id, active_only=True, limit=PAGE, page_token=page_token)
+        for run in page.get("runs") or ():
+            if isinstance(run, dict) and str(run.get("run_id", "")).isdigit():
+                seen[int(run["run_id"])] = run
+        page_token = page.get("next_page_token")
+        if not page_token or not page.get("runs"):
+            return seen, page.retry_after
+
+
+def job_history(client: DatabricksClient, job_id: int) -> History | None:
+    """What a job's last 25 finished runs say about its durations (None when they cannot be read:
+    history only sharpens the pacing, so it never fails a watch)."""
+    try:
+        page = client.list_runs(job_id, completed_only=True, limit=PAGE)
+    except DatabricksError as exc:
+        log.debug("no history for job %s: %s", job_id, exc)
+        return None
+    return history_from_runs([r for r in page.get("runs") or () if isinstance(r, dict)])
+
+
 class _Sweep:
     def __init__(
         self,
@@ -211,6 +241,7 @@ class _Sweep:
         self.launching: _Slot | None = None
         self.history_read = False
         self.retry_after: float | None = None
+        self.on_watch: Callable[[WatchedRun], Any] | None = None
 
     def results(self) -> list[RunResult | None]:
         return [s.result for s in self.slots]
@@ -264,39 +295,21 @@ class _Sweep:
         slot.watched = WatchedRun(
             self.client, launched.run_id, launched=launched, policy=self.policy, clock=self.clock
         )
+        if self.on_watch is not None:
+            self.on_watch(slot.watched)
 
     def _poll(self) -> None:
         """One cycle: page through the job's active runs, settle the ones that left the list."""
-        seen: dict[int, dict[str, Any]] = {}
-        page_token: str | None = None
-        while True:
-            page = self.client.list_runs(
-                self.info.job_id, active_only=True, limit=PAGE, page_token=page_token
-            )
-            self.retry_after = page.retry_after
-            for run in page.get("runs") or ():
-                if isinstance(run, dict) and str(run.get("run_id", "")).isdigit():
-                    seen[int(run["run_id"])] = run
-            page_token = page.get("next_page_token")
-            if not page_token or not page.get("runs"):
-                break
+        seen, self.retry_after = active_runs(self.client, self.info.job_id)
         if not self.history_read:
             self.history_read = True
-            history = self._read_history()
+            history = job_history(self.client, self.info.job_id)
             for slot in self.slots:
                 if slot.watched is not None:
                     slot.watched.share_history(history)
         for slot in self._active():
             assert slot.watched is not None
             slot.watched.poll(seen.get(slot.watched.run_id))  # absent from the list: one runs/get
-
-    def _read_history(self) -> Any:
-        try:
-            page = self.client.list_runs(self.info.job_id, completed_only=True, limit=PAGE)
-        except DatabricksError as exc:  # history only sharpens the pacing; never fail for it
-            log.debug("no history for job %s: %s", self.info.job_id, exc)
-            return None
-        return history_from_runs([r for r in page.get("runs") or () if isinstance(r, dict)])
 
     def _going(self, verb: str = "") -> str:
         """ "N runs (ids)", and the verb agreeing with N: "2 runs (7, 8) go on", "1 run (7) goes on"."""
