@@ -78,11 +78,13 @@ def show_end(progress: Any, exc: BaseException) -> None:
 
 
 def run_cell(session: NotebookSession, shell: Any, args: Any, cell: str | None) -> Any:
-    """``%%dbx_run``: one run (blocking or not), or a sweep with ``--foreach``."""
+    """``%%dbx_run``: one run (blocking, in the background or not watched), or a sweep with ``--foreach``."""
     from ..run.launch import Launch
     from ..run.watch import run_launch
+    from .background import background_cell, check_background, following
 
     with usage_errors():
+        check_background(args)
         params = cell_params(args.params, cell, session.namespace)
         if args.max_parallel is not None and not args.foreach:
             raise InvalidInput("--max-parallel goes with --foreach: add --foreach LIST, or leave it out.")
@@ -105,22 +107,31 @@ def run_cell(session: NotebookSession, shell: Any, args: Any, cell: str | None) 
     client = session.client(args.profile)
     if args.foreach:
         return _sweep(session, shell, client, args, sets)
+    if args.background:
+        return background_cell(session, shell, client, spec, args.out)
     if args.no_wait:
         return _launch_only(session, client, args, spec)
-    return watch_in_cell(
-        session,
-        shell,
-        args.out,
-        lambda progress: run_launch(
-            client, spec, on_update=progress, cancel_on_interrupt=args.cancel_on_interrupt, on_notice=print
-        ),
-        args.cancel_on_interrupt,
-    )
+    with following(session, client, args.out) as follow:  # on the board while the cell watches it
+        return watch_in_cell(
+            session,
+            shell,
+            args.out,
+            lambda progress: run_launch(
+                client,
+                spec,
+                on_update=progress,
+                cancel_on_interrupt=args.cancel_on_interrupt,
+                on_notice=print,
+                on_watch=follow,
+            ),
+            args.cancel_on_interrupt,
+        )
 
 
 def _launch_only(session: NotebookSession, client: Any, args: Any, spec: Any) -> None:
     """``--no-wait``: launch (or find the run going, with ``--if-running wait``) and say how to watch it."""
     from ..run.launch import adopt_or_launch
+    from .background import following
 
     adopted: list[bool] = []
 
@@ -132,10 +143,12 @@ def _launch_only(session: NotebookSession, client: Any, args: Any, spec: Any) ->
     with usage_errors():
         launched = session.settle(args.out, call)
     run_id = launched.run_id
+    with following(session, client, args.out) as follow:  # on the board, not watched
+        follow(launched)
     verb = "Found" if adopted[0] else "Started"
     print(
         f"{verb} run {run_id} of {launched.job_name or args.job!r}; it is in `{args.out}`. "
-        f"`%dbx_wait {run_id} --out {args.out}` watches it, `%dbx_cancel {run_id}` cancels it."
+        f"`%dbx_wait {args.out}` waits for it (run {run_id}), `%dbx_cancel {run_id}` cancels it."
     )
 
 
@@ -190,23 +203,10 @@ def repair_cell(session: NotebookSession, shell: Any, args: Any, cell: str | Non
 
 
 def wait_cell(session: NotebookSession, shell: Any, args: Any) -> RunResult:
-    """``%dbx_wait``: re-attach to a run and watch it to its end."""
-    from ..run.watch import wait_for_run
+    """``%dbx_wait NAME|RUN_ID``: wait for a run to its end (see :func:`.background.wait_cell`)."""
+    from .background import wait_cell as wait_in_session
 
-    client = session.client(args.profile)
-    return watch_in_cell(
-        session,
-        shell,
-        args.out,
-        lambda progress: wait_for_run(
-            client,
-            args.run_id,
-            timeout=args.timeout,
-            on_update=progress,
-            cancel_on_interrupt=args.cancel_on_interrupt,
-        ),
-        args.cancel_on_interrupt,
-    )
+    return wait_in_session(session, shell, args)
 
 
 def params_cell(session: NotebookSession, args: Any) -> Any:
@@ -222,10 +222,11 @@ def _sweep(
     session: NotebookSession, shell: Any, client: Any, args: Any, sets: list[dict[str, Any]]
 ) -> list[RunResult]:
     from ..run.sweep import SweepFailed, run_many
+    from .background import following
     from .display import sweep_display
 
     progress = sweep_display(shell, sets)
-    with usage_errors():
+    with usage_errors(), following(session, client, None, source="sweep") as follow:
         results = session.settle(
             args.out,
             lambda: run_many(
@@ -238,6 +239,7 @@ def _sweep(
                 on_update=progress,
                 cancel_on_interrupt=args.cancel_on_interrupt,
                 allow_unknown_params=args.allow_unknown_params,
+                on_watch=follow,
             ),
         )
     failed = [(i, r) for i, r in enumerate(results) if not r.ok]

@@ -13,7 +13,7 @@ import html
 import re
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
@@ -22,11 +22,15 @@ from ..errors import MAY_HAVE_STARTED, NOTEBOOK, DatabricksError, InvalidInput, 
 from ..run.declared import Declarations, Declared
 from ..run.launch import Launch, job_info
 from ..run.models import RunResult
-from ..run.watch import WatchedRun, run_launch
+from ..run.watch import WatchedRun
 from .args import out_name
 from .faces import show_end
 from .session import NotebookSession
 from .widgets import ProgressWidget
+
+if TYPE_CHECKING:
+    from ..run.background import RunHandle
+    from ..run.repair import Repair
 
 __all__ = ["ParamRow", "RunForm"]
 
@@ -198,7 +202,7 @@ class RunForm:
         self._client = client  # None: the session's current one (after %dbx_sandbox, the new sandbox's)
         self.result: RunResult | None = None
         self.error: BaseException | None = None
-        self.watched: WatchedRun | None = None
+        self.watched: WatchedRun | RunHandle | None = None
         self._done = threading.Event()
         self._done.set()
         self._thread: threading.Thread | None = None
@@ -408,22 +412,15 @@ class RunForm:
             self.error = exc
             self._say(str(exc), "danger")
             return
+        self._announce_here()
         self._begin(
-            lambda progress: run_launch(
-                self.client,
-                spec,
-                on_update=self._showing(progress),
-                on_watch=self._attach,
-                on_notice=self._notice,
-            ),
-            out,
-            f"Launching {spec.job}…",
+            lambda progress: self._launch_and_wait(spec, out, progress), out, f"Launching {spec.job}…"
         )
 
     def repair(self, tasks: str | Iterable[str] | None = None) -> None:
         """Repair the form's last run, as its Repair button does: rerun its failed tasks and the tasks
         after them (or ``tasks``) with the form's parameters; watched like a run, in a worker thread."""
-        from ..run.repair import Repair, run_repair
+        from ..run.repair import Repair
 
         if self.running:
             self._say(f"Run {self.run_id or ''} is still going: wait for it or cancel it first.", "warning")
@@ -437,12 +434,9 @@ class RunForm:
             self.error = exc
             self._say(str(exc), "danger")
             return
+        self._announce_here()
         self._begin(
-            lambda progress: run_repair(
-                self.client, spec, on_update=self._showing(progress), on_watch=self._attach
-            ),
-            out,
-            f"Repairing run {spec.run_id}…",
+            lambda progress: self._repair_and_wait(spec, out, progress), out, f"Repairing run {spec.run_id}…"
         )
 
     def _begin(self, call: Callable[[ProgressWidget], RunResult], out: str, text: str) -> None:
@@ -468,9 +462,46 @@ class RunForm:
 
         return update
 
-    def _attach(self, watched: WatchedRun) -> None:
+    def _attach(self, watched: WatchedRun | RunHandle) -> None:
         self.watched = watched
         self.cancel_button.disabled = False
+
+    def _announce_here(self) -> None:
+        """Make the session's notice channel now, on the kernel's thread (in a notebook only: the
+        form's own status says the end elsewhere)."""
+        from IPython import get_ipython
+
+        from .background import notices
+        from .display import has_widget_frontend
+
+        shell = get_ipython()
+        if has_widget_frontend(shell):
+            notices(self.session, shell)
+
+    def _launch_and_wait(self, spec: Launch, out: str, progress: ProgressWidget) -> RunResult:
+        """Launch through the session's background watcher (so the run is on ``%dbx_runs`` and its end
+        is announced), and wait for it in the form's worker thread."""
+        from .background import form_launch
+
+        handle = form_launch(
+            self.session, self.client, spec, self._showing(progress), out, on_notice=self._notice
+        )
+        self._attach(handle)
+        return handle.wait(raise_on_failure=False)
+
+    def _repair_and_wait(self, spec: Repair, out: str, progress: ProgressWidget) -> RunResult:
+        """Repair and watch the repair in the worker thread, listed on the session's board meanwhile."""
+        from ..run.repair import run_repair
+        from .background import following
+
+        client = self.client
+
+        def attach(watched: WatchedRun) -> None:
+            follow(watched)
+            self._attach(watched)
+
+        with following(self.session, client, out, source="repair") as follow:
+            return run_repair(client, spec, on_update=self._showing(progress), on_watch=attach)
 
     def _work(self, call: Callable[[ProgressWidget], RunResult], out: str, progress: ProgressWidget) -> None:
         try:

@@ -33,12 +33,22 @@ from .session import NotebookSession
 
 __all__ = ["DbxMagics", "load", "unload"]
 
-MAGIC_NAMES = ("dbx_run", "dbx_wait", "dbx_cancel", "dbx_sandbox", "dbx_form", "dbx_repair", "dbx_params")
+MAGIC_NAMES = (
+    "dbx_run",
+    "dbx_wait",
+    "dbx_cancel",
+    "dbx_runs",
+    "dbx_sandbox",
+    "dbx_form",
+    "dbx_repair",
+    "dbx_params",
+)
 
 
 @magics_class
 class DbxMagics(Magics):
-    """``%%dbx_run``, ``%dbx_wait``, ``%dbx_cancel``, ``%%dbx_repair``, ``%dbx_sandbox``, ``%dbx_form``, ``%dbx_params``.
+    """``%%dbx_run``, ``%dbx_wait``, ``%dbx_cancel``, ``%dbx_runs``, ``%%dbx_repair``, ``%dbx_sandbox``,
+    ``%dbx_form``, ``%dbx_params``.
 
     Args:
         shell: The IPython shell.
@@ -66,6 +76,11 @@ class DbxMagics(Magics):
     @argument("--profile", default=None, help="~/.databrickscfg profile to use")
     @argument("--timeout", type=seconds, default=None, help="seconds to wait; the run goes on after")
     @argument("--no-wait", action="store_true", help="launch and return at once with the run id")
+    @argument(
+        "--background",
+        action="store_true",
+        help="return at once and keep watching: --out holds a live handle, then the RunResult",
+    )
     @argument(
         "--idempotency-token",
         type=token,
@@ -123,6 +138,9 @@ class DbxMagics(Magics):
 
             %dbx_run "nightly report" --no-wait
 
+            %%dbx_run train-model --background --out model     # returns at once
+            epochs = 5
+
             %%dbx_run train-model --foreach grid --out runs
             epochs = 5
 
@@ -136,19 +154,58 @@ class DbxMagics(Magics):
         return run_cell(self.session, self.shell, args, cell)
 
     @magic_arguments()
-    @argument("run_id", type=run_ref, help="the run to watch")
-    @argument("--out", type=out_name, default="dbx_result", help="variable for the RunResult")
+    @argument(
+        "target",
+        type=run_or_name,
+        metavar="NAME|RUN_ID",
+        help="the name holding a run (from --background or --no-wait), or a run id",
+    )
+    @argument(
+        "--out",
+        type=out_name,
+        default=None,
+        help="variable for the RunResult (default: NAME itself, else the run's own name, else dbx_result)",
+    )
     @argument("--profile", default=None)
     @argument("--timeout", type=seconds, default=None)
     @argument("--cancel-on-interrupt", action="store_true")
     @line_magic
     def dbx_wait(self, line: str) -> Any:
-        """Re-attach to a run (after --no-wait, an interrupt or a kernel restart) and wait for it."""
+        """Wait for a run to end: ``%dbx_wait NAME`` (the ``--out`` name of a ``--background`` or
+        ``--no-wait`` run) or ``%dbx_wait RUN_ID`` (after an interrupt or a kernel restart, too).
+
+        The result goes under the same name; a run that did not succeed fails the cell. A timeout
+        or an interrupt stops the waiting only: the run stays watched in the background."""
         from .faces import wait_cell
 
         with usage_errors():
             self.session.refuse_secrets(line)
         return wait_cell(self.session, self.shell, parse(self.dbx_wait, line))
+
+    @magic_arguments()
+    @argument(
+        "--active",
+        action="store_true",
+        help="also list the active runs of the session's jobs that this kernel does not watch",
+    )
+    @argument(
+        "--job",
+        type=job_ref,
+        action="append",
+        default=None,
+        help="a job whose active runs to list too (id or quoted name; repeat for more)",
+    )
+    @argument("--profile", default=None)
+    @line_magic
+    def dbx_runs(self, line: str) -> Any:
+        """The board of this session's runs (from magics, forms, sweeps and Python): job, run link,
+        state, elapsed, ETA, result, with Cancel, Watch and Repair; ``--active`` adds the other active
+        runs of the jobs the session touched (after a kernel restart, say). A text table in a terminal."""
+        from .background import runs_cell
+
+        with usage_errors():
+            self.session.refuse_secrets(line)
+        return runs_cell(self.session, self.shell, parse(self.dbx_runs, line))
 
     @magic_arguments()
     @argument("run", type=run_or_name, help="the run id, or the variable holding the run (its --out name)")
@@ -251,7 +308,8 @@ class DbxMagics(Magics):
         return params_cell(self.session, parse(self.dbx_params, line))
 
     def stop(self) -> None:
-        """Stop what the magics started (the sandbox)."""
+        """Stop what the magics started (the background watching, the sandbox)."""
+        self.session.shutdown()
         self.session.stop_sandbox()
 
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ..api.client import DatabricksClient
     from ..api.config import Config
     from ..api.ratelimit import RateLimiter
+    from ..run.background import RunHandle, Watcher
 
 __all__ = ["NotebookSession", "refuse_secrets"]
 
@@ -69,6 +70,13 @@ class NotebookSession:
         self._clients: dict[Config, DatabricksClient] = {}
         self._limiter: RateLimiter | None = None
         self.secrets: set[str] = set()
+        self.notices: Any = None
+        """Where the end of a background run is announced (``notebook.notices``), once one ran."""
+        self.names: dict[int, str] = {}
+        """The variable each run was published under, by run id (so ``%dbx_wait RUN_ID`` finds it)."""
+        self._watcher: Watcher | None = None
+        self._watchers: list[Watcher] = []
+        self._shut = False
 
     def __repr__(self) -> str:
         where = f"sandbox at {self.sandbox.url}" if self.sandbox is not None else "configured workspace"
@@ -83,6 +91,70 @@ class NotebookSession:
             self._limiter = RateLimiter(clock=self.clock)
         return self._limiter
 
+    # -- background runs -------------------------------------------------------------------------
+    @property
+    def watcher(self) -> Watcher:
+        """The watcher that polls this session's background runs, on the session's clock (its clients
+        carry it as ``client.watcher``)."""
+        if self._watcher is None:
+            from ..run.background import Watcher
+
+            self._watcher = Watcher(self.clock)
+            self.watch_over(self._watcher)
+        return self._watcher
+
+    def watcher_for(self, client: DatabricksClient) -> Watcher:
+        """The watcher for a client's runs: the session's when the client has none of its own yet
+        and runs on the session's clock, else the client's own; either way its runs end up on this
+        session's board and in its notices."""
+        from ..run.background import watcher_of
+
+        if client.watcher is None and client.clock is self.clock:
+            client.watcher = self.watcher
+        watcher = watcher_of(client)
+        self.watch_over(watcher)
+        return watcher
+
+    def watch_over(self, watcher: Watcher) -> None:
+        """List a watcher's runs on this session's board, and publish and announce their ends."""
+        if any(w is watcher for w in self._watchers):
+            return
+        self._watchers.append(watcher)
+        watcher.add_listener(self._settled)
+
+    def _settled(self, handle: RunHandle) -> None:
+        from .background import settled
+
+        settled(self, handle)
+
+    @property
+    def handles(self) -> list[RunHandle]:
+        """Every run this session knows of (from magics, forms, sweeps and Python), oldest first."""
+        found = [h for w in self._watchers for h in w.handles]
+        return sorted(found, key=lambda h: h.started_wall)
+
+    def find_handles(self) -> None:
+        """Take in the watchers of run handles the notebook holds (``start_background`` from Python
+        with a client of its own): their runs join the board and their ends are announced."""
+        from ..run.background import RunHandle
+
+        for value in list(self.namespace.values()):
+            items = value if isinstance(value, list | tuple) and len(value) <= 1000 else (value,)
+            for item in items:
+                if isinstance(item, RunHandle):
+                    self.watch_over(item.watcher)
+
+    def shutdown(self) -> None:
+        """Stop watching (the kernel is going): the runs that go on are named in the log and printed."""
+        if self._shut:
+            return
+        self._shut = True
+        from ..run.background import going_on
+
+        going = [h for w in self._watchers for h in w.shutdown()]
+        if going:
+            print(going_on(going), flush=True)
+
     # -- clients ---------------------------------------------------------------------------------
     def client(self, profile: str | None = None) -> DatabricksClient:
         """The client to use: the sandbox's after ``%dbx_sandbox`` (unless a profile is named), else
@@ -96,9 +168,9 @@ class NotebookSession:
         if config not in self._clients:
             if config.token:
                 self.secrets.add(config.token)
-            self._clients[config] = DatabricksClient.from_config(
-                config=config, rate_limiter=self.limiter, clock=self.clock
-            )
+            client = DatabricksClient.from_config(config=config, rate_limiter=self.limiter, clock=self.clock)
+            client.watcher = self.watcher
+            self._clients[config] = client
         return self._clients[config]
 
     def start_sandbox(self, speed: float = 1.0, **options: Any) -> Any:
@@ -119,6 +191,7 @@ class NotebookSession:
         self._sandbox_client = DatabricksClient(
             sandbox.url, sandbox.token, rate_limiter=self.limiter, clock=self.clock
         )
+        self._sandbox_client.watcher = self.watcher
         return sandbox
 
     def stop_sandbox(self) -> None:

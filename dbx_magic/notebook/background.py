@@ -1,0 +1,344 @@
+"""The notebook side of background runs: ``--background``, ``%dbx_wait NAME|RUN_ID``, ``%dbx_runs``,
+the form's launches, and what happens when a run ends (its result published, a notice given).
+
+The session's watcher (:mod:`dbx_magic.run.background`) polls the runs on its own thread, so a cell
+returns at once and the kernel stays idle: the progress widget goes on updating from that thread and
+its buttons, and the board's, get their clicks. When a run ends, the variable that holds its handle
+gets the final RunResult (only while it still holds that handle: a name the user reassigned is left
+alone), and a notice is given outside the cell (:mod:`dbx_magic.notebook.notices`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from ..errors import InvalidInput, RunInterrupted, WaitTimeout
+from ..run.background import RunHandle
+from ..run.models import RunResult
+from .args import usage_errors
+from .display import has_widget_frontend
+from .session import NotebookSession
+
+if TYPE_CHECKING:
+    from ..api.client import DatabricksClient
+    from ..run.launch import Launch
+
+__all__ = [
+    "background_cell",
+    "check_background",
+    "following",
+    "form_launch",
+    "notices",
+    "runs_cell",
+    "settled",
+    "wait_cell",
+]
+
+
+def notices(session: NotebookSession, shell: Any = None) -> Any:
+    """The session's notice channel, made on first use (on the kernel's thread, in a cell)."""
+    if session.notices is None:
+        from .notices import Notices
+
+        session.notices = Notices(page=has_widget_frontend(shell))
+    return session.notices
+
+
+def settled(session: NotebookSession, handle: RunHandle) -> None:
+    """A run of the session ended (or its watching stopped): publish it under its name, announce it."""
+    if handle.done and handle.out and session.namespace.get(handle.out) is handle:
+        session.publish(handle.out, handle.result)
+    if handle.notify and session.notices is not None:
+        session.notices.announce(handle)
+
+
+def own(session: NotebookSession, handle: RunHandle, out: str | None = None) -> RunHandle:
+    """The handle's end goes under ``out`` (and ``%dbx_wait RUN_ID`` finds that name)."""
+    if out is not None:
+        handle.out = out
+        session.names[handle.run_id] = out
+    return handle
+
+
+@contextlib.contextmanager
+def following(
+    session: NotebookSession, client: DatabricksClient, out: str | None, source: str = "magic"
+) -> Iterator[Callable[[Any], RunHandle]]:
+    """Runs a cell, a sweep or a form watches itself, listed on the board while it does; when the
+    block ends, those not finished are shown as not watched (the board's Watch, or ``%dbx_wait``,
+    goes on).
+
+    Yields ``follow(watched_or_launched)``: give it a WatchedRun, or a just-launched RunResult.
+    """
+    from ..run.watch import WatchedRun
+
+    handles: list[RunHandle] = []
+    watcher = session.watcher_for(client)
+
+    def follow(run: Any) -> RunHandle:
+        watched = run if isinstance(run, WatchedRun) else WatchedRun(client, run.run_id, launched=run)
+        kind = source if isinstance(run, WatchedRun) else "no-wait"
+        handle = watcher.follow(client, watched, source=kind, notify=source in ("form", "repair"))
+        handles.append(own(session, handle, out))
+        return handle
+
+    try:
+        yield follow
+    finally:
+        for handle in handles:
+            handle.stop_following()
+
+
+# -- %%dbx_run --background ---------------------------------------------------------------------------
+
+
+def check_background(args: Any) -> None:
+    """The flags ``--background`` cannot go with, judged before anything is sent."""
+    if not args.background:
+        return
+    if args.foreach:
+        raise InvalidInput(
+            "--background runs one job in the background, and --foreach waits for its runs to show their "
+            "summary: leave out one of them."
+        )
+    if args.no_wait:
+        raise InvalidInput(
+            "--background and --no-wait both return at once (--background keeps watching the run, --no-wait "
+            "does not): pick one."
+        )
+    if args.timeout is not None:
+        raise InvalidInput(
+            "--timeout limits the waiting, and --background does not wait: leave it out "
+            "(`%dbx_wait NAME --timeout S` waits with one)."
+        )
+    if args.cancel_on_interrupt:
+        raise InvalidInput(
+            "--cancel-on-interrupt is for a run that blocks the cell; an interrupt never stops a background "
+            "run: leave it out (its Cancel button, `%dbx_runs` or `%dbx_cancel RUN_ID` cancel it)."
+        )
+
+
+def background_cell(
+    session: NotebookSession, shell: Any, client: DatabricksClient, spec: Launch, out: str
+) -> None:
+    """Launch the run, put its handle under ``out`` and return; the watcher does the rest."""
+    from ..run.background import launch_background
+
+    holder: list[RunHandle] = []
+    progress = _progress(shell, lambda: holder[0].cancel() if holder else None)
+    channel = notices(session, shell)
+    try:
+        with usage_errors():  # a job name that matches nothing, say
+            handle = launch_background(
+                client,
+                spec,
+                watcher=session.watcher_for(client),
+                on_update=progress,
+                on_notice=print,
+                source="magic",
+                notify=True,
+            )
+    except BaseException as exc:
+        from .faces import show_end
+
+        if progress is not None:
+            show_end(progress, exc)
+        raise
+    holder.append(handle)
+    own(session, handle, out)
+    session.publish(out, handle)
+    channel.show_channel()
+    name = handle.job_name or spec.job
+    print(
+        f"Run {handle.run_id} of {name!r} goes on in the background: `{out}` holds its handle now and its "
+        f"RunResult when it ends. `%dbx_wait {out}` waits for it, `%dbx_runs` lists this session's runs."
+    )
+
+
+def _progress(shell: Any, cancel: Any) -> Any:
+    """A progress widget with a working Cancel, shown in the cell (None in a terminal: no lines
+    printed from a thread over what the user types; the notice line says the end)."""
+    if not has_widget_frontend(shell):
+        return None
+    from IPython.display import display
+
+    from .widgets import ProgressWidget
+
+    widget = ProgressWidget(cancel=cancel)
+    widget.hint.value = "<small>In the background: keep working; a notice comes when it ends.</small>"
+    display(widget.widget)
+    return widget
+
+
+# -- the form -----------------------------------------------------------------------------------------
+
+
+def form_launch(
+    session: NotebookSession,
+    client: DatabricksClient,
+    spec: Launch,
+    progress: Any,
+    out: str,
+    on_notice: Callable[[str], Any] | None = None,
+) -> RunHandle:
+    """The form's launch: one more background run of the session (on its board, announced at the end)."""
+    from ..run.background import launch_background
+
+    handle = launch_background(
+        client,
+        spec,
+        watcher=session.watcher_for(client),
+        on_update=progress,
+        on_notice=on_notice,
+        source="form",
+    )
+    return own(session, handle, out)
+
+
+# -- %dbx_wait ----------------------------------------------------------------------------------------
+
+
+def _holds(value: Any) -> int | None:
+    """The run id a namespace value holds (a handle or a RunResult), else None."""
+    if isinstance(value, RunHandle | RunResult):
+        return value.run_id
+    return None
+
+
+def wait_target(
+    session: NotebookSession, client: DatabricksClient, target: int | str, out: str | None
+) -> tuple[RunHandle, str]:
+    """The handle ``%dbx_wait`` waits on, and the name its result goes under.
+
+    Raises:
+        InvalidInput: a name that holds no run (nothing is sent).
+    """
+    if isinstance(target, str):
+        value = session.namespace.get(target)
+        if isinstance(value, RunHandle):
+            session.watch_over(value.watcher)
+            return value, out or target
+        run_id = _holds(value)
+        if run_id is None:
+            what = (
+                "is not defined"
+                if target not in session.namespace
+                else f"holds a {type(value).__name__}, not a run"
+            )
+            raise InvalidInput(
+                f"`{target}` {what}: give a run id, or the name that `%%dbx_run --background` or `--no-wait` "
+                "put a run in."
+            )
+        client = getattr(value, "client", None) or client
+        return _handle(session, client, run_id), out or target
+    remembered = session.names.get(target)
+    if out is None and remembered and _holds(session.namespace.get(remembered)) == target:
+        out = remembered
+    return _handle(session, client, target), out or "dbx_result"
+
+
+def _handle(session: NotebookSession, client: DatabricksClient, run_id: int) -> RunHandle:
+    """The session's live handle of that run, else a new one watching it."""
+    for handle in reversed(session.handles):
+        if handle.run_id == run_id and handle.client is client and not handle.done:
+            return handle
+    return session.watcher_for(client).watch(client, run_id, source="wait", notify=False)
+
+
+def wait_cell(session: NotebookSession, shell: Any, args: Any) -> RunResult:
+    """``%dbx_wait NAME|RUN_ID``: wait for the run to end, publish it under the same name, and fail
+    the cell when it did not succeed. A timeout or an interrupt leaves it watched in the background."""
+    from .faces import watch_in_cell
+
+    client = session.client(args.profile)
+    with usage_errors():
+        handle, out = wait_target(session, client, args.target, args.out)
+    own(session, handle, out)
+
+    def call(progress: Any) -> RunResult:
+        handle.add_listener(progress)
+        try:
+            progress(handle.result)
+            return handle.wait(
+                args.timeout, raise_on_failure=False, cancel_on_interrupt=args.cancel_on_interrupt
+            )
+        finally:
+            handle.remove_listener(progress)
+
+    try:
+        return watch_in_cell(session, shell, out, call, args.cancel_on_interrupt)
+    except (WaitTimeout, RunInterrupted) as exc:
+        if not handle.done and handle.watching:  # goes on in the background: the name gets its end
+            handle.notify = True
+            notices(session, shell)
+            session.publish(out, handle)
+        raise exc
+
+
+# -- %dbx_runs ----------------------------------------------------------------------------------------
+
+
+def touched_jobs(session: NotebookSession) -> list[tuple[DatabricksClient, int]]:
+    """The (client, job) pairs of the session's runs, in the order first seen."""
+    seen: dict[tuple[int, int], tuple[DatabricksClient, int]] = {}
+    for handle in session.handles:
+        if handle.job_id is not None:
+            seen.setdefault((id(handle.client), handle.job_id), (handle.client, handle.job_id))
+    return list(seen.values())
+
+
+def find_active(session: NotebookSession, client: DatabricksClient, jobs: list[int | str]) -> list[RunHandle]:
+    """The active runs of the touched jobs (and of ``jobs``) that this kernel does not watch, as
+    handles not yet watched (the board's Watch, or ``%dbx_wait RUN_ID``, watches one)."""
+    from ..run.launch import resolve_job
+    from ..run.sweep import active_runs
+
+    pairs = touched_jobs(session)
+    for job in jobs:
+        job_id = resolve_job(client, job)
+        if all(j != job_id or c is not client for c, j in pairs):
+            pairs.append((client, job_id))
+    known = {(id(h.client), h.run_id) for h in session.handles if not h.done}
+    found = []
+    for job_client, job_id in pairs:
+        seen, _retry = active_runs(job_client, job_id)
+        for run_id, run in seen.items():
+            if (id(job_client), run_id) not in known:
+                run.setdefault("job_id", job_id)
+                found.append(session.watcher_for(job_client).adopt(job_client, run))
+    return found
+
+
+def runs_cell(session: NotebookSession, shell: Any, args: Any) -> Any:
+    """``%dbx_runs [--active]``: the board of the session's runs (a widget, or a table in a terminal)."""
+    session.find_handles()
+    found: list[RunHandle] = []
+    if args.active or args.job:
+        client = session.client(args.profile)
+        with usage_errors():
+            found = find_active(session, client, list(args.job or ()))
+    if has_widget_frontend(shell):
+        from .board import RunBoard
+
+        board = RunBoard(session)
+        if args.active or args.job:
+            board.message.value = _found_text(found, html=True)
+        return board
+    from .board import text_board
+
+    print(text_board(session.handles, session.clock.wall()))
+    if args.active or args.job:
+        print(_found_text(found, html=False))
+    return None
+
+
+def _found_text(found: list[RunHandle], *, html: bool) -> str:
+    if not found:
+        text = "No other active runs of these jobs."
+    else:
+        ids = ", ".join(str(h.run_id) for h in found)
+        text = f"{len(found)} active run{'s' if len(found) != 1 else ''} not watched by this kernel ({ids}): "
+        text += "Watch on its row watches it." if html else "`%dbx_wait RUN_ID` waits for one."
+    return f"<small>{text}</small>" if html else text

@@ -1,0 +1,315 @@
+"""The session's run board (``%dbx_runs``): every run of this kernel, live, with Cancel and Watch.
+
+``describe_board`` turns the session's handles into rows (pure); :class:`RunBoard` renders them as a
+widget that refreshes itself from a small timer thread (its buttons get their clicks because the kernel
+is idle between cells), ``text_board`` as a table for terminals. Each row has Cancel (a run going),
+Watch (a run no one polls) and Repair (a run that ended without success).
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from ..run.background import FOLLOWING, STOPPED, RunHandle
+from .progress import DANGER, INFO, SUCCESS, WARNING, describe, format_duration
+from .session import NotebookSession
+
+__all__ = ["BoardRow", "RunBoard", "describe_board", "text_board"]
+
+_COLOURS = {INFO: "#1565c0", SUCCESS: "#2e7d32", DANGER: "#c62828", WARNING: "#ef6c00"}
+
+
+@dataclass(frozen=True)
+class BoardRow:
+    """One run on the board, as shown (``key``: the handle's identity; two workspaces may share a run id)."""
+
+    key: int
+    run_id: int
+    job: str
+    url: str | None
+    state: str
+    colour: str
+    elapsed: float | None
+    eta: str
+    result: str
+    source: str
+    watched: str
+    can_cancel: bool
+    can_watch: bool
+    can_repair: bool
+
+
+def _elapsed(handle: RunHandle, now_wall: float) -> float:
+    result = handle.result
+    if result.start_time:
+        end = result.end_time / 1000 if (result.finished and result.end_time) else now_wall
+        return max(0.0, end - result.start_time / 1000)
+    return max(0.0, now_wall - handle.started_wall)
+
+
+def _verdict(handle: RunHandle) -> str:
+    from .notices import one_line_reason
+
+    result = handle.result
+    if result.finished:
+        state = result.result_state or result.life_cycle_state or "UNKNOWN"
+        reason = "" if result.ok else one_line_reason(result)
+        return f"{state}: {reason[:100]}" if reason else state
+    if handle.error is not None:
+        return f"watching stopped: {handle.error.message[:100]}"
+    return ""
+
+
+def describe_board(handles: list[RunHandle], now_wall: float) -> list[BoardRow]:
+    """The board's rows, newest run first (pure: same handles, same time, same rows)."""
+    rows = []
+    for handle in sorted(handles, key=lambda h: h.started_wall, reverse=True):
+        result = handle.result
+        elapsed = _elapsed(handle, now_wall)
+        view = describe(result, elapsed)
+        eta = ""
+        if not result.finished and view.eta is not None:
+            eta = "overrunning" if view.overrun else f"~{format_duration(view.eta)}"
+        mode = handle.mode
+        watched = (
+            "done"
+            if result.finished
+            else {STOPPED: "not watched", FOLLOWING: "in its cell"}.get(mode, "watched")
+        )
+        rows.append(
+            BoardRow(
+                key=id(handle),
+                run_id=handle.run_id,
+                job=result.job_name or (str(result.job_id) if result.job_id else "?"),
+                url=result.run_page_url,
+                state=view.state,
+                colour=view.colour,
+                elapsed=elapsed,
+                eta=eta,
+                result=_verdict(handle),
+                source=handle.source,
+                watched=watched,
+                can_cancel=not result.finished,
+                can_watch=not result.finished and mode == STOPPED,
+                can_repair=result.finished and not result.ok and handle.client is not None,
+            )
+        )
+    return rows
+
+
+def text_board(handles: list[RunHandle], now_wall: float) -> str:
+    """The board as a plain-text table (for terminals)."""
+    rows = describe_board(handles, now_wall)
+    if not rows:
+        return "No runs in this session yet: `%%dbx_run JOB --background` starts one."
+    table = [("job", "run", "state", "elapsed", "eta", "watched", "result")]
+    for row in rows:
+        table.append(
+            (
+                row.job,
+                str(row.run_id),
+                row.state,
+                format_duration(row.elapsed),
+                row.eta,
+                row.watched,
+                row.result,
+            )
+        )
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]) - 1)]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1] for r in table
+    ]
+    links = [f"  run {row.run_id}: {row.url}" for row in rows if row.url]
+    return "\n".join([line.rstrip() for line in lines] + links)
+
+
+def _badge(state: str, colour: str) -> str:
+    return (
+        f'<span class="dbx-state-badge" style="background:{_COLOURS[colour]};color:white;'
+        f'padding:1px 8px;border-radius:8px;font-weight:bold">{html.escape(state)}</span>'
+    )
+
+
+_WIDTHS = ("140px", "70px", "130px", "60px", "70px", "90px", "190px")
+
+
+class _Row:
+    """The widgets of one board row, updated in place."""
+
+    def __init__(self, board: RunBoard, handle: RunHandle) -> None:
+        import ipywidgets as widgets
+
+        self.handle = handle
+        self.cells = [widgets.HTML(layout=widgets.Layout(width=w)) for w in _WIDTHS]
+        for name, cell in zip(
+            ("job", "run", "state", "elapsed", "eta", "watched", "result"), self.cells, strict=True
+        ):
+            cell.add_class(f"dbx-board-{name}")
+        self.cancel = widgets.Button(
+            description="Cancel", button_style=DANGER, icon="stop", layout=widgets.Layout(width="90px")
+        )
+        self.cancel.add_class("dbx-board-cancel")
+        self.cancel.on_click(lambda _b: board._act(self, "cancel"))
+        self.watch = widgets.Button(
+            description="Watch", button_style=INFO, icon="eye", layout=widgets.Layout(width="90px")
+        )
+        self.watch.add_class("dbx-board-watch")
+        self.watch.on_click(lambda _b: board._act(self, "watch"))
+        self.repair = widgets.Button(
+            description="Repair", button_style=WARNING, icon="wrench", layout=widgets.Layout(width="90px")
+        )
+        self.repair.add_class("dbx-board-repair")
+        self.repair.tooltip = "rerun the failed tasks and the tasks after them"
+        self.repair.on_click(lambda _b: board._act(self, "repair"))
+        self.actions = widgets.HBox([self.cancel, self.watch, self.repair])
+        self.actions.add_class("dbx-board-actions")
+        self.box = widgets.HBox([*self.cells, self.actions])
+        self.box.add_class("dbx-board-row")
+        self.box.add_class(f"dbx-board-run-{handle.run_id}")
+
+    def show(self, row: BoardRow) -> None:
+        link = (
+            f'<a class="dbx-run-link" href="{html.escape(row.url)}" target="_blank" rel="noopener">{row.run_id}</a>'
+            if row.url
+            else str(row.run_id)
+        )
+        values = [
+            html.escape(row.job),
+            link,
+            _badge(row.state, row.colour),
+            format_duration(row.elapsed),
+            html.escape(row.eta),
+            html.escape(row.watched),
+            f"<small>{html.escape(row.result)}</small>",
+        ]
+        for cell, value in zip(self.cells, values, strict=True):
+            if cell.value != value:
+                cell.value = value
+        self.cancel.layout.display = None if row.can_cancel else "none"
+        self.watch.layout.display = None if row.can_watch else "none"
+        self.repair.layout.display = None if row.can_repair else "none"
+
+
+class RunBoard:
+    """A live board of a session's runs: job, linked run id, state colour, elapsed, ETA, result, with
+    Cancel, Watch for runs no one polls, and Repair for runs that failed. ``widget`` is the box to display.
+
+    Args:
+        session: Whose runs to show (new ones get a row as they appear).
+        tick: Seconds between refreshes (real seconds: the board redraws on a timer thread).
+    """
+
+    def __init__(self, session: NotebookSession, *, tick: float = 1.0) -> None:
+        import ipywidgets as widgets
+
+        self.session = session
+        self._tick = tick
+        self._rows: dict[int, _Row] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        header = widgets.HBox(
+            [
+                widgets.HTML(f"<b>{name}</b>", layout=widgets.Layout(width=w))
+                for name, w in zip(
+                    ("job", "run", "state", "elapsed", "ETA", "watched", "result"), _WIDTHS, strict=True
+                )
+            ]
+        )
+        self.summary = widgets.HTML()
+        self.summary.add_class("dbx-board-summary")
+        self.message = widgets.HTML()
+        self.message.add_class("dbx-board-message")
+        self.body = widgets.VBox([])
+        self.widget = widgets.VBox([self.summary, header, self.body, self.message])
+        self.widget.add_class("dbx-board")
+        self.refresh()
+        self._thread = threading.Thread(target=self._loop, name="dbx-board", daemon=True)
+        self._thread.start()
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def __repr__(self) -> str:
+        return f"RunBoard({len(self._rows)} runs)"
+
+    def refresh(self) -> None:
+        """Show the runs as they are now (new runs get a row)."""
+        handles = self.session.handles
+        rows = describe_board(handles, self.session.clock.wall())
+        by_key = {id(h): h for h in handles}
+        with self._lock:
+            for row in rows:
+                if row.key not in self._rows:
+                    self._rows[row.key] = _Row(self, by_key[row.key])
+                self._rows[row.key].show(row)
+            order = tuple(self._rows[row.key].box for row in rows)
+            if tuple(self.body.children) != order:
+                self.body.children = order
+        going = sum(1 for r in rows if r.can_cancel)
+        text = f"{len(rows)} run{'s' if len(rows) != 1 else ''} in this session · {going} going"
+        self.summary.value = f"<b>{html.escape(text)}</b>"
+
+    def close(self) -> None:
+        """Stop refreshing (the board stays on screen as last drawn)."""
+        self._stop.set()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._tick):
+            try:
+                self.refresh()
+            except Exception:  # a frontend gone: stop quietly
+                return
+
+    def _act(self, row: _Row, action: str) -> None:
+        handle = row.handle
+        button = getattr(row, action)
+        button.disabled = True
+        try:
+            if action == "cancel":
+                handle.cancel()
+                self._say(f"Asked the workspace to cancel run {handle.run_id}…")
+            elif action == "watch":
+                handle.resume()
+                self._say(f"Watching run {handle.run_id} again.")
+            else:
+                self._repair(handle)
+        except Exception as exc:  # shown, never lost
+            self._say(f"{action.capitalize()} of run {handle.run_id} failed: {exc}")
+        finally:
+            button.disabled = False
+        self.refresh()
+
+    def _repair(self, handle: RunHandle) -> None:
+        """Repair the run in a worker thread (the kernel stays idle); the repair gets its own row."""
+        from ..run.repair import Repair
+
+        spec = Repair.check(
+            handle.result, None
+        )  # a run that cannot be repaired is refused here, nothing sent
+        self._say(f"Repairing run {handle.run_id}: its failed tasks and the tasks after them…")
+        threading.Thread(
+            target=self._repair_work, args=(handle, spec), name="dbx-board-repair", daemon=True
+        ).start()
+
+    def _repair_work(self, handle: RunHandle, spec: Any) -> None:
+        from ..errors import NOTEBOOK, DatabricksError, RunInterrupted
+        from ..run.repair import run_repair
+        from .background import following
+
+        out = handle.out or "dbx_result"
+        try:
+            with following(self.session, handle.client, out, source="repair") as follow:
+                result = self.session.settle(out, lambda: run_repair(handle.client, spec, on_watch=follow))
+            self._say(f"Run {result.run_id} repaired: {result.result_state}; the result is in `{out}`.")
+        except (DatabricksError, RunInterrupted) as exc:
+            self._say(exc.render(NOTEBOOK))
+        except Exception as exc:  # shown on the board, never lost in a thread
+            self._say(
+                f"Repairing run {handle.run_id} failed ({type(exc).__name__}: {exc}); please report it."
+            )
+
+    def _say(self, text: str) -> None:
+        self.message.value = f"<small>{html.escape(text)}</small>"
