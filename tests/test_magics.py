@@ -126,12 +126,13 @@ def test_no_wait_returns_at_once_then_wait_and_cancel(ip, sandbox, capsys):
     launched = ip.user_ns["bg"]
     assert launched.run_id and not launched.finished
     assert not any(r.path.endswith("/runs/get") for r in sandbox.requests)  # no polling
-    assert f"%dbx_wait {launched.run_id}" in capsys.readouterr().out
+    assert "`%dbx_wait bg` waits for it" in capsys.readouterr().out
     res = run(ip, f"%dbx_cancel {launched.run_id}")
     assert res.success, res.error_in_exec
-    res = run(ip, f"%dbx_wait {launched.run_id} --out bg")
+    ip.user_ns.pop("dbx_result", None)
+    res = run(ip, "%dbx_wait bg")  # the --no-wait name: the result goes under it, not dbx_result
     assert isinstance(res.error_in_exec, RunFailed)
-    assert ip.user_ns["bg"].result_state == "CANCELED"
+    assert ip.user_ns["bg"].result_state == "CANCELED" and "dbx_result" not in ip.user_ns
 
 
 def test_interrupt_stops_waiting_and_keeps_the_run(make_ip, capsys):
