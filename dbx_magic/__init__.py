@@ -34,8 +34,8 @@ if TYPE_CHECKING:
     from .api.ratelimit import RateLimiter
     from .clock import Clock, ManualClock
     from .notebook.form import RunForm
-    from .run.declared import Declarations, declared_params
     from .run.background import RunHandle, Watcher, start_background
+    from .run.declared import Declarations, declared_params
     from .run.launch import Launch, start_run
     from .run.models import RepairRecord, RunResult, TaskResult
     from .run.polling import PollPolicy

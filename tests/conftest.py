@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -105,6 +106,16 @@ def sandbox_client(sandbox: Sandbox, clock: ManualClock) -> DatabricksClient:
 def interrupt_main() -> None:
     """Deliver a real SIGINT to the main thread, as the kernel's interrupt does."""
     signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+
+def main_thread_waits(function: str = "_await") -> bool:
+    """True when the main thread is inside ``function`` (a handle's wait loop, by default)."""
+    frame = sys._current_frames().get(threading.main_thread().ident or 0)
+    while frame is not None:
+        if frame.f_code.co_name == function:
+            return True
+        frame = frame.f_back
+    return False
 
 
 class InterruptAt(ManualClock):

@@ -50,7 +50,11 @@ def settled(session: NotebookSession, handle: RunHandle) -> None:
     """A run of the session ended (or its watching stopped): publish it under its name, announce it."""
     if handle.done and handle.out and session.namespace.get(handle.out) is handle:
         session.publish(handle.out, handle.result)
-    if handle.notify and session.notices is not None:
+    if handle.notify:
+        if session.notices is None:  # a run from Python: the first end makes the channel
+            from IPython import get_ipython
+
+            notices(session, get_ipython())
         session.notices.announce(handle)
 
 

@@ -1,0 +1,258 @@
+"""``--background``, ``%dbx_wait NAME|RUN_ID`` and ``%dbx_runs`` in a real InteractiveShell, against the
+sandbox over loopback, with the session's watcher on its own thread (as in a terminal IPython)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+from dbx_magic import RunFailed, RunHandle, RunInterrupted, RunResult, WaitTimeout, start_background
+from dbx_magic.notebook.form import RunForm
+from dbx_magic.sandbox import Task
+
+from .conftest import interrupt_main, main_thread_waits
+
+
+@pytest.fixture(scope="module")
+def ip() -> Iterator[InteractiveShell]:
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "dbx_magic")
+    shell.run_line_magic("dbx_sandbox", "--speed 20")
+    yield shell
+    shell.run_line_magic("unload_ext", "dbx_magic")
+
+
+@pytest.fixture
+def sandbox(ip: InteractiveShell) -> Any:
+    sb = ip.magics_manager.registry["DbxMagics"].sandbox
+    if "slow-job" not in sb.jobs:
+        sb.add_job("slow-job", duration=600)  # 30 s at speed 20
+        echo = Task(
+            "main", "/Shared/echo", {"date": ""}, duration=30, notebook=lambda p: json.dumps(p)
+        )  # 1.5 s at speed 20
+        sb.add_job("ten-seconds", tasks=[echo])
+    sb.clear_requests()
+    return sb
+
+
+@pytest.fixture
+def session(ip: InteractiveShell) -> Any:
+    return ip.magics_manager.registry["DbxMagics"].session
+
+
+def run(ip: InteractiveShell, code: str) -> Any:
+    return ip.run_cell(code, store_history=False)
+
+
+def until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Wait for a condition (bounded): the watcher's thread makes it true."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def test_background_returns_at_once_and_the_name_gets_the_final_result(ip, sandbox, capsys):
+    res = run(ip, "%%dbx_run ten-seconds --background --out bg\ndate = 2026-11-01\n")
+    assert res.success, res.error_in_exec
+    handle = ip.user_ns["bg"]
+    assert isinstance(handle, RunHandle) and handle.run_id and not handle.done  # returned before the end
+    shown = capsys.readouterr().out
+    assert f"Run {handle.run_id} of 'ten-seconds' goes on in the background" in shown
+    assert "`%dbx_wait bg`" in shown
+    res = run(ip, "x = 1 + 1")  # the kernel is free meanwhile
+    assert res.success and ip.user_ns["x"] == 2 and not handle.done
+    until(lambda: isinstance(ip.user_ns["bg"], RunResult))
+    result = ip.user_ns["bg"]
+    assert result.ok and result.run_id == handle.run_id
+    assert json.loads(result.output) == {"date": "2026-11-01"}  # the task's output, as a blocking run has it
+
+
+def test_the_end_is_announced_once_in_the_terminal(ip, sandbox, session):
+    from dbx_magic.notebook.background import notices
+
+    channel = notices(session)
+    res = run(ip, "%%dbx_run flaky-ingest --background --out bad\nfail = true\n")
+    assert res.success, res.error_in_exec
+    handle = ip.user_ns["bad"]
+    until(lambda: any(n.run_id == handle.run_id for n in channel.sent))
+    notice = next(n for n in channel.sent if n.run_id == handle.run_id)
+    assert (
+        notice.level == "danger" and f"Run {handle.run_id}" in notice.title and "ended FAILED" in notice.title
+    )
+    assert "asked to fail" in notice.body and "`bad`" in notice.body
+    handle.wait(raise_on_failure=False)
+    assert len([n for n in session.notices.sent if n.run_id == handle.run_id]) == 1
+
+
+def test_wait_on_a_failed_background_run_fails_the_cell(ip, sandbox, capsys):
+    run(ip, "%%dbx_run flaky-ingest --background --out bad\nfail = true\n")
+    res = run(ip, "%dbx_wait bad")
+    assert isinstance(res.error_in_exec, RunFailed)
+    result = ip.user_ns["bad"]
+    assert isinstance(result, RunResult) and result.result_state == "FAILED"
+    shown = capsys.readouterr().out
+    assert "ended FAILED" in shown and "Traceback" not in shown
+
+
+def test_wait_on_a_background_run_publishes_under_the_same_name(ip, sandbox):
+    run(ip, "%dbx_run daily-sales-report --background --out later")
+    res = run(ip, "%dbx_wait later")
+    assert res.success, res.error_in_exec
+    assert isinstance(ip.user_ns["later"], RunResult) and ip.user_ns["later"].ok
+    assert res.result is ip.user_ns["later"]
+
+
+@pytest.mark.parametrize("how", ["name", "run id"])
+def test_no_wait_and_wait_use_the_same_name(ip, sandbox, how):
+    run(ip, "%dbx_run daily-sales-report --no-wait --out nw")
+    launched = ip.user_ns["nw"]
+    ip.user_ns.pop("dbx_result", None)
+    res = run(ip, "%dbx_wait nw" if how == "name" else f"%dbx_wait {launched.run_id}")
+    assert res.success, res.error_in_exec
+    assert ip.user_ns["nw"].finished and ip.user_ns["nw"].run_id == launched.run_id
+    assert "dbx_result" not in ip.user_ns
+
+
+def test_a_reassigned_name_is_left_alone(ip, sandbox):
+    run(ip, "%dbx_run daily-sales-report --background --out mine")
+    handle = ip.user_ns["mine"]
+    ip.user_ns["mine"] = "the user's own value"
+    handle.wait()
+    until(lambda: handle.done)
+    assert ip.user_ns["mine"] == "the user's own value"
+
+
+def interrupt_on_first_poll(handle: RunHandle, inside: str = "_await") -> None:
+    """The kernel's interrupt, delivered to the main thread after a poll of the run by the watcher's
+    thread, once the main thread is inside a wait (an event, not a timer; the wait is seen on the
+    main thread's stack, so the interrupt never lands before it)."""
+    fired = threading.Event()
+
+    def once(_result: Any) -> None:
+        if fired.is_set() or not main_thread_waits(inside):
+            return
+        fired.set()
+        interrupt_main()
+
+    handle.add_listener(once)
+
+
+def test_an_interrupt_stops_no_background_run(ip, sandbox):
+    run(ip, "%dbx_run ten-seconds --background --out bg10")
+    handle = ip.user_ns["bg10"]
+    interrupt_on_first_poll(handle, inside="user_sleeps")
+    res = run(
+        ip, "import threading\ndef user_sleeps():\n    threading.Event().wait(30)\nuser_sleeps()\n"
+    )  # a cell the user interrupts
+    assert isinstance(res.error_in_exec, KeyboardInterrupt)
+    assert handle.watching and not handle.done
+    handle.cancel()  # still watched after the interrupt: it sees the end, and the name gets it
+    until(lambda: isinstance(ip.user_ns["bg10"], RunResult))
+    assert ip.user_ns["bg10"].result_state == "CANCELED"
+
+
+def test_interrupting_a_wait_leaves_the_run_watched(ip, sandbox, capsys):
+    run(ip, "%dbx_run ten-seconds --background --out iw")
+    handle = ip.user_ns["iw"]
+    interrupt_on_first_poll(handle)
+    res = run(ip, "%dbx_wait iw")
+    assert isinstance(res.error_in_exec, RunInterrupted)
+    assert ip.user_ns["iw"] is handle and handle.watching
+    assert "still watched in the background" in capsys.readouterr().out
+    handle.cancel()
+    until(lambda: isinstance(ip.user_ns["iw"], RunResult))
+
+
+def test_a_wait_timeout_leaves_the_run_watched(ip, sandbox):
+    run(ip, "%dbx_run slow-job --no-wait --out tw")
+    res = run(ip, "%dbx_wait tw --timeout 0.3")
+    assert isinstance(res.error_in_exec, WaitTimeout)
+    handle = ip.user_ns["tw"]
+    assert isinstance(handle, RunHandle) and handle.watching
+    run(ip, f"%dbx_cancel {handle.run_id}")
+    until(lambda: isinstance(ip.user_ns["tw"], RunResult))
+    assert ip.user_ns["tw"].result_state == "CANCELED"
+
+
+def test_the_board_lists_runs_of_every_face(ip, sandbox, session, capsys):
+    run(ip, "%dbx_run daily-sales-report --out blocking")  # a blocking cell
+    run(ip, "grid = [{'date': '2026-11-01'}, {'date': '2026-11-02'}]")
+    run(ip, "%dbx_run daily-sales-report --foreach grid --out swept")  # a sweep
+    run(ip, "%dbx_run slow-job --background --out going")  # the magic's background
+    python = start_background(session.client(), "train-model", watcher=session.watcher)  # Python
+    form = RunForm(job="daily-sales-report", out="from_form", session=session)
+    form.run()
+    form.wait(30)
+    capsys.readouterr()
+    res = run(ip, "%dbx_runs")
+    assert res.success, res.error_in_exec
+    board = capsys.readouterr().out
+    ids = [
+        ip.user_ns["blocking"].run_id,
+        *(r.run_id for r in ip.user_ns["swept"]),
+        ip.user_ns["going"].run_id,
+        python.run_id,
+        form.run_id,
+    ]
+    for run_id in ids:
+        assert f" {run_id} " in board, (run_id, board)
+    assert "job" in board.splitlines()[0] and "state" in board.splitlines()[0]
+    going = next(line for line in board.splitlines() if f" {ip.user_ns['going'].run_id} " in line)
+    assert "slow-job" in going and "watched" in going
+    ip.user_ns["going"].cancel()
+    python.wait()
+
+
+def test_active_lists_runs_this_kernel_does_not_watch(ip, sandbox, session, capsys):
+    from dbx_magic import DatabricksClient, Watcher
+
+    other = Watcher()  # another kernel, as far as this one knows
+    client = DatabricksClient(sandbox.url, sandbox.token)
+    elsewhere = start_background(client, "slow-job", watcher=other)
+    until(lambda: elsewhere.state == "RUNNING")
+    run(ip, "%dbx_run slow-job --background --out mine2")  # the session touches slow-job
+    capsys.readouterr()
+    res = run(ip, "%dbx_runs --active")
+    assert res.success, res.error_in_exec
+    shown = capsys.readouterr().out
+    line = next(line for line in shown.splitlines() if f" {elsewhere.run_id} " in line)
+    assert "not watched" in line and "RUNNING" in line
+    assert "not watched by this kernel" in shown
+    adopted = next(
+        h for h in session.handles if h.run_id == elsewhere.run_id and h.watcher is session.watcher
+    )
+    assert adopted is not None and not adopted.watching
+    res = run(ip, f"%dbx_wait {elsewhere.run_id} --timeout 0.2")  # watch it again, from the board's list
+    assert isinstance(res.error_in_exec, WaitTimeout) and adopted.watching
+    for handle in (elsewhere, ip.user_ns["mine2"]):
+        handle.cancel()
+    other.shutdown()
+
+
+def test_python_runs_with_a_client_of_their_own_join_the_board_and_are_announced(
+    ip, sandbox, session, capsys
+):
+    # a user's own client, as the README's Python section makes one: its watcher is its own
+    run(
+        ip,
+        "from dbx_magic import DatabricksClient, start_background\n"
+        f"own = DatabricksClient({sandbox.url!r}, {sandbox.token!r})\n"
+        "mine_py = start_background(own, 'daily-sales-report', {'date': '2026-11-01'})",
+    )
+    handle = ip.user_ns["mine_py"]
+    assert handle.watcher is not session.watcher
+    capsys.readouterr()
+    res = run(ip, "%dbx_runs")
+    assert res.success, res.error_in_exec
+    assert f" {handle.run_id} " in capsys.readouterr().out
+    before = len(session.notices.sent) if session.notices is not None else 0
+    handle.wait()
+    until(lambda: session.notices is not None and len(session.notices.sent) > before)
+    assert any(n.run_id == handle.run_id and n.level == "success" for n in session.notices.sent)

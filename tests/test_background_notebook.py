@@ -1,0 +1,101 @@
+"""Background runs in a real kernel: a notebook executed by nbclient against the sandbox at speed 1."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+SETUP = (
+    "%dbx_sandbox --speed 1\n"
+    "from dbx_magic.sandbox import Task\n"
+    "sb = get_ipython().magics_manager.registry['DbxMagics'].sandbox\n"
+    "sb.add_job('ten-seconds', tasks=[Task('main', '/Shared/echo', base_parameters={'date': ''}, duration=10, notebook=lambda p: 'done ' + p.get('date', ''))])\n"
+    "sb.add_job('fails-soon', tasks=[Task('main', '/Shared/boom', duration=2, notebook=lambda p: 1 / 0)])"
+)
+CELLS: list[tuple[str, list[str]]] = [
+    ("%load_ext dbx_magic", []),
+    (SETUP, []),
+    ("%%dbx_run ten-seconds --background --out bg\ndate = 2026-11-01", []),  # 2: returns at once
+    ("print('meanwhile:', type(bg).__name__, bg.done, 6 * 7)", []),  # 3: runs while the run goes on
+    ("%dbx_run fails-soon --background --out bad", []),  # 4
+    ("%dbx_wait bad", ["raises-exception"]),  # 5: fails its cell
+    (  # 6: no further call: wait for the name to change, on a condition, bounded
+        "import time\nfrom dbx_magic import RunResult\ndeadline = time.monotonic() + 60\n"
+        "while not isinstance(bg, RunResult) and time.monotonic() < deadline:\n    time.sleep(0.1)\n"
+        "print('final:', type(bg).__name__, bg.result_state, bg.output)",
+        [],
+    ),
+    ("%dbx_runs", []),  # 7
+    (
+        "notices = get_ipython().magics_manager.registry['DbxMagics'].session.notices\n"
+        "print('notices:', [(n.level, n.run_id) for n in notices.sent])",
+        [],
+    ),
+]
+
+
+def _seconds(cell: Any) -> float:
+    timing = cell.metadata["execution"]
+    start = datetime.fromisoformat(timing["iopub.execute_input"].replace("Z", "+00:00"))
+    end = datetime.fromisoformat(timing["shell.execute_reply"].replace("Z", "+00:00"))
+    return (end - start).total_seconds()
+
+
+def _text(cell: Any) -> str:
+    return "".join(o.get("text", "") + "".join(o.get("traceback", [])) for o in cell.outputs)
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    tmp = tmp_path_factory.mktemp("background-nb")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(src, metadata={"tags": tags}) for src, tags in CELLS]
+    client = NotebookClient(
+        nb,
+        timeout=120,
+        kernel_name="python3",
+        store_widget_state=True,
+        resources={"metadata": {"path": str(tmp)}},
+    )
+    client.execute()
+    nbformat.write(nb, tmp / "background.ipynb")
+    return nb
+
+
+def test_a_background_cell_returns_at_once_and_the_next_cells_run(executed):
+    launch, meanwhile = executed.cells[2], executed.cells[3]
+    assert _seconds(launch) < 1.0, _seconds(launch)  # while its run takes ten seconds
+    assert "goes on in the background" in _text(launch)
+    assert "meanwhile: RunHandle False 42" in _text(meanwhile)
+    widgets = [o for o in launch.outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert widgets, "the cell shows the live progress widget"
+
+
+def test_the_name_holds_the_final_result_without_any_further_call(executed):
+    assert "final: RunResult SUCCESS done 2026-11-01" in _text(executed.cells[6])
+
+
+def test_wait_on_a_failed_background_run_fails_its_cell(executed):
+    cell = executed.cells[5]
+    errors = [o for o in cell.outputs if o.get("output_type") == "error"]
+    assert [e["ename"] for e in errors] == ["RunFailed"]
+    text = _text(cell)
+    assert "ended FAILED" in text and "ZeroDivisionError" in text and "Traceback" not in text
+
+
+def test_the_board_lists_the_runs(executed):
+    state = json.dumps(executed.metadata["widgets"])
+    for index in (2, 4):
+        run_id = next(w for w in _text(executed.cells[index]).split() if w.isdigit())
+        assert f"dbx-board-run-{run_id}" in state, run_id
+    assert "ten-seconds" in state and "fails-soon" in state
+
+
+def test_each_end_was_announced_once(executed):
+    text = _text(executed.cells[8])
+    assert text.count("('danger'") == 1 and text.count("('success'") == 1, text
