@@ -88,15 +88,15 @@ def test_background_run_board_cancel_and_a_notice_once(page: Page, lab: Lab) -> 
 
     # The background cell returns while its run goes on; another cell runs and returns meanwhile.
     launched = run_cell(page, 2)
-    expect(launched.locator(".jp-OutputArea")).to_contain_text("goes on in the background")
+    expect(launched.locator(".jp-Cell-outputArea")).to_contain_text("goes on in the background")
     wait_live(page)
     meanwhile = run_cell(page, 3)
-    expect(meanwhile.locator(".jp-OutputArea")).to_contain_text("meanwhile: 42")
+    expect(meanwhile.locator(".jp-Cell-outputArea")).to_contain_text("meanwhile: 42")
     expect(badge(page).first).to_have_text(re.compile(r"^(QUEUED|PENDING|RUNNING|BLOCKED)$"))
 
     # The board lists it, live; its Cancel works because the kernel is idle.
     board = run_cell(page, 4).locator(".dbx-board")
-    run_id = re.search(r"Run (\d+) of 'slow-job'", launched.locator(".jp-OutputArea").inner_text())
+    run_id = re.search(r"Run (\d+) of 'slow-job'", launched.locator(".jp-Cell-outputArea").inner_text())
     assert run_id, launched.inner_text()
     row = board.locator(f".dbx-board-run-{run_id.group(1)}")
     expect(row.locator(".dbx-board-job")).to_have_text("slow-job")
@@ -131,7 +131,7 @@ def test_background_run_board_cancel_and_a_notice_once(page: Page, lab: Lab) -> 
     expect(page.locator(".jp-Notification-Toast-success", has_text="ended SUCCESS")).to_have_count(1)
     screenshot(page, "browser-background-success-notice.png")
     printed = run_cell(page, 6)
-    expect(printed.locator(".jp-OutputArea")).to_contain_text("NS: RunResult CANCELED RunResult SUCCESS")
+    expect(printed.locator(".jp-Cell-outputArea")).to_contain_text("NS: RunResult CANCELED RunResult SUCCESS")
 
     # Saved and reopened: the widgets come back from the kernel, the notices do not fire again.
     page.keyboard.press("Control+s")
@@ -156,7 +156,7 @@ def test_a_run_that_ends_after_a_reload_is_announced_then(page: Page, lab: Lab) 
     run_setup(page)
     run_cell(page, 2)
     start = run_cell(page, 3)
-    expect(start.locator(".jp-OutputArea")).to_contain_text("goes on in the background")
+    expect(start.locator(".jp-Cell-outputArea")).to_contain_text("goes on in the background")
     page.reload()
     expect(cell(page, len(cells) - 1)).to_be_visible(timeout=STEP_MS)
     wait_idle(page)
