@@ -256,3 +256,26 @@ def test_python_runs_with_a_client_of_their_own_join_the_board_and_are_announced
     handle.wait()
     until(lambda: session.notices is not None and len(session.notices.sent) > before)
     assert any(n.run_id == handle.run_id and n.level == "success" for n in session.notices.sent)
+
+
+def test_a_session_shutting_down_names_the_runs_that_go_on(capsys, caplog):
+    from dbx_magic.notebook.session import NotebookSession
+
+    session = NotebookSession({})
+    sb = session.start_sandbox(speed=50)
+    try:
+        sb.add_job("slow-job", duration=600)
+        handle = start_background(session.client(), "slow-job")
+        assert handle.watcher is session.watcher  # a session client carries the session's watcher
+        capsys.readouterr()
+        session.shutdown()
+        printed = capsys.readouterr().out
+        assert f"{handle.run_id} (slow-job" in printed and "goes on in the workspace" in printed
+        assert printed.count(str(handle.run_id)) == 1 and caplog.text.count(f"{handle.run_id} (slow-job") == 1
+        assert not session.watcher._thread  # the watching stopped; the run did not
+        assert session.client().get_run(handle.run_id)["state"]["life_cycle_state"] != "TERMINATED"
+        session.shutdown()  # twice: nothing more
+        assert capsys.readouterr().out == ""
+        session.client().cancel_run(handle.run_id)
+    finally:
+        session.stop_sandbox()

@@ -99,3 +99,34 @@ def test_the_board_lists_the_runs(executed):
 def test_each_end_was_announced_once(executed):
     text = _text(executed.cells[8])
     assert text.count("('danger'") == 1 and text.count("('success'") == 1, text
+
+
+def test_a_kernel_shut_down_names_the_runs_that_go_on_in_its_output():
+    from jupyter_client.manager import start_new_kernel
+
+    manager, kernel = start_new_kernel(kernel_name="python3")
+    try:
+        quiet = {"timeout": 60, "output_hook": lambda _msg: None}
+        kernel.execute_interactive("%load_ext dbx_magic\n%dbx_sandbox --speed 2", **quiet)
+        kernel.execute_interactive(
+            "get_ipython().magics_manager.registry['DbxMagics'].sandbox.add_job('slow-job', duration=600)\n"
+            "%dbx_run slow-job --background --out s",
+            **quiet,
+        )
+        kernel.shutdown()
+        said: list[str] = []
+        wait = 30.0  # for the kernel's last words; then a short while for any repeat of them
+        while True:
+            try:
+                message = kernel.get_iopub_msg(timeout=wait)
+            except Exception:
+                break
+            if message["msg_type"] == "stream":
+                said.append(message["content"]["text"])
+                wait = 1.0 if "stopped watching" in "".join(said) else wait
+        text = "".join(said)
+        assert "stopped watching 1 run that goes on in the workspace" in text and "(slow-job" in text, said
+        assert text.count("stopped watching") == 1, said
+    finally:
+        kernel.stop_channels()
+        manager.shutdown_kernel(now=True)

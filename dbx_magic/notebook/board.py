@@ -172,7 +172,8 @@ class _Row:
 
     def show(self, row: BoardRow) -> None:
         link = (
-            f'<a class="dbx-run-link" href="{html.escape(row.url)}" target="_blank" rel="noopener">{row.run_id}</a>'
+            f'<a class="dbx-run-link" href="{html.escape(row.url)}" target="_blank" rel="noopener" '
+            f'style="color:#1565c0;text-decoration:underline">{row.run_id}</a>'
             if row.url
             else str(row.run_id)
         )

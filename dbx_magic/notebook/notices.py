@@ -65,6 +65,7 @@ function show(msg) {
   if (msg.url) {
     const link = document.createElement("a");
     link.href = msg.url; link.target = "_blank"; link.rel = "noopener"; link.textContent = "open the run";
+    link.style.cssText = "color:#1565c0;text-decoration:underline";
     note.append(link);
   }
   const close = document.createElement("button");

@@ -12,6 +12,7 @@ is raised, so a failed, timed-out or interrupted run is never lost.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -101,6 +102,10 @@ class NotebookSession:
 
             self._watcher = Watcher(self.clock)
             self.watch_over(self._watcher)
+            if self._watcher.threaded:  # the kernel going away names the runs that go on, in its last output
+                import atexit
+
+                atexit.register(self.shutdown)
         return self._watcher
 
     def watcher_for(self, client: DatabricksClient) -> Watcher:
@@ -152,7 +157,9 @@ class NotebookSession:
         from ..run.background import going_on
 
         going = [h for w in self._watchers for h in w.shutdown()]
-        if going:
+        # With no logging set up, Python's last-resort handler already put the log line in the
+        # output (stderr); with logging set up, it went there, so the output gets it too.
+        if going and logging.getLogger("dbx_magic").hasHandlers():
             print(going_on(going), flush=True)
 
     # -- clients ---------------------------------------------------------------------------------

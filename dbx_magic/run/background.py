@@ -346,6 +346,7 @@ class Watcher:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._atexit = False
+        self._said = False
 
     def __repr__(self) -> str:
         how = "threaded" if self.threaded else "stepped"
@@ -605,7 +606,8 @@ class Watcher:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5)
         self._thread = None
-        if going:
+        if going and not self._said:
+            self._said = True  # once: the session's own shutdown asks again, to print them
             log.warning("%s", going_on(going))
         return going
 
