@@ -231,7 +231,10 @@ class RunBoard:
         self._thread.start()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        if isinstance(bundle, dict):  # where the widget cannot render (a saved notebook), the table
+            bundle["text/plain"] = text_board(self.session.handles, self.session.clock.wall())
+        return bundle
 
     def __repr__(self) -> str:
         return f"RunBoard({len(self._rows)} runs)"

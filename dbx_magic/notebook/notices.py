@@ -237,6 +237,9 @@ def _channel() -> Any:
     class NoticeChannel(anywidget.AnyWidget):  # type: ignore[misc]
         _esm = _ESM
 
+        def __repr__(self) -> str:  # what a saved notebook shows where the widget cannot render
+            return "(dbx-magic: a notice comes when a background run ends)"
+
     widget = NoticeChannel()
     widget.add_class("dbx-notice-channel")
     return widget
