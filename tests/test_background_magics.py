@@ -279,3 +279,33 @@ def test_a_session_shutting_down_names_the_runs_that_go_on(capsys, caplog):
         session.client().cancel_run(handle.run_id)
     finally:
         session.stop_sandbox()
+
+
+def test_active_after_a_restart_says_how_to_name_a_job_and_then_finds_its_runs(capsys, monkeypatch):
+    import argparse
+
+    from dbx_magic.notebook.background import runs_cell
+    from dbx_magic.notebook.session import NotebookSession
+
+    before = NotebookSession({})  # the kernel before the restart
+    sb = before.start_sandbox(speed=50)
+    try:
+        sb.add_job("slow-job", duration=600)
+        going = start_background(before.client(), "slow-job")
+        before.shutdown()  # the kernel restarts: the run goes on, unwatched
+        capsys.readouterr()
+        monkeypatch.setenv("DATABRICKS_HOST", sb.url)  # the same workspace, as configured
+        monkeypatch.setenv("DATABRICKS_TOKEN", sb.token)
+        after = NotebookSession({})
+        sb.clear_requests()
+        runs_cell(after, None, argparse.Namespace(active=True, job=None, profile=None))
+        shown = capsys.readouterr().out
+        assert "has run no job yet" in shown and "`%dbx_runs --active --job JOB`" in shown
+        assert sb.requests == []  # nothing to look at, nothing sent
+        runs_cell(after, None, argparse.Namespace(active=True, job=["slow-job"], profile=None))
+        shown = capsys.readouterr().out
+        line = next(line for line in shown.splitlines() if f" {going.run_id} " in line)
+        assert "not watched" in line and "1 active run not watched by this kernel" in shown
+        after.client().cancel_run(going.run_id)
+    finally:
+        before.stop_sandbox()

@@ -319,7 +319,8 @@ def runs_cell(session: NotebookSession, shell: Any, args: Any) -> Any:
     """``%dbx_runs [--active]``: the board of the session's runs (a widget, or a table in a terminal)."""
     session.find_handles()
     found: list[RunHandle] = []
-    if args.active or args.job:
+    looked = bool(args.job) or bool(touched_jobs(session))
+    if (args.active or args.job) and looked:
         client = session.client(args.profile)
         with usage_errors():
             found = find_active(session, client, list(args.job or ()))
@@ -328,18 +329,23 @@ def runs_cell(session: NotebookSession, shell: Any, args: Any) -> Any:
 
         board = RunBoard(session)
         if args.active or args.job:
-            board.message.value = _found_text(found, html=True)
+            board.message.value = _found_text(found, looked, html=True)
         return board
     from .board import text_board
 
     print(text_board(session.handles, session.clock.wall()))
     if args.active or args.job:
-        print(_found_text(found, html=False))
+        print(_found_text(found, looked, html=False))
     return None
 
 
-def _found_text(found: list[RunHandle], *, html: bool) -> str:
-    if not found:
+def _found_text(found: list[RunHandle], looked: bool, *, html: bool) -> str:
+    if not looked:
+        text = (
+            "This kernel has run no job yet (after a restart, say), so --active had no job to look at: "
+            "`%dbx_runs --active --job JOB` lists that job's active runs."
+        )
+    elif not found:
         text = "No other active runs of these jobs."
     else:
         ids = ", ".join(str(h.run_id) for h in found)
