@@ -30,7 +30,6 @@ from typing import Any
 from ..api.client import DatabricksClient
 from ..clock import SYSTEM, Clock, ManualClock
 from ..errors import (
-    CANCEL_FAILED,
     GOES_ON,
     DatabricksError,
     InvalidInput,
@@ -43,7 +42,7 @@ from .launch import Launch, Notice, adopt_or_launch
 from .models import RunResult
 from .polling import History, PollPolicy
 from .sweep import active_runs, job_history
-from .watch import OnUpdate, WatchedRun
+from .watch import OnUpdate, WatchedRun, cancelled_on_interrupt
 
 __all__ = [
     "FOLLOWING",
@@ -283,22 +282,11 @@ class RunHandle:
                 result=result,
                 follow_up=None if result.finished else GOES_ON,
             )
-        try:
-            self.cancel()
-            result = self._await(_CANCEL_GRACE)
-        except (DatabricksError, KeyboardInterrupt) as exc:
-            return RunInterrupted(
-                f"Stopped waiting for run {self.run_id}, but cancelling it failed ({exc}).",
-                run_id=self.run_id,
-                result=self.result,
-                follow_up=CANCEL_FAILED,
-            )
-        return RunInterrupted(
-            f"Cancelled run {self.run_id} on interrupt; it is now {result.result_state or result.life_cycle_state}.",
-            run_id=self.run_id,
-            result=result,
-            cancelled=True,
-        )
+        return cancelled_on_interrupt(self.run_id, result, self._cancel_and_see)
+
+    def _cancel_and_see(self) -> RunResult:
+        self.cancel()
+        return self._await(_CANCEL_GRACE)
 
     def stop_following(self) -> None:
         """The cell or sweep this handle followed stopped watching: the handle keeps the run as last

@@ -262,22 +262,11 @@ class WatchedRun:
                 result=result,
                 follow_up=GOES_ON,
             )
-        try:
-            self.client.cancel_run(self.run_id)
-            result = self._await_end()
-        except (DatabricksError, KeyboardInterrupt) as exc:
-            return RunInterrupted(
-                f"Stopped waiting for run {self.run_id}, but cancelling it failed ({exc}).",
-                run_id=self.run_id,
-                result=result,
-                follow_up=CANCEL_FAILED,
-            )
-        return RunInterrupted(
-            f"Cancelled run {self.run_id} on interrupt; it is now {result.result_state or result.life_cycle_state}.",
-            run_id=self.run_id,
-            result=result,
-            cancelled=True,
-        )
+        return cancelled_on_interrupt(self.run_id, result, self._cancel_and_see)
+
+    def _cancel_and_see(self) -> RunResult:
+        self.client.cancel_run(self.run_id)
+        return self._await_end()
 
     def _await_end(self) -> RunResult:
         """After a cancel, poll briefly so the result shows the run ended (shown to on_update too)."""
@@ -287,6 +276,26 @@ class WatchedRun:
             if result.finished or self.clock.monotonic() >= deadline:
                 return result
             self.clock.sleep(0.5)
+
+
+def cancelled_on_interrupt(run_id: int, last: RunResult, cancel: Callable[[], RunResult]) -> RunInterrupted:
+    """The error for a wait interrupted with cancel-on-interrupt: ``cancel()`` cancels the run and
+    returns it once seen to end; when that fails, the error says so (the run goes on)."""
+    try:
+        result = cancel()
+    except (DatabricksError, KeyboardInterrupt) as exc:
+        return RunInterrupted(
+            f"Stopped waiting for run {run_id}, but cancelling it failed ({exc}).",
+            run_id=run_id,
+            result=last,
+            follow_up=CANCEL_FAILED,
+        )
+    return RunInterrupted(
+        f"Cancelled run {run_id} on interrupt; it is now {result.result_state or result.life_cycle_state}.",
+        run_id=run_id,
+        result=result,
+        cancelled=True,
+    )
 
 
 def wait_for_run(
