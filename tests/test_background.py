@@ -448,3 +448,20 @@ def test_the_board_and_the_notices_say_how_each_run_stands(make_sandbox, clock):
     assert "ended FAILED" in notice_for(bad).title and "asked to fail" in notice_for(bad).body
     assert "`bad`" in notice_for(bad).body and "\n" not in notice_for(bad).line
     assert "goes on in the workspace" in notice_for(lost).body
+
+
+def test_a_job_without_history_gets_one_as_its_runs_end(make_sandbox, clock):
+    from dbx_magic.run.background import NO_HISTORY_AGE
+
+    sb = make_sandbox()
+    sb.add_job("new-job", duration=30)  # no finished run yet
+    watcher = Watcher(clock)
+    client = client_of(sb, clock)
+    first = start_background(client, "new-job", watcher=watcher)
+    drive(watcher, clock)
+    assert first.ok and first.result.expected_duration is None  # nothing to learn from then
+    clock.sleep(NO_HISTORY_AGE)
+    second = start_background(client, "new-job", watcher=watcher)
+    drive(watcher, clock, until=lambda: second.result.life_cycle_state == "RUNNING")
+    assert second.result.expected_duration is not None  # read again: the first run is history now
+    drive(watcher, clock)

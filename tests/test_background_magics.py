@@ -64,7 +64,7 @@ def test_background_returns_at_once_and_the_name_gets_the_final_result(ip, sandb
     handle = ip.user_ns["bg"]
     assert isinstance(handle, RunHandle) and handle.run_id and not handle.done  # returned before the end
     shown = capsys.readouterr().out
-    assert f"Run {handle.run_id} of 'ten-seconds' goes on in the background" in shown
+    assert f"Run {handle.run_id} of 'ten-seconds' was launched in the background" in shown
     assert "`%dbx_wait bg`" in shown
     res = run(ip, "x = 1 + 1")  # the kernel is free meanwhile
     assert res.success and ip.user_ns["x"] == 2 and not handle.done
@@ -145,7 +145,7 @@ def interrupt_on_first_poll(handle: RunHandle, inside: str = "_await") -> None:
 
 
 def test_an_interrupt_stops_no_background_run(ip, sandbox):
-    run(ip, "%dbx_run ten-seconds --background --out bg10")
+    run(ip, "%dbx_run slow-job --background --out bg10")  # 30 s: it outlasts the test, until cancelled
     handle = ip.user_ns["bg10"]
     interrupt_on_first_poll(handle, inside="user_sleeps")
     res = run(
@@ -159,7 +159,7 @@ def test_an_interrupt_stops_no_background_run(ip, sandbox):
 
 
 def test_interrupting_a_wait_leaves_the_run_watched(ip, sandbox, capsys):
-    run(ip, "%dbx_run ten-seconds --background --out iw")
+    run(ip, "%dbx_run slow-job --background --out iw")
     handle = ip.user_ns["iw"]
     interrupt_on_first_poll(handle)
     res = run(ip, "%dbx_wait iw")
@@ -309,3 +309,36 @@ def test_active_after_a_restart_says_how_to_name_a_job_and_then_finds_its_runs(c
         after.client().cancel_run(going.run_id)
     finally:
         before.stop_sandbox()
+
+
+def test_the_board_has_one_row_per_run_after_waits_and_a_repair(ip, sandbox, session, capsys):
+    from dbx_magic.notebook.board import describe_board
+
+    run(ip, "%dbx_run daily-sales-report --background --out once")
+    handle = ip.user_ns["once"]
+    handle.wait()
+    for _ in range(2):  # waits on a run already ended add no row
+        assert run(ip, "%dbx_wait once").success
+    assert run(ip, f"%dbx_wait {handle.run_id}").success
+    run(ip, "%%dbx_run flaky-ingest --out broken\nfail = true\n")
+    broken = ip.user_ns["broken"]
+    run(ip, "%%dbx_repair broken\nfail = false\n")  # a repair watched in its cell: the same run
+    rows = describe_board(session.handles, session.clock.wall())
+    assert [r.run_id for r in rows].count(handle.run_id) == 1
+    repaired = [r for r in rows if r.run_id == broken.run_id]
+    assert len(repaired) == 1 and repaired[0].state == "SUCCESS" and not repaired[0].can_repair
+
+
+def test_a_no_wait_run_watched_from_the_board_fills_its_name(ip, sandbox, session):
+    from dbx_magic.notebook.board import describe_board
+
+    run(ip, "%dbx_run daily-sales-report --no-wait --out later_nw")
+    launched = ip.user_ns["later_nw"]
+    row = next(r for r in describe_board(session.handles, 0.0) if r.run_id == launched.run_id)
+    assert row.state == "STARTED" and row.watched == "not watched" and row.can_watch
+    handle = next(h for h in reversed(session.handles) if h.run_id == launched.run_id)
+    handle.notify = True  # what the board's Watch does, then resume
+    handle.resume()
+    until(lambda: isinstance(ip.user_ns["later_nw"], RunResult) and ip.user_ns["later_nw"].finished)
+    assert ip.user_ns["later_nw"].ok
+    assert any(n.run_id == launched.run_id for n in session.notices.sent)

@@ -88,7 +88,7 @@ def test_background_run_board_cancel_and_a_notice_once(page: Page, lab: Lab) -> 
 
     # The background cell returns while its run goes on; another cell runs and returns meanwhile.
     launched = run_cell(page, 2)
-    expect(launched.locator(".jp-Cell-outputArea")).to_contain_text("goes on in the background")
+    expect(launched.locator(".jp-Cell-outputArea")).to_contain_text("was launched in the background")
     wait_live(page)
     meanwhile = run_cell(page, 3)
     expect(meanwhile.locator(".jp-Cell-outputArea")).to_contain_text("meanwhile: 42")
@@ -156,7 +156,7 @@ def test_a_run_that_ends_after_a_reload_is_announced_then(page: Page, lab: Lab) 
     run_setup(page)
     run_cell(page, 2)
     start = run_cell(page, 3)
-    expect(start.locator(".jp-Cell-outputArea")).to_contain_text("goes on in the background")
+    expect(start.locator(".jp-Cell-outputArea")).to_contain_text("was launched in the background")
     page.reload()
     expect(cell(page, len(cells) - 1)).to_be_visible(timeout=STEP_MS)
     wait_idle(page)

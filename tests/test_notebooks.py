@@ -79,7 +79,7 @@ def test_quickstart_shows_results_and_the_form(executed):
     # from_form.ok, and the run page link: the sandbox serves its own run pages on loopback
     assert re.search(r"\(True,\s+'http://127\.0\.0\.1:\d+/jobs/\d+/runs/\d+", outputs)
     # the background section: the cell returned at once, the next one ran meanwhile, the wait filled `bg`
-    assert "goes on in the background: `bg` holds its handle now" in outputs
+    assert "was launched in the background: `bg` holds its handle, then" in outputs
     assert "the kernel is free meanwhile: RunHandle" in outputs
     assert "{'date': '2026-11-02'" in outputs and re.search(r"job +run +state +elapsed", outputs)
 

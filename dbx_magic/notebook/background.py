@@ -48,7 +48,7 @@ def notices(session: NotebookSession, shell: Any = None) -> Any:
 
 def settled(session: NotebookSession, handle: RunHandle) -> None:
     """A run of the session ended (or its watching stopped): publish it under its name, announce it."""
-    if handle.done and handle.out and session.namespace.get(handle.out) is handle:
+    if handle.done and handle.out and _still_holds(session.namespace.get(handle.out), handle):
         session.publish(handle.out, handle.result)
     if handle.notify:
         if session.notices is None:  # a run from Python: the first end makes the channel
@@ -56,6 +56,19 @@ def settled(session: NotebookSession, handle: RunHandle) -> None:
 
             notices(session, get_ipython())
         session.notices.announce(handle)
+
+
+def _still_holds(value: Any, handle: RunHandle) -> bool:
+    """The name still holds this run as it was before its end: its handle, or what a ``--no-wait``
+    launch or a stopped wait left there (a name the user reassigned is left alone)."""
+    if value is handle:
+        return True
+    return (
+        isinstance(value, RunResult)
+        and value.run_id == handle.run_id
+        and value.client in (None, handle.client)
+        and not value.finished
+    )
 
 
 def own(session: NotebookSession, handle: RunHandle, out: str | None = None) -> RunHandle:
@@ -156,8 +169,8 @@ def background_cell(
     channel.show_channel()
     name = handle.job_name or spec.job
     print(
-        f"Run {handle.run_id} of {name!r} goes on in the background: `{out}` holds its handle now and its "
-        f"RunResult when it ends. `%dbx_wait {out}` waits for it, `%dbx_runs` lists this session's runs."
+        f"Run {handle.run_id} of {name!r} was launched in the background: `{out}` holds its handle, then its "
+        f"RunResult once it ends. `%dbx_wait {out}` waits for it, `%dbx_runs` lists this session's runs."
     )
 
 
@@ -245,8 +258,8 @@ def wait_target(
 
 def _handle(session: NotebookSession, client: DatabricksClient, run_id: int) -> RunHandle:
     """The session's live handle of that run, else a new one watching it."""
-    for handle in reversed(session.handles):
-        if handle.run_id == run_id and handle.client is client and not handle.done:
+    for handle in reversed(session.handles):  # the latest (a finished one has its end: the wait is over)
+        if handle.run_id == run_id and handle.client is client:
             return handle
     return session.watcher_for(client).watch(client, run_id, source="wait", notify=False)
 
@@ -284,62 +297,73 @@ def wait_cell(session: NotebookSession, shell: Any, args: Any) -> RunResult:
 # -- %dbx_runs ----------------------------------------------------------------------------------------
 
 
-def touched_jobs(session: NotebookSession) -> list[tuple[DatabricksClient, int]]:
-    """The (client, job) pairs of the session's runs, in the order first seen."""
-    seen: dict[tuple[int, int], tuple[DatabricksClient, int]] = {}
+def touched_jobs(session: NotebookSession, client: DatabricksClient | None = None) -> list[int]:
+    """The jobs of the session's runs (in the workspace of ``client``, when given), in the order first seen."""
+    seen: dict[int, None] = {}
     for handle in session.handles:
-        if handle.job_id is not None:
-            seen.setdefault((id(handle.client), handle.job_id), (handle.client, handle.job_id))
-    return list(seen.values())
+        if handle.job_id is not None and (client is None or handle.client.host == client.host):
+            seen.setdefault(handle.job_id, None)
+    return list(seen)
 
 
-def find_active(session: NotebookSession, client: DatabricksClient, jobs: list[int | str]) -> list[RunHandle]:
-    """The active runs of the touched jobs (and of ``jobs``) that this kernel does not watch, as
-    handles not yet watched (the board's Watch, or ``%dbx_wait RUN_ID``, watches one)."""
+def find_active(
+    session: NotebookSession, client: DatabricksClient, jobs: list[int | str]
+) -> tuple[list[RunHandle], list[str]]:
+    """The active runs of the jobs the session touched in this client's workspace (and of ``jobs``)
+    that this kernel does not watch, as handles not yet watched (the board's Watch, or
+    ``%dbx_wait RUN_ID``, watches one); and what could not be listed, one phrase per job."""
+    from ..errors import DatabricksError
     from ..run.launch import resolve_job
     from ..run.sweep import active_runs
 
-    pairs = touched_jobs(session)
-    for job in jobs:
+    job_ids = touched_jobs(session, client)
+    for job in jobs:  # a job named on the line that does not exist is refused here, in one sentence
         job_id = resolve_job(client, job)
-        if all(j != job_id or c is not client for c, j in pairs):
-            pairs.append((client, job_id))
-    known = {(id(h.client), h.run_id) for h in session.handles if not h.done}
-    found = []
-    for job_client, job_id in pairs:
-        seen, _retry = active_runs(job_client, job_id)
+        if job_id not in job_ids:
+            job_ids.append(job_id)
+    known = {(h.client.host, h.run_id) for h in session.handles if not h.done}
+    found, failed = [], []
+    for job_id in job_ids:
+        try:
+            seen, _retry = active_runs(client, job_id)
+        except DatabricksError as exc:  # one job that cannot be listed hides none of the others
+            failed.append(f"job {job_id}: {exc.message.rstrip('.')}")
+            continue
         for run_id, run in seen.items():
-            if (id(job_client), run_id) not in known:
+            if (client.host, run_id) not in known:
                 run.setdefault("job_id", job_id)
-                found.append(session.watcher_for(job_client).adopt(job_client, run))
-    return found
+                found.append(session.watcher_for(client).adopt(client, run))
+    return found, failed
 
 
 def runs_cell(session: NotebookSession, shell: Any, args: Any) -> Any:
     """``%dbx_runs [--active]``: the board of the session's runs (a widget, or a table in a terminal)."""
     session.find_handles()
     found: list[RunHandle] = []
-    looked = bool(args.job) or bool(touched_jobs(session))
-    if (args.active or args.job) and looked:
+    failed: list[str] = []
+    looked = False
+    if args.active or args.job:
         client = session.client(args.profile)
-        with usage_errors():
-            found = find_active(session, client, list(args.job or ()))
+        looked = bool(args.job) or bool(touched_jobs(session, client))
+        if looked:
+            with usage_errors():
+                found, failed = find_active(session, client, list(args.job or ()))
     if has_widget_frontend(shell):
         from .board import RunBoard
 
         board = RunBoard(session)
         if args.active or args.job:
-            board.message.value = _found_text(found, looked, html=True)
+            board.message.value = _found_text(found, looked, failed, html=True)
         return board
     from .board import text_board
 
     print(text_board(session.handles, session.clock.wall()))
     if args.active or args.job:
-        print(_found_text(found, looked, html=False))
+        print(_found_text(found, looked, failed, html=False))
     return None
 
 
-def _found_text(found: list[RunHandle], looked: bool, *, html: bool) -> str:
+def _found_text(found: list[RunHandle], looked: bool, failed: list[str], *, html: bool) -> str:
     if not looked:
         text = (
             "This kernel has run no job yet (after a restart, say), so --active had no job to look at: "
@@ -351,4 +375,12 @@ def _found_text(found: list[RunHandle], looked: bool, *, html: bool) -> str:
         ids = ", ".join(str(h.run_id) for h in found)
         text = f"{len(found)} active run{'s' if len(found) != 1 else ''} not watched by this kernel ({ids}): "
         text += "Watch on its row watches it." if html else "`%dbx_wait RUN_ID` waits for one."
-    return f"<small>{text}</small>" if html else text
+    if failed:
+        text += (
+            f" Not listed ({'; '.join(failed)}): run `%dbx_runs --active` again once the workspace answers."
+        )
+    if html:
+        import html as markup
+
+        return f"<small>{markup.escape(text)}</small>"
+    return text

@@ -63,29 +63,51 @@ def _verdict(handle: RunHandle) -> str:
     return ""
 
 
+def _how_watched(handle: RunHandle, mode: str) -> str:
+    if mode == STOPPED:
+        return "not watched"
+    if mode == FOLLOWING:
+        return {"sweep": "by its sweep", "form": "by its form", "repair": "by its repair"}.get(
+            handle.source, "in its cell"
+        )
+    return "watched"
+
+
+def latest_per_run(handles: list[RunHandle]) -> list[RunHandle]:
+    """One handle per run (a wait, a repair or a re-watch makes another): the latest, newest run first."""
+    latest: dict[tuple[int, int], RunHandle] = {}
+    for handle in handles:  # oldest first: a later handle of the same run replaces an earlier one
+        key = (id(handle.client), handle.run_id)
+        latest.pop(key, None)
+        latest[key] = handle
+    first_seen: dict[tuple[int, int], float] = {}
+    for handle in handles:
+        first_seen.setdefault((id(handle.client), handle.run_id), handle.started_wall)
+    return sorted(latest.values(), key=lambda h: first_seen[(id(h.client), h.run_id)], reverse=True)
+
+
 def describe_board(handles: list[RunHandle], now_wall: float) -> list[BoardRow]:
     """The board's rows, newest run first (pure: same handles, same time, same rows)."""
     rows = []
-    for handle in sorted(handles, key=lambda h: h.started_wall, reverse=True):
+    for handle in latest_per_run(handles):
         result = handle.result
         elapsed = _elapsed(handle, now_wall)
         view = describe(result, elapsed)
         eta = ""
         if not result.finished and view.eta is not None:
-            eta = "overrunning" if view.overrun else f"~{format_duration(view.eta)}"
+            eta = "late" if view.overrun else f"~{format_duration(view.eta)}"
         mode = handle.mode
-        watched = (
-            "done"
-            if result.finished
-            else {STOPPED: "not watched", FOLLOWING: "in its cell"}.get(mode, "watched")
-        )
+        watched = "done" if result.finished else _how_watched(handle, mode)
+        state = view.state
+        if mode == STOPPED and result.life_cycle_state is None and not result.finished:
+            state = "STARTED"  # launched and never polled (--no-wait): its state is not known here
         rows.append(
             BoardRow(
                 key=id(handle),
                 run_id=handle.run_id,
                 job=result.job_name or (str(result.job_id) if result.job_id else "?"),
                 url=result.run_page_url,
-                state=view.state,
+                state=state,
                 colour=view.colour,
                 elapsed=elapsed,
                 eta=eta,
@@ -94,7 +116,7 @@ def describe_board(handles: list[RunHandle], now_wall: float) -> list[BoardRow]:
                 watched=watched,
                 can_cancel=not result.finished,
                 can_watch=not result.finished and mode == STOPPED,
-                can_repair=result.finished and not result.ok and handle.client is not None,
+                can_repair=result.finished and result.result_state not in (None, "SUCCESS", "CANCELED"),
             )
         )
     return rows
@@ -276,8 +298,9 @@ class RunBoard:
                 handle.cancel()
                 self._say(f"Asked the workspace to cancel run {handle.run_id}…")
             elif action == "watch":
+                handle.notify = True  # watched on request: its end is announced, and fills its name
                 handle.resume()
-                self._say(f"Watching run {handle.run_id} again.")
+                self._say(f"Watching run {handle.run_id}: a notice comes when it ends.")
             else:
                 self._repair(handle)
         except Exception as exc:  # shown, never lost
@@ -307,7 +330,9 @@ class RunBoard:
         try:
             with following(self.session, handle.client, out, source="repair") as follow:
                 result = self.session.settle(out, lambda: run_repair(handle.client, spec, on_watch=follow))
-            self._say(f"Run {result.run_id} repaired: {result.result_state}; the result is in `{out}`.")
+            self._say(
+                f"The repair of run {result.run_id} ended {result.result_state}; the result is in `{out}`."
+            )
         except (DatabricksError, RunInterrupted) as exc:
             self._say(exc.render(NOTEBOOK))
         except Exception as exc:  # shown on the board, never lost in a thread

@@ -187,19 +187,23 @@ def repair_cell(session: NotebookSession, shell: Any, args: Any, cell: str | Non
         )
     out = args.out or name or "dbx_result"
     client = session.client(args.profile)
-    return watch_in_cell(
-        session,
-        shell,
-        out,
-        lambda progress: run_repair(
-            client,
-            spec,
-            on_update=progress,
-            cancel_on_interrupt=args.cancel_on_interrupt,
-            on_plan=lambda plan: print(plan.line),
-        ),
-        args.cancel_on_interrupt,
-    )
+    from .background import following
+
+    with following(session, client, out) as follow:  # on the board while the cell watches it
+        return watch_in_cell(
+            session,
+            shell,
+            out,
+            lambda progress: run_repair(
+                client,
+                spec,
+                on_update=progress,
+                cancel_on_interrupt=args.cancel_on_interrupt,
+                on_plan=lambda plan: print(plan.line),
+                on_watch=follow,
+            ),
+            args.cancel_on_interrupt,
+        )
 
 
 def wait_cell(session: NotebookSession, shell: Any, args: Any) -> RunResult:

@@ -35,11 +35,28 @@ function box() {
   if (!stack) {
     stack = document.createElement("div");
     stack.id = "dbx-notices";
-    stack.style.cssText = "position:fixed;top:48px;right:16px;z-index:100000;display:flex;" +
+    // bottom right, above the status bar: clear of the toolbar's kernel status and of the cells' buttons
+    stack.style.cssText = "position:fixed;bottom:40px;right:16px;z-index:100000;display:flex;" +
       "flex-direction:column;gap:8px;max-width:440px;font-family:var(--jp-ui-font-family,sans-serif)";
     document.body.appendChild(stack);
   }
   return stack;
+}
+
+function tidy(stack) {
+  // "dismiss all" above the notices while there are two or more
+  let all = stack.querySelector(".dbx-notices-dismiss");
+  const count = stack.querySelectorAll(".dbx-notice").length;
+  if (count < 2) { if (all) all.remove(); return; }
+  if (!all) {
+    all = document.createElement("button");
+    all.className = "dbx-notices-dismiss";
+    all.textContent = "dismiss all";
+    all.style.cssText = "align-self:flex-end;border:none;background:var(--jp-layout-color2,#eee);" +
+      "cursor:pointer;font-size:11px;padding:2px 8px;border-radius:4px";
+    all.onclick = () => { stack.querySelectorAll(".dbx-notice").forEach((n) => n.remove()); all.remove(); };
+    stack.prepend(all);
+  }
 }
 
 function show(msg) {
@@ -73,11 +90,13 @@ function show(msg) {
   close.textContent = "\u00d7";
   close.title = "dismiss";
   close.style.cssText = "position:absolute;top:2px;right:4px;border:none;background:none;cursor:pointer;font-size:16px";
-  close.onclick = () => note.remove();
+  close.onclick = () => { note.remove(); tidy(box()); };
   note.append(close);
   const stack = box();
   stack.append(note);
-  while (stack.children.length > 5) stack.firstChild.remove();
+  while (stack.querySelectorAll(".dbx-notice").length > 4) stack.querySelector(".dbx-notice").remove();
+  if (msg.level === "success") setTimeout(() => { note.remove(); tidy(stack); }, 20000);  // failures stay
+  tidy(stack);
   try {
     if ("Notification" in window && Notification.permission === "granted") {
       new Notification(msg.title, {body: msg.body, tag: msg.id});

@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 
 WATCHING, FOLLOWING, STOPPED = "watching", "following", "stopped"
 GIVE_UP_AFTER = 5  # consecutive failed polls of a run before the watcher stops watching it
+HISTORY_AGE = 600.0  # seconds a job's history is used before it is read again
+NO_HISTORY_AGE = 60.0  # the same, when the job had no finished run to learn from
 _IDLE = 3600.0  # with nothing to watch, the thread sleeps until woken
 _CANCEL_GRACE = 30.0  # after a cancel on interrupt, wait this long to see the run end
 
@@ -328,7 +330,7 @@ class Watcher:
         self._lock = threading.RLock()
         self._step_lock = threading.Lock()
         self._handles: list[RunHandle] = []
-        self._histories: dict[tuple[int, int], History | None] = {}
+        self._histories: dict[tuple[int, int], tuple[History | None, float]] = {}
         self._listeners: list[OnSettled] = []
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -496,18 +498,26 @@ class Watcher:
             return
         history = self._history(client, job_id)
         for handle in handles:
-            if handle._watched.history is None:
+            if handle._watched.history is None or (
+                history is not None and handle._watched.history is not history
+            ):
                 handle._watched.share_history(history)
             self._poll_one(handle, seen.get(handle.run_id), retry_after)
 
     def _history(self, client: DatabricksClient, job_id: int) -> History | None:
+        """The job's history, read once for all its runs and read again when it is old (a job with no
+        finished run yet gets one as its runs end; one that has runs, their latest)."""
         key = (id(client), job_id)
+        now = self.clock.monotonic()
         with self._lock:
-            if key in self._histories:
-                return self._histories[key]
+            cached = self._histories.get(key)
+        if cached is not None:
+            history, read_at = cached
+            if now - read_at < (HISTORY_AGE if history is not None else NO_HISTORY_AGE):
+                return history
         history = job_history(client, job_id)
         with self._lock:
-            self._histories[key] = history
+            self._histories[key] = (history, now)
         return history
 
     def _poll_one(
