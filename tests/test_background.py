@@ -465,3 +465,19 @@ def test_a_job_without_history_gets_one_as_its_runs_end(make_sandbox, clock):
     drive(watcher, clock, until=lambda: second.result.life_cycle_state == "RUNNING")
     assert second.result.expected_duration is not None  # read again: the first run is history now
     drive(watcher, clock)
+
+
+def test_the_state_is_read_at_once_while_a_poll_is_in_flight(sandbox, sandbox_client, clock, watcher):
+    handle = start_background(sandbox_client, "daily-sales-report", {"date": "2026-11-01"}, watcher=watcher)
+    read: list[bool] = []
+
+    def probe() -> None:  # on the server's thread, while the watcher waits for this very answer
+        reader = threading.Thread(target=lambda: handle.state, daemon=True)
+        reader.start()
+        reader.join(2)  # a reader blocked behind the poll would still be waiting: the answer is held
+        read.append(not reader.is_alive())
+
+    for endpoint in ("jobs/runs/list", "jobs/runs/get-output"):
+        sandbox.inject(endpoint, "delay", delay=0.0, on_arrival=probe)
+    drive(watcher, clock)
+    assert handle.ok and read == [True, True], read

@@ -75,6 +75,7 @@ class WatchedRun:
         self.clock = clock or client.clock
         self.on_update = on_update
         self._lock = threading.RLock()
+        self._polling = threading.Lock()
         self._wake = threading.Event()
         self._launched = launched is not None
         self._result = launched or RunResult(job_id=None, run_id=self.run_id)
@@ -122,25 +123,42 @@ class WatchedRun:
         Raises:
             DatabricksError: the poll failed for good; the error names the run, which goes on.
         """
-        with self._lock:
-            if self._result.finished:
-                return self._result
+        # One poll at a time; the requests go out without the state lock, so whoever reads the run's
+        # state meanwhile (a display, the notebook's main thread) never waits for them.
+        with self._polling:
+            with self._lock:
+                if self._result.finished:
+                    return self._result
             if run is None or is_finished(run):  # a finished run needs its tasks, as runs/get gives them
                 run = self._fetch()
-            self._absorb(run)
-            if self._result.finished:
-                self._result = fetch_outputs(self.client, self._result)
-            result = self._result
+            with self._lock:
+                before = self._result
+                job_for_history = self._absorb(run)
+                merged = self._result
+                if merged.finished:
+                    self._result = before  # not done until its outputs are in
+            if job_for_history is not None:
+                history = _history(self.client, job_for_history, self.run_id)
+                with self._lock:
+                    self._set_history(history)
+            result = merged
+            if merged.finished:
+                result = fetch_outputs(self.client, merged)
+                with self._lock:
+                    self._result = result
+            else:
+                result = self.result
         _notify(self.on_update, result)
         return result
 
     def _fetch(self) -> Mapping[str, Any]:
-        result = self._result
+        result = self.result
         try:
             if self._polls == 0 and self._launched and result.job_id and not self._history_asked:
                 self._history_asked = True
                 run, history = _first_look(self.client, result.job_id, self.run_id)
-                self._set_history(history)
+                with self._lock:
+                    self._set_history(history)
                 return run
             if self.include_history:
                 return self.client.get_run(self.run_id, include_history=True)
@@ -150,7 +168,8 @@ class WatchedRun:
         except DatabricksError as exc:
             raise exc.about_run(self.run_id, result) from None
 
-    def _absorb(self, run: Mapping[str, Any]) -> None:
+    def _absorb(self, run: Mapping[str, Any]) -> int | None:
+        """Take in one answer (under the lock); return the job whose history is still to be read."""
         now = self.clock.monotonic()
         self._polls += 1
         self._retry_after = getattr(run, "retry_after", None)
@@ -169,7 +188,8 @@ class WatchedRun:
                 self._setup = reported or max(0.0, now - self._began + self._age - self._queued)
         if not self._history_asked and result.job_id:
             self._history_asked = True
-            self._set_history(_history(self.client, result.job_id, self.run_id))
+            return result.job_id  # the caller reads its history, without the lock
+        return None
 
     def share_history(self, history: History | None) -> None:
         """Use a history someone else read (a sweep reads its job's once for all its runs)."""
