@@ -481,3 +481,23 @@ def test_the_state_is_read_at_once_while_a_poll_is_in_flight(sandbox, sandbox_cl
         sandbox.inject(endpoint, "delay", delay=0.0, on_arrival=probe)
     drive(watcher, clock)
     assert handle.ok and read == [True, True], read
+
+
+def test_a_throttled_poll_waits_as_asked_and_never_ends_the_watching(make_sandbox, clock):
+    sb = make_sandbox()
+    sb.add_job("slow-job", duration=600)
+    client = client_of(sb, clock, retry=NO_RETRY)
+    watcher = Watcher(clock, give_up_after=2)
+    handle = start_background(client, "slow-job", watcher=watcher)
+    clock.sleep(watcher.step())
+    sb.inject("jobs/runs/list", "status", status=429, retry_after=120, count=3)
+    for _ in range(3):  # more throttled cycles than give_up_after: still watched
+        before = clock.monotonic()
+        clock.sleep(watcher.step())
+        assert clock.monotonic() - before >= 120 or not watcher.active  # the next poll waits as asked
+    assert handle.mode == WATCHING and handle.error is None
+    clock.sleep(watcher.step())
+    assert handle.last_error is None  # answered again
+    handle.cancel()
+    drive(watcher, clock)
+    assert handle.result.result_state == "CANCELED"

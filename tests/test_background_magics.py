@@ -342,3 +342,70 @@ def test_a_no_wait_run_watched_from_the_board_fills_its_name(ip, sandbox, sessio
     until(lambda: isinstance(ip.user_ns["later_nw"], RunResult) and ip.user_ns["later_nw"].finished)
     assert ip.user_ns["later_nw"].ok
     assert any(n.run_id == launched.run_id for n in session.notices.sent)
+
+
+def test_wait_on_a_finished_result_reads_nothing_and_keeps_it(ip, sandbox, session):
+    from dbx_magic import run_job_and_wait
+
+    done = run_job_and_wait(session.client(), "daily-sales-report", {"date": "2026-11-01"})
+    ip.user_ns["kept"] = done
+    sandbox.clear_requests()
+    res = run(ip, "%dbx_wait kept")
+    assert res.success and ip.user_ns["kept"] is done and res.result is done
+    assert sandbox.requests == []  # its end is known: nothing read again (a failed read lost it before)
+
+
+def test_every_name_holding_the_run_gets_its_end(ip, sandbox, session):
+    run(ip, "%dbx_run slow-job --background --out first_name")
+    handle = ip.user_ns["first_name"]
+    run(ip, "%dbx_wait first_name --timeout 0.1 --out second_name")  # the wait stops; both names hold it
+    assert ip.user_ns["second_name"] is handle
+    ip.user_ns["first_name"] = "reassigned"  # left alone
+    handle.cancel()
+    until(lambda: isinstance(ip.user_ns["second_name"], RunResult))
+    assert ip.user_ns["first_name"] == "reassigned"
+    notice = next(n for n in session.notices.sent if n.run_id == handle.run_id)
+    assert "`second_name`" in notice.body and "first_name" not in notice.body
+
+
+def test_runs_of_a_stopped_sandbox_leave_the_board_and_a_wait_says_why():
+    from dbx_magic.notebook.session import NotebookSession
+
+    session = NotebookSession({})
+    first = session.start_sandbox(speed=50)
+    first.add_job("slow-job", duration=600)
+    handle = start_background(session.client(), "slow-job")
+    session.start_sandbox(speed=50)  # %dbx_sandbox again: a new workspace, run ids from 1705 again
+    try:
+        assert all(h is not handle for h in session.handles) and handle not in handle.watcher.active
+        with pytest.raises(Exception, match=f"Run {handle.run_id} was in the sandbox, which stopped"):
+            handle.wait(timeout=5)
+    finally:
+        session.shutdown()
+        session.stop_sandbox()
+
+
+def test_a_credential_quoted_by_a_failing_run_is_masked_on_the_board_and_in_the_notice():
+    from dbx_magic.notebook.background import notices
+    from dbx_magic.notebook.board import text_board
+    from dbx_magic.notebook.session import NotebookSession
+
+    planted = "dapi" + "0123456789abcdef" * 2
+
+    def leaks(_params: Any) -> str:
+        raise ValueError(f"could not connect with {planted}")
+
+    session = NotebookSession({})
+    sb = session.start_sandbox(speed=50)
+    try:
+        sb.add_job("leaky", tasks=[Task("main", "/Shared/leaky", duration=1, notebook=leaks)])
+        channel = notices(session)
+        handle = start_background(session.client(), "leaky")
+        assert not handle.wait(raise_on_failure=False).ok
+        until(lambda: any(n.run_id == handle.run_id for n in channel.sent))
+        notice = next(n for n in channel.sent if n.run_id == handle.run_id)
+        board = text_board(session.handles, session.clock.wall(), session.mask)
+        assert planted not in notice.line and planted not in board and "***" in board, board
+    finally:
+        session.shutdown()
+        session.stop_sandbox()

@@ -650,6 +650,9 @@ CASES: list[tuple[str, str, Callable[[World], str], str, bool]] = [
     ),
     ("magic", "%dbx_wait with a bad run id", cell("%dbx_wait 0"), "not a positive integer", True),
     ("magic", "%dbx_wait with a negative run id", cell("%dbx_wait -4"), "not a positive integer", True),
+    ("magic", "%dbx_wait with a superscript digit", cell("%dbx_wait ²"), "neither a run id nor", True),
+    ("magic", "%dbx_wait with Arabic-Indic digits", cell("%dbx_wait ١٢٣"), "neither a run id nor", True),
+    ("magic", "%dbx_wait with a keyword", cell("%dbx_wait lambda"), "`lambda` is not defined", True),
     ("magic", "%dbx_wait of a name never defined", cell("%dbx_wait abc"), "`abc` is not defined", True),
     (
         "magic",
@@ -713,6 +716,13 @@ CASES: list[tuple[str, str, Callable[[World], str], str, bool]] = [
         cell(f"%dbx_run {JOB} --background --out get_ipython"),
         "get_ipython",
         True,
+    ),
+    (
+        "magic",
+        "%dbx_runs --job with an id no job has",
+        cell("%dbx_runs --active --job 987654"),
+        "987654",
+        False,
     ),
     (
         "magic",

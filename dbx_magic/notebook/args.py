@@ -18,7 +18,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic_arguments import parse_argstring
 
 from ..errors import InvalidInput
-from ..run.checks import check_if_running, check_token, positive_id, task_keys
+from ..run.checks import check_if_running, check_token, digits, positive_id, task_keys
 from ..run.params import normalise_params, parse_param_lines
 
 __all__ = [
@@ -69,7 +69,7 @@ def job_ref(text: str) -> str:
     job = strip_quotes(text)
     if not job:
         raise InvalidInput("The job is empty: give a job id or a quoted job name.")
-    if job.lstrip("+-").isdigit():
+    if digits(job.lstrip("+-")):
         return str(positive_id(job, "job id"))
     return job
 
@@ -84,7 +84,7 @@ def run_ref(text: str) -> int:
 def run_or_name(text: str) -> int | str:
     """A run id, or the name of a notebook variable holding a run (judged when it is looked up)."""
     ref = strip_quotes(text)
-    if ref.lstrip("+-").isdigit():
+    if digits(ref.lstrip("+-")):
         return positive_id(ref, "run id")
     if not ref.isidentifier():
         raise InvalidInput(
@@ -153,7 +153,7 @@ def speed(text: str) -> float:
 def positive_int(text: str) -> int:
     """A whole number, at least 1."""
     value = strip_quotes(text)
-    if not value.isdigit() or int(value) < 1:
+    if not digits(value) or int(value) < 1:
         raise InvalidInput(
             f"--max-parallel {text} is not a whole number of at least 1: e.g. --max-parallel 4."
         )

@@ -42,20 +42,23 @@ def notices(session: NotebookSession, shell: Any = None) -> Any:
     if session.notices is None:
         from .notices import Notices
 
-        session.notices = Notices(page=has_widget_frontend(shell))
+        session.notices = Notices(page=has_widget_frontend(shell), mask=session.mask)
     return session.notices
 
 
 def settled(session: NotebookSession, handle: RunHandle) -> None:
     """A run of the session ended (or its watching stopped): publish it under its name, announce it."""
-    if handle.done and handle.out and _still_holds(session.namespace.get(handle.out), handle):
-        session.publish(handle.out, handle.result)
+    if handle.done:
+        for name in handle.names:  # every name still holding this run gets its end
+            if _still_holds(session.namespace.get(name), handle):
+                session.publish(name, handle.result)
     if handle.notify:
         if session.notices is None:  # a run from Python: the first end makes the channel
             from IPython import get_ipython
 
             notices(session, get_ipython())
-        session.notices.announce(handle)
+        held = [n for n in handle.names if session.namespace.get(n) in (handle, handle.result)]
+        session.notices.announce(handle, held)
 
 
 def _still_holds(value: Any, handle: RunHandle) -> bool:
@@ -72,9 +75,11 @@ def _still_holds(value: Any, handle: RunHandle) -> bool:
 
 
 def own(session: NotebookSession, handle: RunHandle, out: str | None = None) -> RunHandle:
-    """The handle's end goes under ``out`` (and ``%dbx_wait RUN_ID`` finds that name)."""
+    """The handle's end goes under ``out`` too (and ``%dbx_wait RUN_ID`` finds that name)."""
     if out is not None:
         handle.out = out
+        if out not in handle.names:
+            handle.names.append(out)
         session.names[handle.run_id] = out
     return handle
 
@@ -225,9 +230,11 @@ def _holds(value: Any) -> int | None:
 
 
 def wait_target(
-    session: NotebookSession, client: DatabricksClient, target: int | str, out: str | None
-) -> tuple[RunHandle, str]:
-    """The handle ``%dbx_wait`` waits on, and the name its result goes under.
+    session: NotebookSession, client: Callable[[], DatabricksClient], target: int | str, out: str | None
+) -> tuple[RunHandle | RunResult, str]:
+    """What ``%dbx_wait`` waits on (a handle; or a RunResult already finished, which needs no
+    request), and the name its result goes under. ``client()`` gives the session's client, asked
+    for only when the target does not carry its own.
 
     Raises:
         InvalidInput: a name that holds no run (nothing is sent).
@@ -248,12 +255,20 @@ def wait_target(
                 f"`{target}` {what}: give a run id, or the name that `%%dbx_run --background` or `--no-wait` "
                 "put a run in."
             )
-        client = getattr(value, "client", None) or client
-        return _handle(session, client, run_id), out or target
+        if isinstance(value, RunResult) and value.finished:
+            return value, out or target  # its end is known: nothing to read again, nothing to lose
+        return _handle(session, getattr(value, "client", None) or client(), run_id), out or target
     remembered = session.names.get(target)
     if out is None and remembered and _holds(session.namespace.get(remembered)) == target:
         out = remembered
-    return _handle(session, client, target), out or "dbx_result"
+    known = _known(session, target)
+    return known or _handle(session, client(), target), out or "dbx_result"
+
+
+def _known(session: NotebookSession, run_id: int) -> RunHandle | None:
+    """The session's latest handle of that run, whatever its client (when only one workspace has it)."""
+    found = [h for h in session.handles if h.run_id == run_id]
+    return found[-1] if found and len({id(h.client) for h in found}) == 1 else None
 
 
 def _handle(session: NotebookSession, client: DatabricksClient, run_id: int) -> RunHandle:
@@ -269,10 +284,12 @@ def wait_cell(session: NotebookSession, shell: Any, args: Any) -> RunResult:
     the cell when it did not succeed. A timeout or an interrupt leaves it watched in the background."""
     from .faces import watch_in_cell
 
-    client = session.client(args.profile)
     with usage_errors():
-        handle, out = wait_target(session, client, args.target, args.out)
-    own(session, handle, out)
+        target, out = wait_target(session, lambda: session.client(args.profile), args.target, args.out)
+    if isinstance(target, RunResult):
+        session.publish(out, target)
+        return target.raise_for_state()
+    handle = own(session, target, out)
 
     def call(progress: Any) -> RunResult:
         handle.add_listener(progress)
@@ -313,12 +330,12 @@ def find_active(
     that this kernel does not watch, as handles not yet watched (the board's Watch, or
     ``%dbx_wait RUN_ID``, watches one); and what could not be listed, one phrase per job."""
     from ..errors import DatabricksError
-    from ..run.launch import resolve_job
+    from ..run.launch import job_info
     from ..run.sweep import active_runs
 
     job_ids = touched_jobs(session, client)
     for job in jobs:  # a job named on the line that does not exist is refused here, in one sentence
-        job_id = resolve_job(client, job)
+        job_id = job_info(client, job).job_id
         if job_id not in job_ids:
             job_ids.append(job_id)
     known = {(h.client.host, h.run_id) for h in session.handles if not h.done}
@@ -357,7 +374,7 @@ def runs_cell(session: NotebookSession, shell: Any, args: Any) -> Any:
         return board
     from .board import text_board
 
-    print(text_board(session.handles, session.clock.wall()))
+    print(text_board(session.handles, session.clock.wall(), session.mask))
     if args.active or args.job:
         print(_found_text(found, looked, failed, html=False))
     return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,8 +87,11 @@ def latest_per_run(handles: list[RunHandle]) -> list[RunHandle]:
     return sorted(latest.values(), key=lambda h: first_seen[(id(h.client), h.run_id)], reverse=True)
 
 
-def describe_board(handles: list[RunHandle], now_wall: float) -> list[BoardRow]:
-    """The board's rows, newest run first (pure: same handles, same time, same rows)."""
+def describe_board(
+    handles: list[RunHandle], now_wall: float, mask: Callable[[str], str] = str
+) -> list[BoardRow]:
+    """The board's rows, newest run first (pure: same handles, same time, same rows); ``mask`` hides
+    credentials a run's own error text may quote."""
     rows = []
     for handle in latest_per_run(handles):
         result = handle.result
@@ -111,7 +115,7 @@ def describe_board(handles: list[RunHandle], now_wall: float) -> list[BoardRow]:
                 colour=view.colour,
                 elapsed=elapsed,
                 eta=eta,
-                result=_verdict(handle),
+                result=mask(_verdict(handle)),
                 source=handle.source,
                 watched=watched,
                 can_cancel=not result.finished,
@@ -122,9 +126,9 @@ def describe_board(handles: list[RunHandle], now_wall: float) -> list[BoardRow]:
     return rows
 
 
-def text_board(handles: list[RunHandle], now_wall: float) -> str:
+def text_board(handles: list[RunHandle], now_wall: float, mask: Callable[[str], str] = str) -> str:
     """The board as a plain-text table (for terminals)."""
-    rows = describe_board(handles, now_wall)
+    rows = describe_board(handles, now_wall, mask)
     if not rows:
         return "No runs in this session yet: `%%dbx_run JOB --background` starts one."
     table = [("job", "run", "state", "elapsed", "eta", "watched", "result")]
@@ -255,7 +259,9 @@ class RunBoard:
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         bundle = self.widget._repr_mimebundle_(**kwargs)
         if isinstance(bundle, dict):  # where the widget cannot render (a saved notebook), the table
-            bundle["text/plain"] = text_board(self.session.handles, self.session.clock.wall())
+            bundle["text/plain"] = text_board(
+                self.session.handles, self.session.clock.wall(), self.session.mask
+            )
         return bundle
 
     def __repr__(self) -> str:
@@ -264,7 +270,7 @@ class RunBoard:
     def refresh(self) -> None:
         """Show the runs as they are now (new runs get a row)."""
         handles = self.session.handles
-        rows = describe_board(handles, self.session.clock.wall())
+        rows = describe_board(handles, self.session.clock.wall(), self.session.mask)
         by_key = {id(h): h for h in handles}
         with self._lock:
             for row in rows:
@@ -341,4 +347,4 @@ class RunBoard:
             )
 
     def _say(self, text: str) -> None:
-        self.message.value = f"<small>{html.escape(text)}</small>"
+        self.message.value = f"<small>{html.escape(self.session.mask(text))}</small>"

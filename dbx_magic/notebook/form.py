@@ -19,6 +19,7 @@ import ipywidgets as widgets
 
 from ..api.client import DatabricksClient
 from ..errors import MAY_HAVE_STARTED, NOTEBOOK, DatabricksError, InvalidInput, RunInterrupted, WaitTimeout
+from ..run.checks import digits
 from ..run.declared import Declarations, Declared
 from ..run.launch import Launch, job_info
 from ..run.models import RunResult
@@ -377,7 +378,7 @@ class RunForm:
     def _job_ref(self, text: str) -> str:
         """What the job field names: a name picked from the list is a name, even one of digits."""
         text = text.strip()
-        return f"name:{text}" if text in self.job.options and text.lstrip("+-").isdigit() else text
+        return f"name:{text}" if text in self.job.options and digits(text.lstrip("+-")) else text
 
     # -- running --------------------------------------------------------------------------------
     @property

@@ -17,6 +17,7 @@ import logging
 import sys
 import threading
 import uuid
+from collections.abc import Callable
 from typing import IO, Any
 
 from ..run.background import RunHandle
@@ -166,11 +167,13 @@ def one_line_reason(result: RunResult) -> str:
     return reason if len(reason) <= 200 else reason[:199] + "…"
 
 
-def notice_for(handle: RunHandle) -> Notice:
-    """The notice for a run that ended (or whose watching stopped on an error)."""
+def notice_for(handle: RunHandle, names: list[str] | None = None) -> Notice:
+    """The notice for a run that ended (or whose watching stopped on an error); ``names``: the
+    notebook names that hold it now (default: its ``--out`` name)."""
     result = handle.result
     name = f" of {result.job_name!r}" if result.job_name else ""
-    where = f" The result is in `{handle.out}`." if handle.out else ""
+    names = ([handle.out] if handle.out else []) if names is None else names
+    where = f" The result is in {', '.join(f'`{n}`' for n in names)}." if names else ""
     if not result.finished:
         error = handle.error
         text = error.message if error is not None else "the watching stopped"
@@ -210,8 +213,11 @@ class Notices:
         stream: Where terminal lines go (default: the real standard output).
     """
 
-    def __init__(self, page: bool, stream: IO[str] | None = None) -> None:
+    def __init__(
+        self, page: bool, stream: IO[str] | None = None, mask: Callable[[str], str] | None = None
+    ) -> None:
         self.page = page
+        self.mask = mask or (lambda text: text)
         self.stream = stream
         self.sent: list[Notice] = []
         """Every notice given, in order."""
@@ -229,9 +235,10 @@ class Notices:
 
             display(self.widget)
 
-    def announce(self, handle: RunHandle) -> Notice:
+    def announce(self, handle: RunHandle, names: list[str] | None = None) -> Notice:
         """Give the notice for this handle's end, on every channel there is."""
-        notice = notice_for(handle)
+        notice = notice_for(handle, names)
+        notice.title, notice.body = self.mask(notice.title), self.mask(notice.body)
         with self._lock:
             self.sent.append(notice)
         if self.widget is not None:

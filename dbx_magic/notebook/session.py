@@ -204,10 +204,24 @@ class NotebookSession:
     def stop_sandbox(self) -> None:
         """Stop the sandbox this session started (if any)."""
         if self.sandbox is not None:
+            old = self._sandbox_client
             self.sandbox.stop()
             self.sandbox, self._sandbox_client = None, None
+            for handle in self.handles:  # its runs went with it: off the board, no longer polled
+                if handle.client is old:
+                    handle.watcher.forget(
+                        handle, f"Run {handle.run_id} was in the sandbox, which stopped: it is gone with it."
+                    )
 
     # -- input and output ------------------------------------------------------------------------
+    def mask(self, text: str) -> str:
+        """``text`` with anything shaped like a credential, and every secret this session knows, as ``***``
+        (a run's own error text may quote one: notices and the board show it through this)."""
+        for secret in self.secrets:
+            if secret:
+                text = text.replace(secret, "***")
+        return _PAT.sub("***", text)
+
     def refuse_secrets(self, *texts: str | None, flags: bool = True) -> None:
         """Raise InvalidInput when a text holds a token (see :func:`refuse_secrets`)."""
         refuse_secrets(texts, self.secrets, flags=flags)

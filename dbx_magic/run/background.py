@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 
 WATCHING, FOLLOWING, STOPPED = "watching", "following", "stopped"
 GIVE_UP_AFTER = 5  # consecutive failed polls of a run before the watcher stops watching it
+POLL_BUDGET = 10.0  # seconds a job's runs/list page (its retries included) may take in one cycle
 HISTORY_AGE = 600.0  # seconds a job's history is used before it is read again
 NO_HISTORY_AGE = 60.0  # the same, when the job had no finished run to learn from
 _IDLE = 3600.0  # with nothing to watch, the thread sleeps until woken
@@ -99,6 +100,8 @@ class RunHandle:
         self.notify = notify
         self.number = number
         self.out: str | None = None
+        self.names: list[str] = []
+        """Every notebook name the run was published under (its end goes to those still holding it)."""
         self.last_error: BaseException | None = None
         self.started_wall = watcher.clock.wall()
         self._watched = watched
@@ -109,6 +112,8 @@ class RunHandle:
         self._failures = 0
         self._due = watcher.clock.monotonic()
         self._announced = False
+        self._gone = False  # its workspace went away: never watched again
+        self._broken: set[int] = set()
         self._listeners: list[OnUpdate] = [] if watched.on_update is None else [watched.on_update]
         watched.on_update = self._fan_out
 
@@ -189,8 +194,15 @@ class RunHandle:
         for listener in listeners:
             try:
                 listener(result)
-            except Exception:  # a broken display must not stop the watching
-                log.warning("a listener of run %s raised", self.run_id, exc_info=True)
+            except Exception:  # a broken display must not stop the watching; said once, in full
+                first = id(listener) not in self._broken
+                self._broken.add(id(listener))
+                log.log(
+                    logging.WARNING if first else logging.DEBUG,
+                    "a listener of run %s raised",
+                    self.run_id,
+                    exc_info=first,
+                )
 
     # -- acting ---------------------------------------------------------------------------------
     def cancel(self) -> None:
@@ -437,7 +449,7 @@ class Watcher:
     def resume(self, handle: RunHandle) -> None:
         """Let the watcher poll this handle's run (at once)."""
         with handle._lock:
-            if handle.done:
+            if handle.done or handle._gone:
                 return
             handle._mode = WATCHING
             handle._error = None
@@ -450,10 +462,18 @@ class Watcher:
                 self._handles.append(handle)
         self.wake()
 
-    def forget(self, handle: RunHandle) -> None:
-        """Drop a handle (its run is no longer listed or polled)."""
+    def forget(self, handle: RunHandle, why: str | None = None) -> None:
+        """Drop a handle (its run is no longer listed or polled); with ``why``, a wait on it raises
+        that (the workspace went away, say), and no notice is given."""
         with self._lock:
             self._handles = [h for h in self._handles if h is not handle]
+        if why is not None and not handle.done:
+            with handle._lock:
+                handle._mode = STOPPED
+                handle._error = DatabricksError(why, run_id=handle.run_id)
+                handle._announced = True
+                handle._gone = True
+            handle._settled.set()
 
     def wake(self) -> None:
         """Cut the thread's wait short: it looks at what is due now."""
@@ -491,7 +511,9 @@ class Watcher:
 
     def _poll_job(self, client: DatabricksClient, job_id: int, handles: list[RunHandle]) -> None:
         try:
-            seen, retry_after = active_runs(client, job_id)
+            # one sick workspace holds the thread up for this long at most, then the other jobs' turn
+            with client.until(client.clock.monotonic() + POLL_BUDGET):
+                seen, retry_after = active_runs(client, job_id)
         except Exception as exc:  # the job's page failed: each of its runs records it
             for handle in handles:
                 self._failed(handle, exc)
@@ -539,11 +561,16 @@ class Watcher:
     def _failed(self, handle: RunHandle, exc: BaseException) -> None:
         log.debug("polling run %s failed: %s", handle.run_id, exc)
         gone = isinstance(exc, ResourceDoesNotExist)
+        throttled = getattr(exc, "status_code", None) == 429  # asked to wait, not refused: not counted
+        retry_after = getattr(exc, "retry_after", None)
         with handle._lock:
             handle.last_error = exc
-            handle._failures += 1
-            final = gone or _refused(exc) or handle._failures >= self.give_up_after
-            handle._due = self.clock.monotonic() + min(60.0, 2.0**handle._failures)
+            handle._failures += 0 if throttled else 1
+            # a run not found twice in a row is gone (once may be the workspace catching up with a launch)
+            final = (gone and handle._failures >= 2) or (not gone and _refused(exc))
+            final = final or handle._failures >= self.give_up_after
+            backoff = min(60.0, 2.0 ** max(1, handle._failures))
+            handle._due = self.clock.monotonic() + max(backoff, retry_after or 0.0)  # Retry-After wins
             if final:
                 handle._error = _watch_error(handle, exc)
                 handle._mode = STOPPED
@@ -584,7 +611,7 @@ class Watcher:
             self._wake.clear()
             try:
                 delay = self.step()
-            except Exception:  # never let the watching die
+            except BaseException:  # never let the watching die (a listener's SystemExit included)
                 log.exception("the background watcher's cycle failed; it goes on")
                 delay = 1.0
             if self._stopping.is_set():

@@ -28,9 +28,14 @@ MAX_IDEMPOTENCY_TOKEN = 64
 IF_RUNNING = ("new", "wait", "cancel")
 
 
+def digits(text: str) -> bool:
+    """True for a non-empty run of ASCII digits (``"²".isdigit()`` and Arabic-Indic digits are not ids)."""
+    return text.isascii() and text.isdigit()
+
+
 def positive_id(value: Any, what: str) -> int:
     """``value`` as a positive int64 (an int, or a string of digits), or InvalidInput."""
-    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+    if isinstance(value, str) and digits(value.strip().lstrip("+-")):
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise InvalidInput(f"The {what} {value!r} is not a positive integer: pass one such as 1042.")

@@ -27,7 +27,16 @@ from ..errors import (
     TransportError,
     WaitTimeout,
 )
-from .checks import MAX_ID, check_if_running, check_timeout, check_token, known_tasks, positive_id, task_keys
+from .checks import (
+    MAX_ID,
+    check_if_running,
+    check_timeout,
+    check_token,
+    digits,
+    known_tasks,
+    positive_id,
+    task_keys,
+)
 from .declared import Declarations, declared_params
 from .models import RunResult
 from .params import normalise_params
@@ -110,7 +119,7 @@ def _job_id_from(job: Any) -> int | None:
         text = job.strip()
         if not text or text.lower() == NAME_PREFIX:
             raise InvalidInput("The job is empty: pass a job id or a job name.")
-        if text.lower().startswith(NAME_PREFIX) or not text.lstrip("+-").isdigit():
+        if text.lower().startswith(NAME_PREFIX) or not digits(text.lstrip("+-")):
             return None
     if not isinstance(job, int | str) or isinstance(job, bool):
         raise InvalidInput(
@@ -476,7 +485,7 @@ def _usable_run_id(answer: Mapping[str, Any]) -> bool:
     if isinstance(value, bool) or not isinstance(value, int | str):
         return False
     text = str(value).strip()
-    return text.isdigit() and 0 < int(text) <= MAX_ID
+    return digits(text) and 0 < int(text) <= MAX_ID
 
 
 def _run_now(

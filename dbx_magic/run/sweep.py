@@ -20,7 +20,7 @@ from typing import Any
 from ..api.client import DatabricksClient
 from ..clock import Clock
 from ..errors import MANY_GO_ON, MAY_HAVE_STARTED, DatabricksError, InvalidInput, RunInterrupted, WaitTimeout
-from .checks import MAX_IDEMPOTENCY_TOKEN
+from .checks import MAX_IDEMPOTENCY_TOKEN, digits
 from .launch import JobInfo, Launch, check_declared, job_info, launch
 from .models import RunResult
 from .polling import History, PollPolicy, history_from_runs
@@ -206,7 +206,7 @@ def active_runs(client: DatabricksClient, job_id: int) -> tuple[dict[int, dict[s
     while True:
         page = client.list_runs(job_id, active_only=True, limit=PAGE, page_token=page_token)
         for run in page.get("runs") or ():
-            if isinstance(run, dict) and str(run.get("run_id", "")).isdigit():
+            if isinstance(run, dict) and digits(str(run.get("run_id", ""))):
                 seen[int(run["run_id"])] = run
         page_token = page.get("next_page_token")
         if not page_token or not page.get("runs"):
