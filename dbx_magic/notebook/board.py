@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import NOTEBOOK, DatabricksError
 from ..run.background import FOLLOWING, STOPPED, RunHandle
 from .progress import DANGER, INFO, SUCCESS, WARNING, describe, format_duration
 from .session import NotebookSession
@@ -309,8 +310,10 @@ class RunBoard:
                 self._say(f"Watching run {handle.run_id}: a notice comes when it ends.")
             else:
                 self._repair(handle)
+        except DatabricksError as exc:  # shown as a notebook says it (the magics to use, not Python calls)
+            self._say(exc.render(NOTEBOOK))
         except Exception as exc:  # shown, never lost
-            self._say(f"{action.capitalize()} of run {handle.run_id} failed: {exc}")
+            self._say(f"{action.capitalize()} of run {handle.run_id} failed ({type(exc).__name__}: {exc}).")
         finally:
             button.disabled = False
         self.refresh()
@@ -328,7 +331,7 @@ class RunBoard:
         ).start()
 
     def _repair_work(self, handle: RunHandle, spec: Any) -> None:
-        from ..errors import NOTEBOOK, DatabricksError, RunInterrupted
+        from ..errors import RunInterrupted
         from ..run.repair import run_repair
         from .background import following
 

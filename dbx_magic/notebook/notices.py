@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable
 from typing import IO, Any
 
+from ..errors import ResourceDoesNotExist
 from ..run.background import RunHandle
 from ..run.models import RunResult
 from .progress import format_duration
@@ -36,8 +37,12 @@ function box() {
   if (!stack) {
     stack = document.createElement("div");
     stack.id = "dbx-notices";
-    // bottom right, above the status bar: clear of the toolbar's kernel status and of the cells' buttons
-    stack.style.cssText = "position:fixed;bottom:40px;right:16px;z-index:100000;display:flex;" +
+    // above the status bar, clear of the toolbar's kernel status: bottom right, or bottom left where
+    // JupyterLab's own toasts take the bottom right
+    const app = window.jupyterapp;
+    const toasts = app && app.commands && app.commands.hasCommand("apputils:notify");
+    stack.style.cssText = "position:fixed;bottom:40px;" + (toasts ? "left:16px" : "right:16px") +
+      ";z-index:100000;display:flex;" +
       "flex-direction:column;gap:8px;max-width:440px;font-family:var(--jp-ui-font-family,sans-serif)";
     document.body.appendChild(stack);
   }
@@ -176,6 +181,10 @@ def notice_for(handle: RunHandle, names: list[str] | None = None) -> Notice:
     where = f" The result is in {', '.join(f'`{n}`' for n in names)}." if names else ""
     if not result.finished:
         error = handle.error
+        if isinstance(error, ResourceDoesNotExist):  # nothing goes on: the workspace has no such run
+            return Notice(
+                handle.run_id, f"Stopped watching run {handle.run_id}{name}.", error.message, "warning", None
+            )
         text = error.message if error is not None else "the watching stopped"
         return Notice(
             handle.run_id,
