@@ -81,6 +81,9 @@ def test_quickstart_shows_results_and_the_form(executed):
     # the background section: the cell returned at once, the next one ran meanwhile, the wait filled `bg`
     assert "was launched in the background: `bg` holds its handle, then" in outputs
     assert "the kernel is free meanwhile: RunHandle" in outputs
+    background = next(c for c in nb.cells if c.cell_type == "code" and "--background" in c.source)
+    kept = [o for o in background.outputs if "text/html" in o.get("data", {})]  # put there from a thread
+    assert kept and ": SUCCESS · took" in kept[0]["data"]["text/plain"], background.outputs
     assert "{'date': '2026-11-02'" in outputs and re.search(r"job +run +state +elapsed", outputs)
 
 

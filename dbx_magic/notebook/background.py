@@ -191,7 +191,27 @@ def _progress(shell: Any, cancel: Any) -> Any:
     widget = ProgressWidget(cancel=cancel)
     widget.hint.value = "<small>In the background: keep working; a notice comes when it ends.</small>"
     display(widget.widget)
-    return widget
+    return _Kept(widget, display(display_id=True))
+
+
+class _Kept:
+    """A background cell's progress widget, and the place under it for its static copy at the end
+    (what a saved notebook shows without the kernel). The copy is put there by display id from the
+    watcher's thread, so it lands in the cell's own output, whichever cell runs by then."""
+
+    def __init__(self, widget: Any, place: Any) -> None:
+        self.widget, self.place = widget, place
+
+    def __call__(self, result: RunResult) -> None:
+        self.widget(result)
+        if result.finished and self.place is not None:
+            self.place.update(self.widget.snapshot())
+
+    def not_started(self, reason: str) -> None:
+        self.widget.not_started(reason)
+
+    def close(self, note: str | None = None) -> None:
+        self.widget.close(note=note)
 
 
 # -- the form -----------------------------------------------------------------------------------------
