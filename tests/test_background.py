@@ -501,3 +501,17 @@ def test_a_throttled_poll_waits_as_asked_and_never_ends_the_watching(make_sandbo
     handle.cancel()
     drive(watcher, clock)
     assert handle.result.result_state == "CANCELED"
+
+
+def test_a_wait_inside_a_listener_is_refused_instead_of_waiting_for_itself(sandbox_client, clock, watcher):
+    said: list[str] = []
+
+    def impatient(_result: Any) -> None:
+        try:
+            handle.wait()
+        except DatabricksError as exc:
+            said.append(str(exc))
+
+    handle = start_background(sandbox_client, "daily-sales-report", watcher=watcher, on_update=impatient)
+    drive(watcher, clock)
+    assert handle.ok and said and "called from a listener" in said[0]

@@ -245,6 +245,11 @@ class RunHandle:
             RunInterrupted: the kernel was interrupted.
         """
         timeout = check_timeout(timeout)
+        if self.watcher._stepping == threading.get_ident() and not self.done:
+            raise InvalidInput(
+                f"wait() on run {self.run_id} was called from a listener, on the thread that polls it: it would "
+                "wait for itself; wait in your own code, or act on the result the listener is given."
+            )
         if not self.done and self.mode == STOPPED and not isinstance(self.error, ResourceDoesNotExist):
             self.watcher.resume(self)  # stopped (by an error, or a cell that followed it): try again
         interrupted = False
@@ -341,6 +346,7 @@ class Watcher:
         self._numbers = itertools.count(1)
         self._lock = threading.RLock()
         self._step_lock = threading.Lock()
+        self._stepping: int | None = None  # the thread inside step(), while one is
         self._handles: list[RunHandle] = []
         self._histories: dict[tuple[int, int], tuple[History | None, float]] = {}
         self._listeners: list[OnSettled] = []
@@ -486,21 +492,28 @@ class Watcher:
         """Poll every run that is due, job by job; return the seconds until the next one is due
         (a long idle wait when nothing is watched)."""
         with self._step_lock:
-            now = self.clock.monotonic()
-            due = [h for h in self.active if h._due <= now]
-            if due:
-                self.cycles += 1
-            jobs: dict[tuple[int, int], DatabricksClient] = {}
-            for handle in due:
-                if handle.job_id is None:
-                    self._poll_one(handle, None)
-                else:
-                    jobs.setdefault((id(handle.client), handle.job_id), handle.client)
-            for (client_id, job_id), client in jobs.items():
-                # every active run of the job rides on the page, due or not: it costs nothing more
-                going = [h for h in self.active if id(h.client) == client_id and h.job_id == job_id]
-                self._poll_job(client, job_id, going)
-            return self.next_delay()
+            self._stepping = threading.get_ident()
+            try:
+                return self._step()
+            finally:
+                self._stepping = None
+
+    def _step(self) -> float:
+        now = self.clock.monotonic()
+        due = [h for h in self.active if h._due <= now]
+        if due:
+            self.cycles += 1
+        jobs: dict[tuple[int, int], DatabricksClient] = {}
+        for handle in due:
+            if handle.job_id is None:
+                self._poll_one(handle, None)
+            else:
+                jobs.setdefault((id(handle.client), handle.job_id), handle.client)
+        for (client_id, job_id), client in jobs.items():
+            # every active run of the job rides on the page, due or not: it costs nothing more
+            going = [h for h in self.active if id(h.client) == client_id and h.job_id == job_id]
+            self._poll_job(client, job_id, going)
+        return self.next_delay()
 
     def next_delay(self) -> float:
         """Seconds until the soonest watched run is due."""
