@@ -29,7 +29,7 @@ __all__ = [
     "background_cell",
     "check_background",
     "following",
-    "form_launch",
+    "launch_in_session",
     "notices",
     "runs_cell",
     "settled",
@@ -72,6 +72,14 @@ def _still_holds(value: Any, handle: RunHandle) -> bool:
         and value.client in (None, handle.client)
         and not value.finished
     )
+
+
+def hold(session: NotebookSession, out: str, handle: RunHandle) -> None:
+    """Put the handle under ``out`` until its end replaces it; a run that ended meanwhile (before the
+    name held it, so its end was not published there) goes there at once."""
+    session.publish(out, handle)
+    if handle.done:
+        session.publish(out, handle.result)
 
 
 def own(session: NotebookSession, handle: RunHandle, out: str | None = None) -> RunHandle:
@@ -146,22 +154,12 @@ def background_cell(
     session: NotebookSession, shell: Any, client: DatabricksClient, spec: Launch, out: str
 ) -> None:
     """Launch the run, put its handle under ``out`` and return; the watcher does the rest."""
-    from ..run.background import launch_background
-
     holder: list[RunHandle] = []
     progress = _progress(shell, lambda: holder[0].cancel() if holder else None)
     channel = notices(session, shell)
     try:
         with usage_errors():  # a job name that matches nothing, say
-            handle = launch_background(
-                client,
-                spec,
-                watcher=session.watcher_for(client),
-                on_update=progress,
-                on_notice=print,
-                source="magic",
-                notify=True,
-            )
+            handle = launch_in_session(session, client, spec, progress, out, source="magic", on_notice=print)
     except BaseException as exc:
         from .faces import show_end
 
@@ -169,8 +167,7 @@ def background_cell(
             show_end(progress, exc)
         raise
     holder.append(handle)
-    own(session, handle, out)
-    session.publish(out, handle)
+    hold(session, out, handle)
     channel.show_channel()
     name = handle.job_name or spec.job
     print(
@@ -214,18 +211,18 @@ class _Kept:
         self.widget.close(note=note)
 
 
-# -- the form -----------------------------------------------------------------------------------------
-
-
-def form_launch(
+def launch_in_session(
     session: NotebookSession,
     client: DatabricksClient,
     spec: Launch,
     progress: Any,
     out: str,
+    *,
+    source: str,
     on_notice: Callable[[str], Any] | None = None,
 ) -> RunHandle:
-    """The form's launch: one more background run of the session (on its board, announced at the end)."""
+    """Launch one more background run of the session (a ``--background`` cell's, the form's): on its
+    board, its end published under ``out`` and announced."""
     from ..run.background import launch_background
 
     handle = launch_background(
@@ -234,7 +231,7 @@ def form_launch(
         watcher=session.watcher_for(client),
         on_update=progress,
         on_notice=on_notice,
-        source="form",
+        source=source,
     )
     return own(session, handle, out)
 
@@ -327,7 +324,7 @@ def wait_cell(session: NotebookSession, shell: Any, args: Any) -> RunResult:
         if not handle.done and handle.watching:  # goes on in the background: the name gets its end
             handle.notify = True
             notices(session, shell)
-            session.publish(out, handle)
+            hold(session, out, handle)
         raise exc
 
 

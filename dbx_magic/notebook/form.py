@@ -482,10 +482,16 @@ class RunForm:
     def _launch_and_wait(self, spec: Launch, out: str, progress: ProgressWidget) -> RunResult:
         """Launch through the session's background watcher (so the run is on ``%dbx_runs`` and its end
         is announced), and wait for it in the form's worker thread."""
-        from .background import form_launch
+        from .background import launch_in_session
 
-        handle = form_launch(
-            self.session, self.client, spec, self._showing(progress), out, on_notice=self._notice
+        handle = launch_in_session(
+            self.session,
+            self.client,
+            spec,
+            self._showing(progress),
+            out,
+            source="form",
+            on_notice=self._notice,
         )
         self._attach(handle)
         return handle.wait(raise_on_failure=False)

@@ -21,7 +21,6 @@ board lists every run; when that watching stops before the end, ``resume()`` han
 from __future__ import annotations
 
 import atexit
-import itertools
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -92,13 +91,11 @@ class RunHandle:
         *,
         source: str,
         notify: bool,
-        number: int = 0,
     ) -> None:
         self.watcher = watcher
         self.client = client
         self.source = source
         self.notify = notify
-        self.number = number
         self.out: str | None = None
         self.names: list[str] = []
         """Every notebook name the run was published under (its end goes to those still holding it)."""
@@ -341,9 +338,6 @@ class Watcher:
         self.policy = policy
         self.threaded = (not isinstance(self.clock, ManualClock)) if threaded is None else threaded
         self.give_up_after = give_up_after
-        self.cycles = 0
-        """Poll cycles that polled something, so far."""
-        self._numbers = itertools.count(1)
         self._lock = threading.RLock()
         self._step_lock = threading.Lock()
         self._stepping: int | None = None  # the thread inside step(), while one is
@@ -399,7 +393,7 @@ class Watcher:
             )
 
     def _new(self, client: DatabricksClient, watched: WatchedRun, source: str, notify: bool) -> RunHandle:
-        handle = RunHandle(self, client, watched, source=source, notify=notify, number=next(self._numbers))
+        handle = RunHandle(self, client, watched, source=source, notify=notify)
         with self._lock:
             self._handles.append(handle)
         return handle
@@ -501,8 +495,6 @@ class Watcher:
     def _step(self) -> float:
         now = self.clock.monotonic()
         due = [h for h in self.active if h._due <= now]
-        if due:
-            self.cycles += 1
         jobs: dict[tuple[int, int], DatabricksClient] = {}
         for handle in due:
             if handle.job_id is None:

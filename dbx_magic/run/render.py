@@ -146,18 +146,26 @@ def _failure_html(task: TaskResult) -> str:
     )
 
 
+def _run_link(result: RunResult) -> str:
+    """ "run N", linked to the run's page when it has one."""
+    if not result.run_page_url:
+        return f"run {result.run_id}"
+    return (
+        f'<a href="{html.escape(result.run_page_url)}" target="_blank" rel="noopener" '
+        f'style="color:#1565c0;text-decoration:underline">run {result.run_id}</a>'
+    )
+
+
+def _job_name(result: RunResult) -> str:
+    return f" of <b>{html.escape(result.job_name)}</b>" if result.job_name else ""
+
+
 def result_html(result: RunResult) -> str:
     """The result as HTML: left-aligned, outputs whole (folded when long), parameters and time."""
     esc = html.escape
     state = result.result_state or result.life_cycle_state or "UNKNOWN"
     colour = "#2e7d32" if result.ok else ("#1565c0" if not result.finished else "#c62828")
-    link = (
-        f'<a href="{esc(result.run_page_url)}" target="_blank" rel="noopener" '
-        f'style="color:#1565c0;text-decoration:underline">run {result.run_id}</a>'
-        if result.run_page_url
-        else f"run {result.run_id}"
-    )
-    name = f" of <b>{esc(result.job_name)}</b>" if result.job_name else ""
+    link, name = _run_link(result), _job_name(result)
     parts = [
         f'<div class="dbx-result" style="text-align:left">{link}{name}: '
         f'<span style="color:{colour};font-weight:bold">{esc(state)}</span>'
@@ -190,13 +198,7 @@ def handle_html(handle: Any) -> str:
     if result.finished:
         return result_html(result)
     esc = html.escape
-    link = (
-        f'<a href="{esc(result.run_page_url)}" target="_blank" rel="noopener" '
-        f'style="color:#1565c0;text-decoration:underline">run {result.run_id}</a>'
-        if result.run_page_url
-        else f"run {result.run_id}"
-    )
-    name = f" of <b>{esc(result.job_name)}</b>" if result.job_name else ""
+    link, name = _run_link(result), _job_name(result)
     error = handle.error
     note = (
         f" ({esc(error.message)})"
