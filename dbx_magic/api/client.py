@@ -92,12 +92,14 @@ class RetryPolicy:
     jitter: float = 0.2
     max_retry_after: float = 60.0
 
-    def wait(self, retry: int, retry_after: float | None) -> float:
-        """Seconds to wait before retry number ``retry`` (1 for the first retry)."""
+    def wait(self, retry: int, retry_after: float | None, took: float = 0.0) -> float:
+        """Seconds to wait before retry number ``retry`` (1 for the first retry); ``took`` is how long
+        the failed attempt took (a timed-out attempt has already waited that long: the backoff counts
+        from when it was sent)."""
         if retry_after is not None:
             return retry_after
         base = min(self.max_backoff, self.backoff * 2 ** (retry - 1))
-        return base * (1 + self.jitter * random.random())
+        return max(0.0, base * (1 + self.jitter * random.random()) - took)
 
 
 class DatabricksClient:
@@ -386,6 +388,18 @@ class DatabricksClient:
         finally:
             self._local.deadline = previous
 
+    @contextlib.contextmanager
+    def attempts_at_most(self, attempts: int) -> Iterator[None]:
+        """Within the block, this thread's requests are tried at most ``attempts`` times (fewer than
+        the retry policy's). A watcher riding out an outage does its own backoff between polls, so
+        each of its polls then costs one request."""
+        previous = getattr(self._local, "attempts", None)
+        self._local.attempts = max(1, attempts if previous is None else min(previous, attempts))
+        try:
+            yield
+        finally:
+            self._local.attempts = previous
+
     def _whole(self, endpoint: str, params: Mapping[str, Any], *, what: str) -> Answer:
         """A ``GET`` whose arrays 2.2 pages (100 entries at most): follow ``next_page_token`` and
         merge the pages into one answer, as 2.1 gives it."""
@@ -423,6 +437,7 @@ class DatabricksClient:
                 raise _past_deadline(
                     what, "waiting for this client's own request-rate limit", attempt - 1, started, self
                 )
+            sent = self.clock.monotonic()
             answer, failure, retry_after = self._attempt(method, endpoint, url, params, json, what, attempt)
             if answer is not None:
                 return answer
@@ -441,9 +456,11 @@ class DatabricksClient:
             if isinstance(failure, ApiError) and failure.status_code not in RETRY_STATUSES:
                 raise failure
             spent = self.clock.monotonic() - started
-            wait = policy.wait(attempt, retry_after)
+            # a request that got no answer (a timeout) has waited already: the backoff counts from its send
+            took = self.clock.monotonic() - sent if failure.status_code is None else 0.0
+            wait = policy.wait(attempt, retry_after, took)
             if (
-                attempt >= policy.attempts
+                attempt >= (getattr(self._local, "attempts", None) or policy.attempts)
                 or spent + wait > policy.budget
                 or (retry_after is not None and retry_after > policy.max_retry_after)
             ):
