@@ -19,9 +19,10 @@ test on a fake clock) steps it. Either way :meth:`Watcher.wait_for` is the one w
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ..api.client import DatabricksClient
@@ -419,7 +420,10 @@ class RunHandle:
             final = final or (give_up_after is not None and self._failures >= give_up_after)
             final = final or (policy.outage is not None and now - since >= policy.outage and not gone)
             backoff = min(policy.longest, 2.0 ** max(1, self._failures))
-            self._next = (now, max(backoff, retry_after or 0.0))  # Retry-After wins
+            # from the cycle's start (a timed-out attempt has waited already), but never at once after
+            # the client's retries; Retry-After wins
+            spent = self.watcher.clock.monotonic() - now
+            self._next = (now, max(backoff, spent + policy.floor, retry_after or 0.0))
         if final:
             self.stop(_watch_error(self, exc))
         elif not gone:
@@ -720,6 +724,7 @@ class Watcher:
                 continue
             now = self.clock.monotonic() if slept_to is None else max(self.clock.monotonic(), slept_to)
             delay = self.step(now)
+            now = max(now, self.clock.monotonic())  # the cycle's requests may have taken time
             if done():
                 return True
             if deadline is not None and now >= deadline:
@@ -743,22 +748,29 @@ class Watcher:
             finally:
                 self._stepping = None
         self._changed_now()
-        return self.next_delay(now)
+        # from when the cycle ended: a cycle that spent a minute retrying is not followed by a full wait
+        return self.next_delay(max(now, self.clock.monotonic()))
 
     def _step(self, now: float) -> None:
-        active = self.active
-        jobs: dict[tuple[int, int], DatabricksClient] = {}
-        for handle in active:
-            if handle.wait_left(now) > _EPSILON:
+        # one pass groups the runs by job (a cycle's cost is linear in the runs watched)
+        by_job: dict[tuple[int, int], list[RunHandle]] = {}
+        due: set[tuple[int, int]] = set()
+        for handle in self.active:
+            job_id = handle.job_id
+            if job_id is None:
+                if handle.wait_left(now) <= _EPSILON:
+                    with _quietly(handle, [handle]):
+                        self._poll_one(handle, None, now=now)
                 continue
-            if handle.job_id is None:
-                self._poll_one(handle, None, now=now)
-            else:
-                jobs.setdefault((id(handle.client), handle.job_id), handle.client)
-        for (client_id, job_id), client in jobs.items():
+            key = (id(handle.client), job_id)
+            by_job.setdefault(key, []).append(handle)
+            if handle.wait_left(now) <= _EPSILON:
+                due.add(key)
+        for key in due:
             # every active run of the job rides on the job's read, due or not: it costs nothing more
-            going = [h for h in active if id(h.client) == client_id and h.job_id == job_id and h.watching]
-            self._poll_job(client, job_id, going, now)
+            going = [h for h in by_job[key] if h.watching]
+            with _quietly(going[0], going):
+                self._poll_job(going[0].client, key[1], going, now)
 
     def next_delay(self, now: float | None = None) -> float:
         """Seconds from ``now`` (default: the clock's time) until the soonest watched run is due."""
@@ -788,7 +800,9 @@ class Watcher:
             for handle in handles:
                 self._failed(handle, exc, now)
             return
-        history = self._history(client, job_id)
+        # a workspace that did not answer lately is not asked for history now: the runs come first
+        troubled = any(h.last_error is not None for h in handles)
+        history = self._history(client, job_id, refresh=not troubled)
         for handle in handles:
             handle.share_history(history)
             self._poll_one(handle, seen.get(handle.run_id), retry_after, now=now)
@@ -822,14 +836,16 @@ class Watcher:
         with self._lock:
             self._histories[key] = (history, self.clock.monotonic())
 
-    def _history(self, client: DatabricksClient, job_id: int) -> History | None:
-        """The job's history as last read (read again when it is old: a job with no finished run yet
-        gets one as its runs end)."""
+    def _history(self, client: DatabricksClient, job_id: int, *, refresh: bool = True) -> History | None:
+        """The job's history as last read (read again when it is old and ``refresh``: a job with no
+        finished run yet gets one as its runs end). A read that fails keeps what was known."""
         key = (id(client), job_id)
-        if self._history_due(key):
-            self._store_history(key, job_history(client, job_id))
         with self._lock:
-            return self._histories[key][0]
+            known = self._histories.get(key, (None, 0.0))[0]
+        if refresh and self._history_due(key):
+            self._store_history(key, job_history(client, job_id) or known)
+        with self._lock:
+            return self._histories.get(key, (known, 0.0))[0]
 
     def _poll_one(
         self,
@@ -914,6 +930,17 @@ class Watcher:
             self._said = True  # once: the session's own shutdown asks again, to print them
             log.warning("%s", going_on(going))
         return going
+
+
+@contextlib.contextmanager
+def _quietly(first: RunHandle, handles: list[RunHandle]) -> Iterator[None]:
+    """While the workspace does not answer these runs' polls, each poll is one request: the watcher's
+    own backoff spaces them out (the client's retries would only add requests)."""
+    if all(h.last_error is None for h in handles):
+        yield
+        return
+    with first.client.attempts_at_most(1):
+        yield
 
 
 def active_runs(client: DatabricksClient, job_id: int) -> tuple[dict[int, dict[str, Any]], float | None]:
