@@ -71,10 +71,16 @@ class Script:
     offset: float  # the first poll comes this long after the launch
     items: tuple[Item, ...]  # the job's runs/list page (the run itself first, run_id 0)
     seed: int
+    event: float | None = None  # the run's clock when a task fails while the run goes on
 
     @property
     def ends_at(self) -> float:
         return self.queue + self.end - self.offset
+
+    @property
+    def seen_from(self) -> float:
+        """What the latency is measured from: the failed task when there is one, else the run's end."""
+        return self.ends_at if self.event is None else self.queue + self.event - self.offset
 
     def state(self, t: float) -> str:
         """The life cycle state the poll at ``t`` sees."""
@@ -96,9 +102,9 @@ class Kind:
 
     name: str
     length: float
-    draw: Callable[[random.Random, float], tuple[list[Item], float, float, float, float]]
+    draw: Callable[[random.Random, float], tuple[Any, ...]]  # items, queue, setup, end, terminating[, event]
     inside: float | None = None  # the spread when the run ends inside what its history predicts
-    runs: float = 1.0  # share of the runs a kind plays (the 8 h job: fewer, at least 40, they are long)
+    runs: float = 1.0  # share of the runs a kind plays (the day-long jobs: half, they are long)
 
 
 def _success(rng: random.Random, median: float, spread: float, **extra: Any) -> Item:
@@ -210,6 +216,85 @@ def _long_setup(rng: random.Random, median: float) -> tuple[list[Item], float, f
     return items, 0.0, setup, setup + full - usual, min(0.05 * full, 1.0)
 
 
+def _warm_cold(rng: random.Random, median: float) -> tuple[list[Item], float, float, float, float]:
+    # a job cluster that is sometimes warm (a pool: set-up 10-20 s), sometimes cold (3-6 min)
+    def setup() -> float:
+        return rng.uniform(10, 20) if rng.random() < 0.5 else rng.uniform(3, 6) * MINUTES
+
+    items = []
+    for _ in range(HISTORY_RUNS):
+        item = _success(rng, median, 0.05)
+        took = setup()
+        item["run_duration"] += round(1000 * took)
+        item["setup_duration"] = round(1000 * took)
+        items.append(item)
+    took = setup()
+    end = took + median * max(0.2, 1.0 + 0.05 * rng.gauss(0.0, 1.0))
+    return items, 0.0, took, end, min(0.05 * end, 1.0)
+
+
+def _long_queue(rng: random.Random, median: float) -> tuple[list[Item], float, float, float, float]:
+    items, _, setup, end, terminating = _normal(0.05)(rng, median)
+    for item in items:  # the history's runs waited in the queue too (run_duration leaves it out)
+        item["queue_duration"] = round(1000 * rng.uniform(0, 60) * MINUTES)
+    return items, rng.uniform(20, 60) * MINUTES, setup, end, terminating
+
+
+def _retried(rng: random.Random, median: float) -> tuple[list[Item], float, float, float, float]:
+    # a quarter of the runs retry a task (its retry takes 40-80 % of the run again)
+    def length() -> float:
+        base = median * max(0.2, 1.0 + 0.05 * rng.gauss(0.0, 1.0))
+        return base * (rng.uniform(1.4, 1.8) if rng.random() < 0.25 else 1.0)
+
+    items = [_ended("SUCCESS", length()) for _ in range(HISTORY_RUNS)]
+    end = length()
+    return items, 0.0, _setup(rng, end), end, min(0.05 * end, 1.0)
+
+
+def _task_fails_early(rng: random.Random, median: float) -> tuple[Any, ...]:
+    # one task fails at 5-30 % of the run; the others go on and the run ends FAILED at its usual length:
+    # latency is to the task's failure
+    items = _page(rng, median, 0.05)
+    items += [_ended("FAILED", median * rng.uniform(0.9, 1.1)) for _ in range(rng.randint(0, 3))]
+    rng.shuffle(items)
+    end = median * max(0.2, 1.0 + 0.05 * rng.gauss(0.0, 1.0))
+    setup = _setup(rng, end)
+    return items, 0.0, setup, end, min(0.05 * end, 1.0), rng.uniform(setup, max(setup, 0.3 * end))
+
+
+def _repaired(rng: random.Random, median: float) -> tuple[list[Item], float, float, float, float]:
+    # 3 of the history's runs were repaired hours later: their duration spans the wait for the repair
+    items = _page(rng, median, 0.05, count=HISTORY_RUNS - 3)
+    for _ in range(3):
+        took = median * rng.uniform(0.3, 1.0) + rng.uniform(1, 20) * HOURS + median * rng.uniform(0.2, 0.5)
+        items.append(_ended("SUCCESS", took))
+    rng.shuffle(items)
+    end = median * max(0.2, 1.0 + 0.05 * rng.gauss(0.0, 1.0))
+    return items, 0.0, _setup(rng, end), end, min(0.05 * end, 1.0)
+
+
+def _tenfold(rng: random.Random, median: float) -> tuple[list[Item], float, float, float, float]:
+    # 10 % of the runs (a month's end, a backfill) take ten times as long
+    def length() -> float:
+        return median * max(0.2, 1.0 + 0.05 * rng.gauss(0.0, 1.0)) * (10.0 if rng.random() < 0.1 else 1.0)
+
+    items = [_ended("SUCCESS", length()) for _ in range(HISTORY_RUNS)]
+    end = length()
+    return items, 0.0, _setup(rng, min(end, median)), end, min(0.05 * end, 1.0)
+
+
+def _slower(rng: random.Random, median: float) -> tuple[list[Item], float, float, float, float]:
+    # the job became 3x slower a week ago (the newest 7 runs, one a day) and stays so
+    items = [_success(rng, median * (3.0 if i < 7 else 1.0), 0.05) for i in range(HISTORY_RUNS)]
+    end = 3.0 * median * max(0.2, 1.0 + 0.05 * rng.gauss(0.0, 1.0))
+    return items, 0.0, _setup(rng, end), end, min(0.05 * end, 1.0)
+
+
+def _day_long(rng: random.Random, median: float) -> tuple[list[Item], float, float, float, float]:
+    del median  # 8-24 h, whatever the kind's length
+    return _normal(0.05)(rng, rng.uniform(8, 24) * HOURS)
+
+
 KINDS = (
     Kind("success, 0 % spread", 10 * MINUTES, _normal(0.0), inside=0.0),
     Kind("success, 5 % spread", 10 * MINUTES, _normal(0.05), inside=0.05),
@@ -226,7 +311,15 @@ KINDS = (
     Kind("long queue 5-30 min", 10 * MINUTES, _queue, inside=0.05),
     Kind("long set-up +3-10 min", 10 * MINUTES, _long_setup),
     Kind("1-5 s job", 3.0, _normal(0.10), inside=0.10),
-    Kind("8 h job", 8 * HOURS, _normal(0.05), inside=0.05, runs=0.25),
+    Kind("8 h job", 8 * HOURS, _normal(0.05), inside=0.05, runs=0.5),
+    Kind("warm/cold clusters", 10 * MINUTES, _warm_cold),
+    Kind("queued 20-60 min", 10 * MINUTES, _long_queue, inside=0.05),
+    Kind("task retries (25 %)", 10 * MINUTES, _retried),
+    Kind("task fails, run goes on", 10 * MINUTES, _task_fails_early),
+    Kind("repaired runs in hist.", 10 * MINUTES, _repaired, inside=0.05),
+    Kind("10 % of runs 10x longer", 10 * MINUTES, _tenfold),
+    Kind("3x slower since a week", 10 * MINUTES, _slower, inside=0.05),
+    Kind("8-24 h job", 16 * HOURS, _day_long, runs=0.5),
 )
 
 
@@ -236,7 +329,7 @@ def make_scripts(kind: Kind, count: int, seed: int) -> list[Script]:
     scripts = []
     for _ in range(count):
         length = rng.uniform(1.0, 5.0) if kind.length < 10 else kind.length * rng.uniform(0.9, 1.1)
-        items, queue, setup, end, terminating = kind.draw(rng, length)
+        items, queue, setup, end, terminating, *event = kind.draw(rng, length)
         for i, item in enumerate(items):  # newest first, one a day
             item["start_time"] = 1_800_000_000_000 - 86_400_000 * (i + 1)
         me = {"run_id": 0, "state": {"life_cycle_state": "PENDING"}, **_params("main")}
@@ -249,6 +342,7 @@ def make_scripts(kind: Kind, count: int, seed: int) -> list[Script]:
                 offset=rng.uniform(0.05, 0.3),
                 items=(me, *items),
                 seed=rng.getrandbits(32),
+                event=event[0] if event else None,
             )
         )
     return scripts
@@ -288,6 +382,7 @@ def poll_dbx(script: Script, policy: PollPolicy, history: History | None) -> tup
     t, polls = 0.0, 1  # the first poll is the runs/list that also brings the history
     state, seen_at = script.state(t), t
     queued = setup = None
+    seen = math.inf if t < script.seen_from else t
     while state != "TERMINATED":
         if state != "QUEUED" and queued is None:
             queued = script.queue  # queue_duration, once the run has left the queue
@@ -303,26 +398,32 @@ def poll_dbx(script: Script, policy: PollPolicy, history: History | None) -> tup
             setup=setup,
         )
         polls += 1
+        if seen == math.inf and t >= script.seen_from:
+            seen = t
         new = script.state(t)
         if new != state:
             state, seen_at = new, t
-    return polls, t - script.ends_at
+    return polls, seen - script.seen_from
 
 
 def poll_sdk(script: Script) -> tuple[int, float]:
     """databricks-sdk: sleep ``min(attempt, 10) + random()`` between polls."""
     rng = random.Random(script.seed)
     t, attempt = 0.0, 1
+    seen = math.inf if t < script.seen_from else t
     while t < script.ends_at:
         t += min(attempt, 10) + rng.random()
         attempt += 1
-    return attempt, t - script.ends_at
+        if seen == math.inf and t >= script.seen_from:
+            seen = t
+    return attempt, seen - script.seen_from
 
 
 def poll_airflow(script: Script) -> tuple[int, float]:
     """Airflow's DatabricksRunNowOperator: a poll every ``polling_period_seconds`` (30)."""
     k = max(0, math.ceil(script.ends_at / AIRFLOW_PERIOD))  # the first poll at or after the end
-    return k + 1, k * AIRFLOW_PERIOD - script.ends_at
+    seen = max(0, math.ceil(script.seen_from / AIRFLOW_PERIOD))
+    return k + 1, seen * AIRFLOW_PERIOD - script.seen_from
 
 
 @dataclass
@@ -492,7 +593,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     trials = args.trials or (40 if args.quick else 400)
     report = run(trials=trials, seed=args.seed, curve=args.curve)
-    print(f"bench_polling: {trials} scripted runs per kind (the 8 h job: a quarter), seed {args.seed}")
+    print(f"bench_polling: {trials} scripted runs per kind (the 8 h and 8-24 h jobs: half), seed {args.seed}")
     print(render(report))
     return 1 if report.missed else 0
 

@@ -9,6 +9,7 @@ import random
 import statistics
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -217,6 +218,44 @@ def test_history_from_runs_keeps_successful_runs_and_leaves_the_queue_out():
     assert (history.median, history.spread, history.count) == (110.0, pytest.approx(10 / 110), 3)
     assert history.early == (5.0,)  # the failed run: how often and when a run ends early
     assert history_from_runs([]) is None
+
+
+def test_a_few_runs_far_longer_than_the_rest_are_left_out_of_the_history():
+    # a run repaired hours after it failed spans the wait in its duration: it says nothing of this run
+    ten_minutes = [
+        {"state": {"result_state": "SUCCESS"}, "run_duration": 600_000 + i * 1000} for i in range(17)
+    ]
+    repaired = [{"state": {"result_state": "SUCCESS"}, "run_duration": h * 3_600_000} for h in (3, 9, 17)]
+    history = history_from_runs(ten_minutes + repaired)
+    assert history is not None and history.count == 17 and max(history.durations) < 620
+    # when many runs are that long, they are the job's own (a month's end, a backfill): kept
+    long_ones = [{"state": {"result_state": "SUCCESS"}, "run_duration": 6_000_000}] * 8
+    kept = history_from_runs(ten_minutes[:12] + long_ones)
+    assert kept is not None and kept.count == 20
+    # a run whose item names its repairs is left out, whatever its length
+    rounds = [{"type": "ORIGINAL"}, {"type": "REPAIR"}]
+    named = {"state": {"result_state": "SUCCESS"}, "run_duration": 605_000, "repair_history": rounds}
+    few = history_from_runs([*ten_minutes[:5], named])
+    assert few is not None and few.count == 5
+
+
+def test_a_job_that_changed_a_week_ago_is_predicted_by_its_runs_since():
+    # the newest 7 runs (one a day) took 30 min, the 13 before them 10 min: the job is 3x slower now
+    def daily(durations: list[int]) -> list[dict[str, Any]]:  # newest first, one a day
+        return [
+            {"state": {"result_state": "SUCCESS"}, "run_duration": d, "start_time": 1.8e12 - 8.64e7 * (i + 1)}
+            for i, d in enumerate(durations)
+        ]
+
+    slow = [1_800_000 + 9_000 * i for i in range(7)]
+    fast = [600_000 + 3_000 * i for i in range(13)]
+    history = history_from_runs(daily(slow + fast))
+    assert history is not None
+    expected = estimate(history, 60.0).expected
+    assert expected is not None and 1_700 < expected < 1_900
+    # the same runs taking turns are one job with two kinds of run: both count
+    mixed = history_from_runs(daily([d for pair in zip(slow, fast, strict=False) for d in pair] + fast[7:]))
+    assert mixed is not None and (estimate(mixed, 60.0).expected or 0) < 1_700
 
 
 def test_the_benchmark_meets_its_targets_quickly():

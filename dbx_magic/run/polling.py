@@ -86,6 +86,9 @@ _SDK_CAP = 11.0  # ...and is never longer than 11 s
 _LONG_SETUP = 1.5  # a set-up this many times the usual one (plus _SETUP_SLACK) shifts the run's clock
 _SETUP_SLACK = 10.0
 _SETUP_SHARE = 0.25  # without set-up times in the history, a set-up may take this share of the run
+_FAR = 5.0  # a success this many times the median of the others is left out of the history...
+_FAR_SHARE = 0.2  # ...when fewer than this share of the successes are so far (a repair hours later)
+_CHANGED = 5  # the newest runs, this many or more, that differ from all older ones: the job changed
 _SLOW_STATES = frozenset({"QUEUED", "PENDING", "BLOCKED", "WAITING_FOR_RETRY"})  # no success from these
 _SUCCESS = frozenset({"SUCCESS", "SUCCESS_WITH_FAILURES"})
 _EARLY_ENDS = frozenset(
@@ -149,7 +152,7 @@ def history_from_runs(runs: list[dict[str, Any]], *, run_id: Any = None) -> Hist
     durations, early, setups = [], [], []
     for run in ended:
         seconds = _duration(run)
-        if seconds is None or seconds <= 0:
+        if seconds is None or seconds <= 0 or _repaired(run):
             continue
         if _result(run) in _SUCCESS:
             durations.append(seconds)
@@ -158,6 +161,7 @@ def history_from_runs(runs: list[dict[str, Any]], *, run_id: Any = None) -> Hist
                 setups.append(setup)
         elif _result(run) in _EARLY_ENDS:
             early.append(seconds)
+    durations = _without_far(durations)
     if not durations:
         return None
     median = statistics.median(durations)
@@ -170,6 +174,22 @@ def history_from_runs(runs: list[dict[str, Any]], *, run_id: Any = None) -> Hist
         early=tuple(early),
         setup=statistics.median(setups) if setups else 0.0,
     )
+
+
+def _repaired(run: dict[str, Any]) -> bool:
+    """A run repaired after it ended: its duration spans the wait for the repair (when the item says)."""
+    rounds = run.get("repair_history")
+    return isinstance(rounds, list) and len(rounds) > 1
+
+
+def _without_far(durations: list[float]) -> list[float]:
+    """The successes without the few that lasted many times the others (a run repaired hours later,
+    whose duration spans the wait): they would buy dense polling where no run ends."""
+    if len(durations) < 3:
+        return durations
+    middle = statistics.median(durations)
+    near = [d for d in durations if d <= _FAR * middle]
+    return near if len(durations) - len(near) < _FAR_SHARE * len(durations) else durations
 
 
 def _result(run: dict[str, Any]) -> str:
@@ -513,6 +533,18 @@ def _detrended(durations: Sequence[float]) -> list[float]:
     return projected
 
 
+def _recent(durations: Sequence[float]) -> Sequence[float]:
+    """The durations (newest first) since the job changed: when its newest runs (at least
+    ``_CHANGED``) all fall in a group of similar runs that no older run falls in, only they count."""
+    groups = [(min(g), max(g)) for g in _groups(durations)]
+    if len(groups) < 2:
+        return durations
+    lo, hi = next((a, b) for a, b in groups if a * 0.999 <= durations[0] <= b * 1.001)
+    inside = [lo * 0.999 <= d <= hi * 1.001 for d in durations]
+    newest = inside.index(False) if False in inside else len(inside)
+    return durations[:newest] if newest >= _CHANGED and not any(inside[newest:]) else durations
+
+
 def _width(spread: float, median: float, count: int) -> float:
     return min(
         _MAX_WIDTH,
@@ -535,7 +567,7 @@ def _parts_of(durations: Sequence[float], weight: float, least: float = 0.0) -> 
 def _model(history: History) -> _Model:
     """The mixture a history stands for."""
     if history.durations:
-        successes = _parts_of(_detrended(history.durations), 1.0)
+        successes = _parts_of(_detrended(_recent(history.durations)), 1.0)
     else:
         width = _width(1.4826 * history.spread, history.median, history.count)
         successes = [_part(1.0, history.median, width)]
