@@ -18,8 +18,8 @@ deviation, plus the failed or cancelled runs the kind says), read by ``history_f
 is played with that history and without any (the job's first run). Latency: from the run's end to the
 poll that sees it; requests per run are means.
 
-Targets (exit status 1 when one is missed; tolerance for noise: 10 % and 0.3 s on latency, 2 % and
-0.1 request on "no more requests than"):
+Targets (exit status 1 when one is missed; tolerance for noise: 10 % and 0.3 s on latency (1.5 s against
+Airflow's 30 s grid), 2 % and 0.1 request on "no more requests than"):
   T1  every kind, with and without history: median, p95 and worst latency no higher than the SDK's;
   T2  kinds that end inside what their history predicts: median latency <= 1 s at a spread of 5 % or
       less, at most half the SDK's otherwise;
@@ -56,6 +56,7 @@ HISTORY_RUNS = 20
 MINUTES = 60.0
 HOURS = 3600.0
 LATENCY_REL, LATENCY_ABS = 1.10, 0.3  # noise tolerance on "no later than"
+AIRFLOW_ABS = 1.5  # against Airflow's 30 s grid the noise is on its scale: 5 % of the period
 REQUESTS_REL, REQUESTS_ABS = 1.02, 0.1  # noise tolerance on "no more requests than"
 Item = dict[str, Any]
 
@@ -492,11 +493,11 @@ def trade_off(kinds: Sequence[Kind], count: int, seed: int) -> list[tuple[str, f
     return out
 
 
-def _later(ours: Outcome, theirs: Outcome) -> list[str]:
+def _later(ours: Outcome, theirs: Outcome, slack: float = LATENCY_ABS) -> list[str]:
     """Which of median, p95 and worst latency are later than ``theirs`` beyond the tolerance."""
     pairs = [("median", ours.median, theirs.median), ("p95", ours.p95, theirs.p95)]
     pairs.append(("worst", ours.worst, theirs.worst))
-    return [f"{name} {a:.2f} s > {b:.2f} s" for name, a, b in pairs if a > b * LATENCY_REL + LATENCY_ABS]
+    return [f"{name} {a:.2f} s > {b:.2f} s" for name, a, b in pairs if a > b * LATENCY_REL + slack]
 
 
 def _more(ours: Outcome, theirs: Outcome) -> bool:
@@ -513,7 +514,8 @@ def check(rows: Sequence[Row], *, airflow_latency: bool = True) -> tuple[list[st
     for row in rows:
         missed += [f"T1 {row.name}: {m} (SDK)" for m in _later(row.dbx, row.sdk)]
         if airflow_latency:
-            missed += [f"T5 {row.name}: pace 30 {m} (Airflow)" for m in _later(row.dbx30, row.airflow)]
+            later = _later(row.dbx30, row.airflow, AIRFLOW_ABS)
+            missed += [f"T5 {row.name}: pace 30 {m} (Airflow)" for m in later]
         if _more(row.dbx30, row.airflow):
             missed.append(
                 f"T5 {row.name}: pace 30 spends {row.dbx30.mean_requests:.1f} requests > Airflow's "
