@@ -70,7 +70,7 @@ class Cycles:
 
 
 def test_forty_runs_in_order_with_batched_polling(sb, client, clock):
-    add_sweep_job(sb, "sweep", limit=10)  # queueing on: all 40 launched, 30 wait QUEUED
+    add_sweep_job(sb, "sweep", limit=10)  # queueing on, yet 10 at a time: a queued run costs a page a cycle
     cycles = Cycles(sb, clock)
     updates: list[list[Any]] = []
     params = [{"i": i, "region": ["eu", "us"][i % 2]} for i in range(N)]
@@ -78,7 +78,8 @@ def test_forty_runs_in_order_with_batched_polling(sb, client, clock):
 
     assert [json.loads(r.output)["i"] for r in results] == [str(i) for i in range(N)]  # input order
     assert all(r.ok for r in results) and len({r.run_id for r in results}) == N
-    assert any(r is not None and r.life_cycle_state == "QUEUED" for u in updates for r in u)
+    assert max(sum(r is not None and not r.finished for r in u) for u in updates) == 10
+    assert not any(r is not None and r.life_cycle_state == "QUEUED" for u in updates for r in u)
     tokens = [r.body["idempotency_token"] for r in sb.requests if r.path.endswith("run-now")]
     assert len(tokens) == N and len(set(tokens)) == N  # each launch its own token
 
@@ -92,6 +93,15 @@ def test_forty_runs_in_order_with_batched_polling(sb, client, clock):
     assert sum("completed_only" in r.query for r in sb.requests) == 1  # the job's history: read once
     # one runs/get per run, when it ends (and one a cycle for a run left alone)
     assert sum(r.path.endswith("runs/get") for r in sb.requests) <= N + alone
+
+
+def test_a_max_parallel_over_the_limit_lets_the_workspace_queue_them(sb, client, clock):
+    add_sweep_job(sb, "sweep", limit=10)
+    updates: list[list[Any]] = []
+    params = [{"i": i, "region": "eu"} for i in range(N)]
+    results = run_many(client, "sweep", params, max_parallel=N, on_update=updates.append, sleep=clock.sleep)
+    assert all(r.ok for r in results)
+    assert any(r is not None and r.life_cycle_state == "QUEUED" for u in updates for r in u)
 
 
 def test_no_queue_means_never_more_than_the_limit(sb, client):

@@ -510,6 +510,7 @@ class Watcher:
         self._step_lock = threading.Lock()
         self._stepping: int | None = None  # the thread inside step(), while one is
         self._handles: list[RunHandle] = []
+        self._live: dict[int, RunHandle] = {}  # the handles that may be watched (pruned as they stop)
         self._histories: dict[tuple[int, int], tuple[History | None, float]] = {}
         self._crowds: dict[tuple[int, int], int] = {}  # a job's active runs, as its last page counted them
         self._listeners: list[OnSettled] = []
@@ -534,8 +535,10 @@ class Watcher:
     @property
     def active(self) -> list[RunHandle]:
         """The runs the watcher polls (not finished, not stopped)."""
-        with self._lock:
-            return [h for h in self._handles if h.watching]
+        with self._lock:  # the runs that stopped leave: a cycle costs what is watched, not what is known
+            for key in [k for k, h in self._live.items() if not h.watching]:
+                del self._live[key]
+            return list(self._live.values())
 
     def find(self, run_id: int, client: DatabricksClient | None = None) -> RunHandle | None:
         """The handle of that run (of that client, when given), if the watcher knows it."""
@@ -565,8 +568,9 @@ class Watcher:
 
     def _add(self, handle: RunHandle) -> RunHandle:
         with self._lock:
-            if all(h is not handle for h in self._handles):
+            if id(handle) not in self._live and all(h is not handle for h in self._handles):
                 self._handles.append(handle)
+            self._live[id(handle)] = handle
         return handle
 
     def watch(
@@ -686,6 +690,7 @@ class Watcher:
         that (the workspace went away, say), and no notice is given."""
         with self._lock:
             self._handles = [h for h in self._handles if h is not handle]
+            self._live.pop(id(handle), None)
         if why is not None and not handle.done:
             handle.stop(DatabricksError(why, run_id=handle.run_id), gone=True)
             self._changed_now()
@@ -792,7 +797,7 @@ class Watcher:
             # one sick workspace holds the thread up for this long at most, then the other jobs' turn
             with client.until(client.clock.monotonic() + POLL_BUDGET):
                 if key not in self._histories and len(handles) == 1 and handles[0].first_poll:
-                    seen, retry_after = self._first_look(client, job_id)
+                    seen, retry_after = self._first_look(client, job_id, handles[0].run_id)
                 elif len(handles) > pages:
                     seen, retry_after = active_runs(client, job_id)
                     self._crowds[key] = len(seen)
@@ -808,7 +813,7 @@ class Watcher:
             self._poll_one(handle, seen.get(handle.run_id), retry_after, now=now)
 
     def _first_look(
-        self, client: DatabricksClient, job_id: int
+        self, client: DatabricksClient, job_id: int, own: int
     ) -> tuple[dict[int, dict[str, Any]], float | None]:
         """A job's first read with one run just launched: one page of its newest runs holds both that
         run's state and the job's recent runs (its history), in one request."""
@@ -819,8 +824,6 @@ class Watcher:
             return {}, None
         runs = [r for r in page.get("runs") or () if isinstance(r, dict)]
         seen = {run_id: r for r in runs if (run_id := _run_id(r)) is not None and _has_state(r)}
-        mine = next(iter(h for h in self.active if h.job_id == job_id and h.first_poll), None)
-        own = None if mine is None else mine.run_id
         self._store_history((id(client), job_id), history_from_runs(runs, run_id=own))
         return seen, page.retry_after
 

@@ -70,10 +70,12 @@ def _limit(info: JobInfo, max_parallel: int | None) -> int | None:
             f"Job {info.job_id} allows 0 concurrent runs (every run would be skipped): raise its "
             "max_concurrent_runs in the job's settings."
         )
-    # With queueing on, the workspace holds extra runs in its queue (shown QUEUED); without it,
-    # a run over the limit would be SKIPPED, so we hold it back ourselves, whatever was asked.
+    # No more runs are sent than the job runs at once: a run queued in the workspace would be on the
+    # job's runs/list pages every cycle until it starts (a sweep's cost would grow with the square of its
+    # sets). With queueing on, more may be asked for (the workspace queues them); without it, a run over
+    # the limit would be SKIPPED: held back, whatever was asked.
     if info.queueing:
-        return max_parallel
+        return allowed if max_parallel is None else max_parallel
     return allowed if max_parallel is None else min(max_parallel, allowed)
 
 
@@ -143,7 +145,8 @@ def run_many(
         job: A job id or name.
         params: One mapping per run (values are turned into strings as for ``run_job_and_wait``).
         max_parallel: At most this many runs in flight. None: as the job allows (its
-            ``max_concurrent_runs``; with queueing on, all are launched and the workspace queues them).
+            ``max_concurrent_runs``; with queueing on, a larger ``max_parallel`` is sent ahead and the
+            workspace queues the runs over its limit).
             With queueing off, never more than the job allows (more would be SKIPPED).
         idempotency_token: A base for the runs' tokens (run i gets ``<base>-<i>``); the same base
             finds the same runs again instead of starting new ones. None makes a fresh one.
@@ -214,14 +217,24 @@ class _Sweep:
         self.client, self.info, self.limit, self.watcher = client, info, limit, watcher
         self.on_update, self.on_handle = on_update, on_handle
         self.slots = [_Slot(i, spec) for i, spec in enumerate(specs)]
-        self.waiting = list(self.slots)
+        self.waiting = self.slots[::-1]  # popped from the end: in input order
         self.launching: _Slot | None = None
+        self.flying: list[_Slot] = []  # launched and not settled (checked every cycle: kept short)
+        self.lost: DatabricksError | None = None
 
     def results(self) -> list[RunResult | None]:
         return [s.result for s in self.slots]
 
     def _active(self) -> list[_Slot]:
-        return [s for s in self.slots if s.active]
+        """The runs in flight; a run whose watching stopped on an error is kept in ``lost``."""
+        still = []
+        for slot in self.flying:
+            if slot.active:
+                still.append(slot)
+            elif slot.handle is not None and slot.handle.error is not None and self.lost is None:
+                self.lost = slot.handle.error
+        self.flying = still
+        return still
 
     def _notify(self) -> None:
         if self.on_update is not None:
@@ -239,14 +252,15 @@ class _Sweep:
         return self._room() or not self._active() or self._lost() is not None
 
     def _lost(self) -> DatabricksError | None:
-        return next((s.handle.error for s in self.slots if s.handle is not None and s.handle.error), None)
+        self._active()
+        return self.lost
 
     def run(self, timeout: float | None) -> None:
         clock = self.watcher.clock
         deadline = None if timeout is None else clock.monotonic() + timeout
         while True:
             while self._room() and (deadline is None or clock.monotonic() < deadline):
-                self._launch(self.waiting.pop(0))  # the timeout bounds the waiting: none launched after it
+                self._launch(self.waiting.pop())  # the timeout bounds the waiting: none launched after it
             lost = self._lost()
             if lost is not None:
                 raise stops.sweep_watch_lost(lost, self._going(), self.results(), self._cut_short())
@@ -267,8 +281,10 @@ class _Sweep:
             slot.error = exc
             log.debug("sweep run %d could not be launched: %s", slot.index, exc)
         self.launching = None
-        if slot.handle is not None and self.on_handle is not None:
-            self.on_handle(slot.handle)
+        if slot.handle is not None:
+            self.flying.append(slot)
+            if self.on_handle is not None:
+                self.on_handle(slot.handle)
 
     def _going(self) -> list[int]:
         """The runs launched and not ended (a run whose watching stopped goes on too)."""
