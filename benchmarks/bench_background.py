@@ -7,7 +7,17 @@
 2. In real time: the same 50 runs started with ``%%dbx_run --background`` in a real InteractiveShell, on
    the watcher's thread; meanwhile a trivial cell is executed again and again and timed.
 
-Run: ``python benchmarks/bench_background.py [--runs 50 --jobs 5]``.
+3. Scaling (``--scale`` runs this part alone; fake clock, seeded): 1, 10, 100 and 500 background runs
+   over 1 and over 50 jobs, and 1 run of a job with 100 other active runs (not watched), each watched
+   by one stepped :class:`~dbx_magic.Watcher` against the sandbox (cases under 200 runs are played
+   again on other job lengths, up to 20 times, and summed). Against each: one databricks-sdk
+   waiter per watched run on the same runs (its schedule: polls at the launch, then after
+   ``min(attempt, 10) + random()`` s, seeded). Requests: polling reads (``runs/list`` and ``runs/get``,
+   history included; the launches and the finished runs' ``get-output``, which the SDK's waiter does not
+   read, are left out); latency: from a run's end to the moment its watcher saw it. Targets (exit status
+   1 when missed): at most 1.2x the SDK's requests, and a worst latency no higher than the SDK's worst.
+
+Run: ``python benchmarks/bench_background.py [--runs 50 --jobs 5]`` or ``--scale``.
 """
 
 from __future__ import annotations
@@ -16,7 +26,9 @@ import argparse
 import contextlib
 import io
 import math
+import random
 import statistics
+import sys
 import time
 from collections import Counter
 from typing import Any
@@ -212,14 +224,110 @@ def _cell_times(shell: Any, cells: int) -> list[float]:
     return times
 
 
-def main() -> None:
+def _sdk_polls(ends_at: float, seed: int) -> tuple[int, float]:
+    """One databricks-sdk waiter on a run ending ``ends_at`` s after its launch: (polls, latency)."""
+    rng = random.Random(seed)
+    t, polls = 0.0, 1
+    while t < ends_at:
+        t += min(polls, 10) + rng.random()
+        polls += 1
+    return polls, t - ends_at
+
+
+def scale(runs: int, jobs: int, crowd: int = 0, seed: int = 7) -> dict[str, Any]:
+    """``runs`` background runs over ``jobs`` jobs (and ``crowd`` other active runs of the first job,
+    not watched), one stepped watcher on the fake clock; its requests and latencies beside the SDK's."""
+    clock = ManualClock()
+    rng = random.Random(f"{seed}-{runs}-{jobs}-{crowd}")  # the jobs' lengths
+    with Sandbox(clock=clock.monotonic, epoch=clock.wall()) as sb:
+        names, ids = [], []
+        for i in range(jobs):
+            names.append(f"bench-{i}")
+            ids.append(
+                sb.add_job(names[-1], duration=rng.uniform(60, 600), max_concurrent_runs=1000, history=5)
+            )
+        client = DatabricksClient(sb.url, sb.token, clock=clock, retry=RetryPolicy(jitter=0.0))
+        watcher = Watcher(clock, threaded=False)
+        seen: dict[int, float] = {}
+        watcher.add_listener(lambda h: seen.setdefault(h.run_id, clock.wall()))
+        launched_at = clock.wall()
+        handles = [start_background(client, names[i % jobs], watcher=watcher) for i in range(runs)]
+        for _ in range(
+            crowd
+        ):  # a shared job's other runs, nobody's here: they end just after the watched one
+            client.run_now(ids[0])
+        sb.clear_requests()
+        while watcher.active:
+            clock.sleep(watcher.step())
+        polls = sum(1 for r in sb.requests if r.path.endswith(("runs/list", "runs/get")))
+        ours, sdk_polls, sdk = [], 0, []
+        for i, handle in enumerate(handles):
+            assert handle.ok, handle
+            end = (handle.result.end_time or 0) / 1000
+            ours.append(seen[handle.run_id] - end)
+            n, late = _sdk_polls(end - launched_at, seed + i)
+            sdk_polls += n
+            sdk.append(late)
+    return {"requests": polls, "sdk requests": sdk_polls, "latency": ours, "sdk latency": sdk}
+
+
+def _spread(values: list[float]) -> str:
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
+    return f"{statistics.median(ordered):5.1f} / {p95:5.1f} / {ordered[-1]:5.1f}"
+
+
+CASES = [
+    (1, 1, 0),
+    (10, 1, 0),
+    (100, 1, 0),
+    (500, 1, 0),
+    (10, 10, 0),
+    (100, 50, 0),
+    (500, 50, 0),
+    (1, 1, 100),
+]
+
+
+def scaling() -> int:
+    """The scaling table; returns 1 when a target is missed."""
+    print("background runs on the fake clock: one watcher against one SDK waiter per run (polling requests)")
+    print(
+        f"{'runs':>5} {'jobs':>5} {'others':>6} {'times':>5} | {'requests dbx':>12} {'SDK':>7} {'ratio':>6} | "
+        f"{'latency median / p95 / worst (s): dbx':>38} | {'SDK':>21}"
+    )
+    missed = []
+    for runs, jobs, crowd in CASES:
+        got: dict[str, Any] = {"requests": 0, "sdk requests": 0, "latency": [], "sdk latency": []}
+        for rep in range(min(20, max(1, 200 // runs))):  # small cases again, on other lengths: 200 runs
+            one = scale(runs, jobs, crowd, seed=7 + 1000 * rep)
+            for key in got:
+                got[key] += one[key]
+        ratio = got["requests"] / got["sdk requests"]
+        print(
+            f"{runs:>5} {jobs:>5} {crowd:>6} {min(20, max(1, 200 // runs)):>5} | {got['requests']:12d} {got['sdk requests']:7d} {ratio:6.2f} | "
+            f"{_spread(got['latency']):>38} | {_spread(got['sdk latency']):>21}"
+        )
+        if ratio > 1.2:
+            missed.append(f"{runs} runs of {jobs} jobs (+{crowd}): {ratio:.2f}x the SDK's requests > 1.2x")
+        if max(got["latency"]) > max(got["sdk latency"]):
+            missed.append(f"{runs} runs of {jobs} jobs (+{crowd}): worst latency over the SDK's")
+    print("\n".join(f"Target missed: {m}" for m in missed) or "All targets met.")
+    return 1 if missed else 0
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scale", action="store_true", help="only the scaling table (fake clock)")
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--jobs", type=int, default=5)
     parser.add_argument(
         "--cells", type=int, default=100, help="trivial cells timed while the runs are watched"
     )
     args = parser.parse_args()
+    status = scaling()
+    if args.scale:
+        return status
     together = batched(args.runs, args.jobs)
     print(f"one watcher, {args.runs} runs of {args.jobs} jobs (fake clock): {together}")
     alone = one_poller_each(args.runs, args.jobs)
@@ -230,7 +338,8 @@ def main() -> None:
     print(f"a trivial cell while they are watched (real kernel, round trip): {in_kernel}")
     for where in (latency, in_kernel):
         assert where["cell max ms"] < 100, "a trivial cell took 100 ms or more while runs were watched"
+    return status
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

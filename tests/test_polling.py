@@ -85,7 +85,8 @@ def test_with_history_sleeps_long_while_the_end_is_far_then_polls_densely_near_i
     # Changed: "sparse" was 60 s waits (at most 16 polls in the first 80 %); a failure there then went
     # unseen for up to a minute. Now the longest wait is the SDK's, 11 s.
     assert far == policy.cap == 11.0
-    assert near <= 2.0
+    # Changed: at most 2.0 s; the budget is 1.25x the SDK's requests now (was 1.3x), so a little sparser
+    assert near <= 2.5
     _, _, times = schedule(policy, 600.0, history=history)
     assert sum(1 for t in times if t < 480) <= 50  # no denser than the SDK far from the end (~52)
     assert sum(1 for t in times if 570 <= t <= 600) >= 10  # dense around the expected end

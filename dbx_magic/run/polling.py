@@ -22,7 +22,7 @@ or it ends where its history says. So :class:`PollPolicy` has two parts:
   projected to this run; runs with other parameters are left out when the run's own are known. Each
   wait is the longest whose expected detection delay stays under a price per poll (the inspection
   schedule: the gap shrinks with the square root of the hazard rate), the price set once per history
-  so that a run of the expected length costs 1.3x the requests databricks-sdk would spend on it
+  so that a run of the expected length costs 1.25x the requests databricks-sdk would spend on it
   (one per ``pace`` seconds, or the SDK's ramp), falling to 0.97x at pace 30 (Airflow's count is a
   hard bound there). The runs that overrun pay for all of the window's dense polls, and the budget
   counts them, so it buys density early in the window rather than late. Past the predicted window
@@ -75,7 +75,7 @@ _EDGE = 0.02  # past the point where this share of the successes is left, the ru
 _DENSE_EDGE = 0.08  # ...and dense polling stops where this share is left (an overrun pays for less)
 _OVERRUN_WEIGHT = 0.1  # the share of runs that overrun their window, paying for all of its polls
 _FLATTEN = 1.5  # above pace 10.5 the ceiling's ramp flattens: its first wait grows 1.5 s per second of pace
-_BUDGET_SHARE = 1.3  # with history, a run costs this many times one request per ``pace`` seconds...
+_BUDGET_SHARE = 1.25  # with history, a run costs this many times one request per ``pace`` seconds...
 _AIRFLOW_PACE = (
     30.0  # ...falling to _AIRFLOW_SHARE at Airflow's pace (its request count is a hard bound there):
 )
