@@ -412,3 +412,14 @@ def test_the_form_watches_the_run_going_when_asked(sandbox_client, sandbox, goin
     form.run()
     assert form.wait().run_id == going.run_id
     assert requests_to(sandbox, "/jobs/run-now") == []
+
+
+def test_a_repair_reads_only_the_outputs_of_the_tasks_it_reran(sandbox_client, sandbox, failed):
+    assert failed.tasks[0].output is not None  # ingest's exit value, read when the run ended
+    sandbox.clear_requests()
+    repaired = repair_run(sandbox_client, failed, job_parameters={"strict": "false"})
+    assert repaired.ok
+    read = [int(r.query["run_id"]) for r in requests_to(sandbox, "runs/get-output")]
+    rerun = {t.run_id for t in repaired.tasks if t.attempt_number == 1}
+    assert sorted(read) == sorted(rerun)  # each rerun task once; ingest's output is kept, not read again
+    assert repaired.tasks[0].output == failed.tasks[0].output

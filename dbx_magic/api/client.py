@@ -388,6 +388,12 @@ class DatabricksClient:
         finally:
             self._local.deadline = previous
 
+    @property
+    def deadline(self) -> float | None:
+        """This thread's deadline, set by :meth:`until` (None: none). A caller that hands requests to
+        other threads passes it on with ``until``."""
+        return getattr(self._local, "deadline", None)
+
     @contextlib.contextmanager
     def attempts_at_most(self, attempts: int) -> Iterator[None]:
         """Within the block, this thread's requests are tried at most ``attempts`` times (fewer than

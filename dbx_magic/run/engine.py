@@ -110,7 +110,14 @@ class RunHandle:
         self._listeners: list[OnUpdate] = []
         self._whole_round = True  # the round reruns every task (the job's history predicts it)
 
-    def _new_round(self, run_id: int, launched: RunResult | None, *, include_history: bool) -> WatchedRun:
+    def _new_round(
+        self,
+        run_id: int,
+        launched: RunResult | None,
+        *,
+        include_history: bool,
+        earlier: RunResult | None = None,
+    ) -> WatchedRun:
         watcher = self.watcher
         run = WatchedRun(
             self.client,
@@ -119,6 +126,7 @@ class RunHandle:
             policy=watcher.policy,
             clock=watcher.clock,
             include_history=include_history,
+            earlier=earlier,
         )
         run.on_update = self._fan_out
         return run
@@ -468,7 +476,7 @@ class RunHandle:
         it); the watcher polls it from now. ``whole`` when every task reruns (the job's history then
         predicts the round)."""
         with self._lock:
-            self._run = self._new_round(self.run_id, before, include_history=True)
+            self._run = self._new_round(self.run_id, before, include_history=True, earlier=self._run.result)
             self._whole_round = whole
             self._mode = STOPPED
         self.start_watching()

@@ -403,7 +403,8 @@ def repair_run(
         handle = run
     else:
         watcher = watcher or Watcher(client.clock, threaded=False)
-        handle = watcher.add(client, spec.run_id, source="repair")
+        known = run if isinstance(run, RunResult) else None  # its outputs need not be read again
+        handle = watcher.add(client, spec.run_id, launched=known, source="repair")
     return repair_and_wait(
         handle, spec, on_update=on_update, cancel_on_interrupt=cancel_on_interrupt, on_plan=on_plan
     )

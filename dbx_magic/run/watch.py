@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -42,6 +43,8 @@ class WatchedRun:
         on_update: Called with the current RunResult after every poll, the last one included.
         include_history: Poll with ``include_history`` so the result carries the run's repairs
             (a repair's watch does).
+        earlier: The run as an earlier round left it (a repair's watch): the outputs of the tasks
+            the repair does not rerun are taken from it, not read again.
     """
 
     def __init__(
@@ -54,8 +57,10 @@ class WatchedRun:
         clock: Clock | None = None,
         on_update: OnUpdate | None = None,
         include_history: bool = False,
+        earlier: RunResult | None = None,
     ) -> None:
         self.client = client
+        self.earlier = earlier
         self.include_history = include_history
         self.run_id = positive_id(run_id, "run id")
         self.policy = policy or PollPolicy()
@@ -131,7 +136,7 @@ class WatchedRun:
                     self._result = before  # not done until its outputs are in
             result = merged
             if merged.finished:
-                result = fetch_outputs(self.client, merged)
+                result = fetch_outputs(self.client, merged, known=self.earlier)
                 with self._lock:
                     self._result = result
             else:
@@ -247,20 +252,59 @@ def _notify(on_update: OnUpdate | None, result: RunResult) -> None:
         log.warning("on_update raised while showing run %s", result.run_id, exc_info=True)
 
 
-def fetch_outputs(client: DatabricksClient, result: RunResult) -> RunResult:
+def fetch_outputs(client: DatabricksClient, result: RunResult, known: RunResult | None = None) -> RunResult:
     """Fetch each task's exit value or error (get-output takes task run ids, not the job's).
 
-    A task whose output cannot be fetched keeps its state, with a warning on the result.
+    The outputs are read a few at a time (each request still takes its turn in the client's rate
+    limiter); a task whose output ``known`` (the run as seen before: a repaired run's earlier round)
+    already holds is not read again. A task whose output cannot be fetched keeps its state, with a
+    warning on the result.
     """
+    have = {
+        t.run_id: t for t in (known.tasks if known else ()) if t.output is not None or t.error is not None
+    }
+    todo = list(
+        dict.fromkeys(t.run_id for t in result.tasks if t.run_id is not None and t.run_id not in have)
+    )
+    answers = _read_outputs(client, todo)
     warnings = list(result.warnings)
     tasks: list[TaskResult] = []
     for task in result.tasks:
-        if task.run_id is None:
+        answer = answers.get(task.run_id) if task.run_id is not None else None
+        if task.run_id in have:
+            tasks.append(replace(task, **_output_of(have[task.run_id])))
+        elif isinstance(answer, DatabricksError):
+            warnings.append(f"The output of task {task.key!r} could not be fetched: {answer}")
             tasks.append(task)
-            continue
-        try:
-            tasks.append(task.with_output(client.get_run_output(task.run_id)))
-        except DatabricksError as exc:
-            warnings.append(f"The output of task {task.key!r} could not be fetched: {exc}")
-            tasks.append(task)
+        else:
+            tasks.append(task if answer is None else task.with_output(answer))
     return replace(result, tasks=tuple(tasks), warnings=tuple(warnings), client=result.client or client)
+
+
+_OUTPUT_READERS = 8  # outputs read at once: the rate limiter, not the round trips, bounds a wide run
+
+
+def _read_outputs(client: DatabricksClient, run_ids: list[int]) -> dict[int, Any]:
+    """Each task run's ``runs/get-output`` answer, or the DatabricksError that reading it raised."""
+
+    def read(run_id: int) -> Any:
+        try:
+            with client.until(deadline):
+                return client.get_run_output(run_id)
+        except DatabricksError as exc:
+            return exc
+
+    deadline = client.deadline
+    if len(run_ids) <= 1:
+        return {run_id: read(run_id) for run_id in run_ids}
+    with ThreadPoolExecutor(min(_OUTPUT_READERS, len(run_ids)), thread_name_prefix="dbx-outputs") as pool:
+        return dict(zip(run_ids, pool.map(read, run_ids), strict=True))
+
+
+def _output_of(task: TaskResult) -> dict[str, Any]:
+    return {
+        "output": task.output,
+        "output_truncated": task.output_truncated,
+        "error": task.error,
+        "error_trace": task.error_trace,
+    }
