@@ -16,6 +16,7 @@ from typing import IO, Any
 
 from ..clock import SYSTEM, Clock, as_clock
 from ..run.models import RunResult, TaskResult
+from ..run.render import counts_words, task_counts, wide_split
 
 __all__ = [
     "SweepRow",
@@ -83,6 +84,10 @@ class View:
         finished: True once the run is over.
         run_id, run_page_url: For the link.
         line: The whole view as one line of text.
+        counts: For a wide run (more than ``WIDE`` tasks), how many tasks are in each state, failures
+            first; ``tasks`` then holds its failed tasks first, then those going, and ``folded`` says
+            how many more there are.
+        folded: The tasks not in ``tasks``.
     """
 
     title: str
@@ -98,6 +103,8 @@ class View:
     run_id: int
     run_page_url: str | None
     line: str
+    counts: tuple[tuple[str, int], ...] = ()
+    folded: int = 0
 
 
 def _colour(result: RunResult) -> str:
@@ -182,6 +189,7 @@ def describe(result: RunResult, elapsed: float) -> View:
     state = (result.result_state if result.finished else None) or result.life_cycle_state or "LAUNCHING"
     fraction, eta, overrun, outlook = _outlook(result, elapsed)
     title = f"{result.job_name} · run {result.run_id}" if result.job_name else f"run {result.run_id}"
+    shown, folded = wide_split(result.tasks)
     tasks = tuple(
         TaskRow(
             key=t.key,
@@ -191,7 +199,7 @@ def describe(result: RunResult, elapsed: float) -> View:
             run_page_url=t.run_page_url,
             note=task_note(t),
         )
-        for t in result.tasks
+        for t in shown
     )
     message = _message(result)
     parts = [f"{title}: {state}", f"{'took' if result.finished else 'elapsed'} {format_duration(elapsed)}"]
@@ -199,7 +207,10 @@ def describe(result: RunResult, elapsed: float) -> View:
         parts.append(outlook)
     if message:
         parts.append(message)
-    if len(tasks) > 1 or any(t.note for t in tasks):
+    if folded:
+        failed = [t.key for t in shown if t.failed]
+        parts.append(counts_words(result.tasks) + (f"; failed: {', '.join(failed)}" if failed else ""))
+    elif len(tasks) > 1 or any(t.note for t in tasks):
         parts.append(
             "tasks: " + ", ".join(f"{t.key} {t.state}" + (f" ({t.note})" if t.note else "") for t in tasks)
         )
@@ -217,6 +228,8 @@ def describe(result: RunResult, elapsed: float) -> View:
         run_id=result.run_id,
         run_page_url=result.run_page_url,
         line=" · ".join(parts),
+        counts=tuple(task_counts(result.tasks)) if folded else (),
+        folded=len(folded),
     )
 
 

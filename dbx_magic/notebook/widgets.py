@@ -18,6 +18,7 @@ import ipywidgets as widgets
 
 from ..clock import SYSTEM, Clock, as_clock
 from ..run.models import RunResult
+from ..run.render import GOING_STATES
 from .progress import DANGER, INFO, SUCCESS, WARNING, View, describe, elapsed_of, format_duration
 
 __all__ = ["ProgressWidget", "SweepWidget"]
@@ -41,6 +42,13 @@ def _badge(state: str, colour: str) -> str:
         "padding:1px 8px;border-radius:8px;font-weight:bold;display:inline-block;min-width:96px;"
         f'text-align:center">{html.escape(state)}</span>'
     )
+
+
+def _count_colour(state: str) -> str:
+    """The colour of a state in a wide run's counts (going, succeeded, or anything else: failed)."""
+    if state in GOING_STATES:
+        return INFO
+    return SUCCESS if state.startswith("SUCCESS") else DANGER
 
 
 def _link(url: str | None, text: str) -> str:
@@ -340,6 +348,11 @@ class ProgressWidget:
     def _task_table(view: View) -> str:
         if len(view.tasks) < 2 and not any(t.note for t in view.tasks):
             return ""
+        counts = ""
+        if view.counts:  # a wide run: counts by state, its failed tasks first, the rest folded
+            badges = " ".join(f"{n} {_badge(state, _count_colour(state))}" for state, n in view.counts)
+            counts = f'<div class="dbx-task-counts">{sum(n for _, n in view.counts)} tasks: {badges}</div>'
+        more = f'<tr><td colspan="4">… and {view.folded} more</td></tr>' if view.folded else ""
         rows = "".join(
             f"<tr><td>{html.escape(t.key)}</td><td>{_badge(t.state, t.colour)}</td>"
             f'<td class="dbx-task-note">{html.escape(t.note)}</td>'
@@ -347,7 +360,7 @@ class ProgressWidget:
             for t in view.tasks
         )
         head = "<tr><th>task</th><th>state</th><th></th><th></th></tr>"
-        return f'<table class="dbx-task-table">{head}{rows}</table>'
+        return f'{counts}<table class="dbx-task-table">{head}{rows}{more}</table>'
 
     def _tick_loop(self) -> None:
         assert self._tick is not None

@@ -15,9 +15,21 @@ from .outputs import ansi_to_html, strip_ansi
 if TYPE_CHECKING:
     from .models import RunResult, TaskResult
 
-__all__ = ["decode", "handle_html", "result_html", "result_text"]
+__all__ = [
+    "GOING_STATES",
+    "WIDE",
+    "counts_words",
+    "decode",
+    "handle_html",
+    "result_html",
+    "result_text",
+    "task_counts",
+    "wide_split",
+]
 
 FOLD = 1_500  # outputs longer than this are folded (a click opens them), never cut
+WIDE = 20  # a run of more tasks than this is shown compactly: counts by state, failed tasks first
+_FAILING = ("FAILED", "TIMEDOUT", "INTERNAL_ERROR", "UPSTREAM_FAILED", "CANCELED", "SKIPPED")
 _WIDTH = 100
 
 
@@ -66,6 +78,60 @@ def _indented(text: str, prefix: str) -> list[str]:
     return lines
 
 
+def _state_of(task: TaskResult) -> str:
+    return task.result_state or task.life_cycle_state or "PENDING"
+
+
+def task_counts(tasks: tuple[TaskResult, ...]) -> list[tuple[str, int]]:
+    """How many tasks are in each state: failures first, then those still going, then the rest."""
+    counts: dict[str, int] = {}
+    for task in tasks:
+        counts[_state_of(task)] = counts.get(_state_of(task), 0) + 1
+
+    def rank(item: tuple[str, int]) -> tuple[int, int, str]:
+        state, n = item
+        return (0 if state in _FAILING else 1 if state in GOING_STATES else 2), -n, state
+
+    return sorted(counts.items(), key=rank)
+
+
+GOING_STATES = frozenset({"PENDING", "QUEUED", "BLOCKED", "RUNNING", "TERMINATING", "WAITING_FOR_RETRY"})
+
+
+def wide_split(tasks: tuple[TaskResult, ...], limit: int = WIDE) -> tuple[list[TaskResult], list[TaskResult]]:
+    """The tasks to show and those to fold: a run of ``limit`` tasks or fewer shows them all, in
+    order; a wider one shows its failed tasks first, then those still going, up to ``limit``."""
+    if len(tasks) <= limit:
+        return list(tasks), []
+    failed = [t for t in tasks if t.failed]
+    going = [t for t in tasks if t.result_state is None]
+    done = [t for t in tasks if t.result_state is not None and not t.failed]
+    ordered = failed + going + done
+    return ordered[:limit], ordered[limit:]
+
+
+def counts_words(tasks: tuple[TaskResult, ...]) -> str:
+    """``1000 tasks: 20 FAILED, 40 RUNNING, 940 SUCCESS``."""
+    return f"{len(tasks)} tasks: " + ", ".join(f"{n} {state}" for state, n in task_counts(tasks))
+
+
+def _task_lines(result: RunResult, single: bool) -> list[str]:
+    """The tasks as text (a wide run: its counts, the failed tasks first, the rest folded)."""
+    shown, folded = wide_split(result.tasks)
+    lines = [f"  {counts_words(result.tasks)}"] if folded else []
+    for task in shown:
+        again = f" (attempt {task.attempt_number + 1})" if task.attempt_number else ""
+        when = f" ({task.timing.text()})" if task.timing and len(result.tasks) > 1 else ""
+        lines.append(f"  task {task.key}: {task.result_state or task.life_cycle_state}{again}{when}")
+        if task.output is not None and not single:
+            lines.extend(_indented(task.output + _cut(task), "    output: "))
+        if task.error:
+            lines.append(f"    error: {_headline(strip_ansi(task.error))}")
+    if folded:
+        lines.append(f"  ... and {len(folded)} more tasks (result.tasks holds every one)")
+    return lines
+
+
 def result_text(result: RunResult) -> str:
     """The result as text: state, reason, parameters, time, every task with its whole output, link."""
     state = result.result_state or result.life_cycle_state or "UNKNOWN"
@@ -79,14 +145,7 @@ def result_text(result: RunResult) -> str:
     if took:
         lines.append(f"  {took}")
     single = result.output is not None and len(result.tasks) == 1
-    for task in result.tasks:
-        again = f" (attempt {task.attempt_number + 1})" if task.attempt_number else ""
-        when = f" ({task.timing.text()})" if task.timing and len(result.tasks) > 1 else ""
-        lines.append(f"  task {task.key}: {task.result_state or task.life_cycle_state}{again}{when}")
-        if task.output is not None and not single:
-            lines.extend(_indented(task.output + _cut(task), "    output: "))
-        if task.error:
-            lines.append(f"    error: {_headline(strip_ansi(task.error))}")
+    lines.extend(_task_lines(result, single))
     lines.extend(f"  {r.line}" for r in result.repairs if len(result.repairs) > 1)
     if single and result.output is not None:
         lines.extend(_indented(result.output + _cut(result.tasks[0]), "  output: "))
@@ -118,7 +177,16 @@ def _headline(text: str) -> str:
     return lines[-1].strip() if lines else ""
 
 
-def _task_rows(tasks: tuple[TaskResult, ...]) -> str:
+def _brief_rows(tasks: list[TaskResult]) -> str:
+    """Folded tasks: key, state and time (their outputs are in ``result.tasks``)."""
+    esc = html.escape
+    return "".join(
+        f"<tr><td {_CELL}>{esc(t.key)}</td><td {_CELL}>{esc(_state_of(t))}</td><td {_CELL}>{esc(t.timing.text())}</td></tr>"
+        for t in tasks
+    )
+
+
+def _task_rows(tasks: tuple[TaskResult, ...] | list[TaskResult]) -> str:
     esc = html.escape
     rows = []
     for t in tasks:
@@ -178,11 +246,19 @@ def result_html(result: RunResult) -> str:
     if result.parameters:
         parts.append(f"<div><small>parameters: {esc(_params_words(result.parameters))}</small></div>")
     if result.tasks:
+        shown, folded = wide_split(result.tasks)
+        if folded:
+            parts.append(f'<div class="dbx-result-counts">{esc(counts_words(result.tasks))}</div>')
         parts.append(
             f'<table class="dbx-result-tasks" style="text-align:left"><tr><th {_CELL}>task</th>'
-            f"<th {_CELL}>state</th><th {_CELL}>time</th><th {_CELL}>output</th></tr>{_task_rows(result.tasks)}"
+            f"<th {_CELL}>state</th><th {_CELL}>time</th><th {_CELL}>output</th></tr>{_task_rows(shown)}"
             "</table>"
         )
+        if folded:
+            parts.append(
+                f'<details class="dbx-result-folded"><summary>{len(folded)} more tasks</summary>'
+                f'<table style="text-align:left">{_brief_rows(folded)}</table></details>'
+            )
     parts.extend(_failure_html(t) for t in result.failed_tasks[:5] if t.error or t.error_trace)
     if len(result.repairs) > 1:
         items = "".join(f"<li>{esc(r.line)}</li>" for r in result.repairs)
