@@ -955,12 +955,15 @@ def _quietly(first: RunHandle, handles: list[RunHandle]) -> Iterator[None]:
 
 
 def active_runs(client: DatabricksClient, job_id: int) -> tuple[dict[int, dict[str, Any]], float | None]:
-    """Every active run of a job, by run id (one ``runs/list`` page per 25), and the last page's
+    """Every active run of a job, by run id, with its tasks (one ``runs/list`` page per 25 runs, so a
+    task that fails while its run goes on is seen as a ``runs/get`` would see it), and the last page's
     ``Retry-After``."""
     seen: dict[int, dict[str, Any]] = {}
     page_token: str | None = None
     while True:
-        page = client.list_runs(job_id, active_only=True, limit=PAGE, page_token=page_token)
+        page = client.list_runs(
+            job_id, active_only=True, limit=PAGE, page_token=page_token, expand_tasks=True
+        )
         for run in page.get("runs") or ():
             run_id = _run_id(run)
             if run_id is not None:

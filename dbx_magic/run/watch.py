@@ -236,11 +236,21 @@ def _merge(previous: RunResult, run: Mapping[str, Any]) -> RunResult:
         # the launch's warnings (parameters not declared) stay with the run
         "warnings": tuple(dict.fromkeys(previous.warnings + fresh.warnings)),
     }
+    if "tasks" not in run or run.get("has_more"):  # a runs/list item: no tasks, or the first 100
+        keep.update(tasks=_known_tasks(previous.tasks, fresh.tasks), attempts=previous.attempts)
     if previous.repairs and not fresh.repairs:  # a runs/list page carries no repair history
         keep["repairs"] = previous.repairs
     if previous.number_in_job and not fresh.number_in_job:
         keep["number_in_job"] = previous.number_in_job
     return replace(fresh, **keep)
+
+
+def _known_tasks(before: tuple[TaskResult, ...], seen: tuple[TaskResult, ...]) -> tuple[TaskResult, ...]:
+    """The tasks as known, updated by those a partial answer holds (by task key)."""
+    if not before:
+        return seen
+    fresh = {t.key: t for t in seen}
+    return tuple(fresh.pop(t.key, t) for t in before) + tuple(fresh.values())
 
 
 def _notify(on_update: OnUpdate | None, result: RunResult) -> None:
