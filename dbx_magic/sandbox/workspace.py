@@ -357,6 +357,7 @@ class Workspace:
         """Where run pages are served (the HTTP layer sets it)."""
         self._job_ids = itertools.count(1)
         self._run_ids = itertools.count(1000)
+        self._timelines: dict[int, tuple[tuple[Any, ...], Timeline]] = {}
 
     def epoch_ms(self, t: float) -> int:
         """Clock seconds as epoch milliseconds, as the API gives times."""
@@ -584,7 +585,28 @@ class Workspace:
         return self.end_time(run) <= now
 
     def timeline(self, run: Run) -> Timeline:
-        """The run's segments, each attempt's, and the run's per round (original, then each repair)."""
+        """The run's segments, each attempt's, and the run's per round (original, then each repair).
+
+        Laid out once for what the run is now (a 1,000-task run's layout takes tens of milliseconds,
+        and every request about the run asks for it); again when it changes (admitted, cancelled, a
+        repair, more attempts)."""
+        key = (
+            run.admitted,
+            run.cancelled,
+            run.skipped,
+            run.scale,
+            self.speed,
+            len(run.attempts),
+            tuple((r.repair_id, r.at, r.cancelled) for r in run.repairs),
+        )
+        cached = self._timelines.get(run.run_id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        timeline = self._lay_out(run)
+        self._timelines[run.run_id] = (key, timeline)
+        return timeline
+
+    def _lay_out(self, run: Run) -> Timeline:
         segments, tasks = self._original(run)
         rounds = [list(segments)]
         for number, repair in enumerate(run.repairs, start=1):
