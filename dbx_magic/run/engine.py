@@ -767,7 +767,7 @@ class Watcher:
     def _step(self, now: float) -> None:
         # one pass groups the runs by job (a cycle's cost is linear in the runs watched)
         by_job: dict[tuple[int, int], list[RunHandle]] = {}
-        due: set[tuple[int, int]] = set()
+        due: dict[tuple[int, int], None] = {}  # in the order the runs were added: a cycle is reproducible
         for handle in self.active:
             job_id = handle.job_id
             if job_id is None:
@@ -778,7 +778,7 @@ class Watcher:
             key = (id(handle.client), job_id)
             by_job.setdefault(key, []).append(handle)
             if handle.wait_left(now) <= _EPSILON:
-                due.add(key)
+                due[key] = None
         for key in due:
             # every active run of the job rides on the job's read, due or not: it costs nothing more
             going = [h for h in by_job[key] if h.watching]
