@@ -409,3 +409,16 @@ def test_a_credential_quoted_by_a_failing_run_is_masked_on_the_board_and_in_the_
     finally:
         session.shutdown()
         session.stop_sandbox()
+
+
+def test_a_wait_in_a_cell_says_the_end_once(ip, sandbox, session, capsys):
+    from dbx_magic.notebook.background import notices
+
+    channel = notices(session)
+    run(ip, "%%dbx_run ten-seconds --background --out k1\ndate = 2026-11-01\n")
+    handle = ip.user_ns["k1"]
+    res = run(ip, "%dbx_wait k1")
+    assert res.success, res.error_in_exec
+    shown = capsys.readouterr().out
+    assert sum(f"run {handle.run_id}: SUCCESS" in line for line in shown.splitlines()) == 1, shown
+    assert not [n for n in channel.sent if n.run_id == handle.run_id]  # the cell said it: no notice

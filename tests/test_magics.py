@@ -215,3 +215,15 @@ def test_without_configuration_the_message_points_at_the_sandbox(monkeypatch, tm
         assert "Traceback" not in capsys.readouterr().out
     finally:
         shell.run_line_magic("unload_ext", "dbx_magic")
+
+
+def test_cancel_of_a_run_that_ended_says_so_and_sends_nothing(ip, sandbox, capsys):
+    res = run(ip, "%%dbx_run daily-sales-report --out done\ndate = 2026-11-01\n")
+    assert res.success, res.error_in_exec
+    run_id = ip.user_ns["done"].run_id
+    capsys.readouterr()
+    sandbox.clear_requests()
+    res = run(ip, f"%dbx_cancel {run_id}")
+    assert res.success, res.error_in_exec
+    assert capsys.readouterr().out.strip() == f"Run {run_id} already ended SUCCESS: nothing was cancelled."
+    assert not any(r.path.endswith("/runs/cancel") for r in sandbox.requests)

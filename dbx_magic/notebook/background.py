@@ -307,6 +307,7 @@ def wait_cell(session: NotebookSession, shell: Any, args: Any) -> RunResult:
         session.publish(out, target)
         return target.raise_for_state()
     handle = own(session, target, out)
+    handle.notify = False  # the cell shows the end itself: no notice says it a second time
 
     def call(progress: Any) -> RunResult:
         handle.add_listener(progress)

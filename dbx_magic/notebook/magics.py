@@ -247,12 +247,15 @@ class DbxMagics(Magics):
     @argument("--profile", default=None)
     @line_magic
     def dbx_cancel(self, line: str) -> None:
-        """Cancel a run. Cancelling is asynchronous: ``%dbx_wait RUN_ID`` shows it end."""
+        """Cancel a run still going (a run that ended is left as it is, and said to have ended).
+        Cancelling is asynchronous: ``%dbx_wait RUN_ID`` shows it end."""
+        from ..errors import NOTEBOOK
+        from ..run.cancel import cancel
+
         with usage_errors():
             self.session.refuse_secrets(line)
         args = parse(self.dbx_cancel, line)
-        self.session.client(args.profile).cancel_run(args.run_id)
-        print(f"Asked the workspace to cancel run {args.run_id}; `%dbx_wait {args.run_id}` shows it end.")
+        print(cancel(self.session.client(args.profile), args.run_id).line(NOTEBOOK))
 
     @magic_arguments()
     @argument("--speed", type=speed, default=1.0, help="make the sandbox's runs N times faster")
