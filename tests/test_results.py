@@ -142,7 +142,7 @@ def test_a_sweep_checks_every_set_once_before_launching(sandbox, sandbox_client)
     sandbox.clear_requests()
     sets = [{"date": "2026-11-01"}, {"dat": "2026-11-02"}]
     with pytest.raises(
-        InvalidInput, match=r"Parameter set #1: Job 'daily-sales-report' declares no parameter 'dat'"
+        InvalidInput, match=r"Parameter set #2 of 2: Job 'daily-sales-report' declares no parameter 'dat'"
     ):
         run_many(sandbox_client, JOB, sets)
     assert launches(sandbox) == [] and len(sent(sandbox, "/workspace/export")) == 1

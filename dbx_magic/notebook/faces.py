@@ -252,7 +252,7 @@ def _sweep(
         shown = ", ".join(f"{k}={v}" for k, v in sets[index].items())
         error = SweepFailed(
             f"{len(failed)} of {len(results)} runs did not succeed; the first: {first.failure_summary()} "
-            f"(parameters #{index}: {shown}).",
+            f"(parameter set #{index + 1} of {len(results)}: {shown}).",
             results,
         )
         error.published_as = args.out
