@@ -145,7 +145,7 @@ def task_note(task: TaskResult) -> str:
     if task.outcome is not None:
         parts.append(f"outcome {task.outcome}")
     if task.attempt_number:
-        parts.append(f"attempt {task.attempt_number + 1}")
+        parts.append(f"attempt {task.attempt}")
     return ", ".join(parts)
 
 

@@ -77,7 +77,8 @@ class TaskResult:
         error: The error, for a failed task.
         error_trace: The error's trace, for a failed task.
         run_page_url: The task run's page.
-        attempt_number: 0 for the first attempt; a retry or a repair makes the next one.
+        attempt_number: The API's count, from 0: 0 for the first attempt; a retry or a repair makes
+            the next one. Every display counts from 1, as :attr:`attempt` does ("attempt 2").
         iterations: For a for-each task, its iterations' counts (``task_run_stats``: active,
             completed, failed, succeeded, total...), else None.
         outcome: For a condition task that ran, ``"true"`` or ``"false"``, else None.
@@ -138,6 +139,11 @@ class TaskResult:
             error=output.get("error") or None,
             error_trace=output.get("error_trace") or None,
         )
+
+    @property
+    def attempt(self) -> int:
+        """Which attempt this is, counted from 1 as every display says it (``attempt_number + 1``)."""
+        return self.attempt_number + 1
 
     @property
     def failed(self) -> bool:
