@@ -187,7 +187,7 @@ def _progress(shell: Any, cancel: Any) -> Any:
 
     widget = ProgressWidget(cancel=cancel)
     widget.hint.value = "<small>In the background: keep working; a notice comes when it ends.</small>"
-    display(widget.widget)
+    widget.place = display(widget.widget, display_id=True)
     return _Kept(widget, display(display_id=True))
 
 
@@ -206,6 +206,9 @@ class _Kept:
 
     def not_started(self, reason: str) -> None:
         self.widget.not_started(reason)
+
+    def withdraw(self) -> None:
+        self.widget.withdraw()
 
     def close(self, note: str | None = None) -> None:
         self.widget.close(note=note)

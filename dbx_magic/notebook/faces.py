@@ -47,7 +47,7 @@ def _keep_final_state(progress: Any) -> None:
     """Leave a static copy of the display's end in the cell, for the saved notebook (a widget has
     no view once the kernel is gone)."""
     snapshot = getattr(progress, "snapshot", None)
-    if snapshot is not None:
+    if snapshot is not None and not getattr(progress, "withdrawn", False):
         from IPython.display import display
 
         display(snapshot())
@@ -61,6 +61,10 @@ def show_end(progress: Any, exc: BaseException) -> None:
     started = any(getattr(exc, name, None) for name in ("run_id", "result", "results"))
     close = getattr(progress, "close", lambda note=None: None)
     if not started and getattr(exc, "idempotency_token", None) is None:
+        withdraw = getattr(progress, "withdraw", None)
+        if withdraw is not None:  # nothing ran: the error is the one block the cell shows
+            withdraw()
+            return
         not_started = getattr(progress, "not_started", None)
         if not_started is not None:
             not_started("No run was started: the message below says why.")
@@ -225,13 +229,37 @@ def params_cell(session: NotebookSession, args: Any) -> Any:
 def _sweep(
     session: NotebookSession, shell: Any, client: Any, args: Any, sets: list[dict[str, Any]]
 ) -> list[RunResult]:
-    from ..run.sweep import SweepFailed, run_many
-    from .background import following
+    from ..run.sweep import SweepFailed
     from .display import sweep_display
 
     progress = sweep_display(shell, sets)
+    try:
+        results = _sweep_runs(session, client, args, sets, progress)
+    except BaseException as exc:
+        show_end(progress, exc)
+        raise
+    failed = [(i, r) for i, r in enumerate(results) if not r.ok]
+    if failed:
+        index, first = failed[0]
+        shown = ", ".join(f"{k}={v}" for k, v in sets[index].items())
+        error = SweepFailed(
+            f"{len(failed)} of {len(results)} runs did not succeed; the first: {first.failure_summary()} "
+            f"(parameter set #{index + 1} of {len(results)}: {shown}).",
+            results,
+        )
+        error.published_as = args.out
+        raise error
+    return results
+
+
+def _sweep_runs(
+    session: NotebookSession, client: Any, args: Any, sets: list[dict[str, Any]], progress: Any
+) -> list[RunResult]:
+    from ..run.sweep import run_many
+    from .background import following
+
     with usage_errors(), following(session, client, None, source="sweep") as follow:
-        results = session.settle(
+        return session.settle(
             args.out,
             lambda: run_many(
                 client,
@@ -246,15 +274,3 @@ def _sweep(
                 on_watch=follow,
             ),
         )
-    failed = [(i, r) for i, r in enumerate(results) if not r.ok]
-    if failed:
-        index, first = failed[0]
-        shown = ", ".join(f"{k}={v}" for k, v in sets[index].items())
-        error = SweepFailed(
-            f"{len(failed)} of {len(results)} runs did not succeed; the first: {first.failure_summary()} "
-            f"(parameter set #{index + 1} of {len(results)}: {shown}).",
-            results,
-        )
-        error.published_as = args.out
-        raise error
-    return results
