@@ -422,3 +422,25 @@ def test_a_wait_in_a_cell_says_the_end_once(ip, sandbox, session, capsys):
     shown = capsys.readouterr().out
     assert sum(f"run {handle.run_id}: SUCCESS" in line for line in shown.splitlines()) == 1, shown
     assert not [n for n in channel.sent if n.run_id == handle.run_id]  # the cell said it: no notice
+
+
+def test_how_long_a_success_notice_stays_is_a_setting(ip, sandbox, session):
+    from dbx_magic.notebook.background import notices
+
+    channel = notices(session)
+    try:
+        run(ip, "%config DbxMagics.notice_seconds = 0")  # until dismissed
+        assert session.notice_seconds is None and channel.fade is None
+        run(ip, "%config DbxMagics.notice_seconds = 45")
+        assert session.notice_seconds == 45 and channel.fade == 45
+        run(ip, "%%dbx_run flaky-ingest --background --out bad\nfail = true\n")
+        handle = ip.user_ns["bad"]
+        until(lambda: any(n.run_id == handle.run_id for n in channel.sent))
+        notice = next(n for n in channel.sent if n.run_id == handle.run_id)
+        message = notice.message(channel.fade)
+        assert message["short"] == "flaky-ingest: FAILED" and message["fade"] == 45
+        assert (
+            message["level"] == "danger"
+        )  # the page keeps a failure until it is dismissed, whatever the fade
+    finally:
+        run(ip, "%config DbxMagics.notice_seconds = 20")

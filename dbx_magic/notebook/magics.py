@@ -13,6 +13,7 @@ from typing import Any
 
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
+from traitlets import Float, observe
 
 from .args import (
     if_running,
@@ -56,9 +57,23 @@ class DbxMagics(Magics):
             shell's namespace).
     """
 
+    notice_seconds = Float(
+        20.0,
+        help="Seconds a success notice stays on the page when a background run ends (0: until dismissed; "
+        "a failure always stays). Set it with %config DbxMagics.notice_seconds = 60.",
+    ).tag(config=True)
+
     def __init__(self, shell: Any, session: NotebookSession | None = None) -> None:
         super().__init__(shell)
         self.session = session or NotebookSession(shell.user_ns if shell is not None else None)
+        self._notice_seconds({"new": self.notice_seconds})
+
+    @observe("notice_seconds")
+    def _notice_seconds(self, change: Any) -> None:
+        seconds = change["new"] or None
+        self.session.notice_seconds = seconds
+        if self.session.notices is not None:
+            self.session.notices.fade = seconds
 
     @property
     def sandbox(self) -> Any:
@@ -317,8 +332,11 @@ class DbxMagics(Magics):
 
 
 def load(ipython: Any) -> None:
-    """Register the magics with a shell, with a session of their own."""
-    ipython.register_magics(DbxMagics(ipython))
+    """Register the magics with a shell, with a session of their own; ``%config DbxMagics`` shows
+    their settings."""
+    magics = DbxMagics(ipython)
+    ipython.register_magics(magics)
+    ipython.configurables.append(magics)
 
 
 def unload(ipython: Any) -> None:
@@ -327,6 +345,8 @@ def unload(ipython: Any) -> None:
     magics = manager.registry.pop("DbxMagics", None)
     if isinstance(magics, DbxMagics):
         magics.stop()
+        if magics in ipython.configurables:
+            ipython.configurables.remove(magics)
     for kind in ("line", "cell"):
         for name in MAGIC_NAMES:
             manager.magics[kind].pop(name, None)
