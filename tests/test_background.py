@@ -438,7 +438,16 @@ def test_the_board_and_the_notices_say_how_each_run_stands(make_sandbox, clock):
     assert rows[-1].watched == "not watched" and rows[-1].can_watch
     assert rows[-1].result.startswith("watching stopped: ")
     table = text_board(watcher.handles, clock.wall())
-    assert table.splitlines()[0].split() == ["job", "run", "state", "elapsed", "eta", "watched", "result"]
+    assert table.splitlines()[0].split() == [
+        "job",
+        "run",
+        "state",
+        "elapsed",
+        "eta",
+        "parameters",
+        "watched",
+        "result",
+    ]
     assert all(str(h.run_id) in table for h in (ok, bad, lost)) and len(table.splitlines()) >= 4
     assert (notice_for(ok).level, notice_for(bad).level, notice_for(lost).level) == (
         "success",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import itertools
 import re
 import time
 from collections.abc import Iterator
@@ -165,9 +166,10 @@ def test_the_main_journey(front: Front) -> None:
         "for i in range(5):\n"
         "    get_ipython().run_line_magic('dbx_run', f'daily-sales-report --background --out bg{i}')\n"
         "failing = {'fail': 'true'}\n%dbx_run flaky-ingest --background --out bgbad --params failing\n",  # 10
-        "%dbx_run slow-job --background --out slow",  # 11
-        "%dbx_runs",  # 12
-        "%dbx_form daily-sales-report --out from_form",  # 13
+        "grid = [{'max_depth': '4'}, {'max_depth': '8'}]\n%dbx_run train-model --foreach grid --out sweep",  # 11
+        "%dbx_run slow-job --background --out slow",  # 12
+        "%dbx_runs",  # 13
+        "%dbx_form daily-sales-report --out from_form",  # 14
     ]
     front.open(f"journey-{front.kind}.ipynb", cells)
     page = front.page
@@ -212,22 +214,38 @@ def test_the_main_journey(front: Front) -> None:
     card.locator(".dbx-notices-dismiss").click()
     expect(notices).to_have_count(0)
 
-    # The board: its Cancel ends the slow run, and the notice for that end comes.
-    launched = front.run(11)
+    # The board: a sweep's runs under it, with the parameter that sets each apart; headers apart; its
+    # Cancel ends the slow run, its status line goes with the run, and the notice for that end comes.
+    front.run(11)
+    launched = front.run(12)
     run_id = re.search(r"Run (\d+) of 'slow-job'", launched.locator(".jp-Cell-outputArea").inner_text())
     assert run_id
-    board = front.run(12).locator(".dbx-board")
+    board = front.run(13).locator(".dbx-board")
     row = board.locator(f".dbx-board-run-{run_id.group(1)}")
     expect(row.locator(".dbx-board-state")).to_have_text(re.compile(r"^(QUEUED|PENDING|RUNNING)$"))
+    expect(board.locator(".dbx-board-group")).to_have_text("sweep of train-model: 2 runs · 2 ended")
+    expect(board.locator(".dbx-board-in-sweep .dbx-board-params")).to_have_text(
+        ["max_depth=8", "max_depth=4"]
+    )
+    heads = board.locator(".dbx-board-header > *")
+    expect(heads).to_have_text(["job", "run", "state", "elapsed", "ETA", "parameters", "result"])
+    (frame,) = boxes(page, ".jp-NotebookPanel:not(.lm-mod-hidden)")
+    assert all(b["right"] <= frame["right"] for b in boxes(page, ".dbx-board-row .dbx-board-result")), frame
+    words = boxes(page, ".dbx-board-header b")
+    gaps = [round(b["left"] - a["right"]) for a, b in itertools.pairwise(words)]
+    assert min(gaps) >= 8, gaps  # a clear gap between each two headers
+    board.scroll_into_view_if_needed()
     front.shot("board")
     row.locator(".dbx-board-cancel").click()
+    expect(board.locator(".dbx-board-message")).to_contain_text(f"cancel run {run_id.group(1)}")
     expect(row.locator(".dbx-board-state")).to_have_text("CANCELED", timeout=STEP_MS)
+    expect(board.locator(".dbx-board-message")).to_have_text("")
     expect(notices.filter(has_text="slow-job: CANCELED")).to_have_count(1, timeout=STEP_MS)
     assert_clear_of_the_notebook(page)
     front.shot("board-cancelled")
 
     # The form: Run, and the result lands.
-    form = front.run(13).locator(".dbx-form")
+    form = front.run(14).locator(".dbx-form")
     expect(form.locator(".dbx-param-row")).to_have_count(2)
     form.locator(".dbx-form-run").click()
     expect(form.locator(".dbx-form-status")).to_contain_text(
