@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments
+from IPython.core.magic_arguments import MagicHelpFormatter, argument, kwds, magic_arguments
 from traitlets import Float, observe
 
 from .args import (
@@ -43,6 +43,26 @@ MAGIC_NAMES = (
     "dbx_form",
     "dbx_repair",
     "dbx_params",
+)
+
+
+class _Help(MagicHelpFormatter):
+    """The help ``%%dbx_run?`` shows, for people: "Usage: %%dbx_run JOB ...", without the
+    reStructuredText code-block marks IPython's formatter puts around the usage line."""
+
+    def add_usage(self, usage: Any, actions: Any, groups: Any, prefix: Any = None) -> None:
+        super().add_usage(usage, actions, groups, "Usage: " if usage else "Usage: %")
+
+
+def _help(usage: str | None = None) -> kwds:
+    """The parser settings of one magic (a new dict each: IPython writes into it)."""
+    return kwds(formatter_class=_Help, **({"usage": usage} if usage else {}))
+
+
+RUN_USAGE = (
+    "%%%%dbx_run JOB [--out NAME] [--params NAME] [--background | --no-wait | --foreach NAME] "
+    "[more flags below]\n"
+    "       then one parameter a line in the cell: date = 2026-11-01 (%%dbx_run JOB on one line: none)"
 )
 
 
@@ -81,15 +101,29 @@ class DbxMagics(Magics):
         return self.session.sandbox
 
     @magic_arguments(name="%dbx_run")
+    @_help(RUN_USAGE)
     @argument("job", type=job_ref, metavar="JOB", help="the job id, or the job's name in quotes")
     @argument(
-        "--out", type=out_name, default="dbx_result", help="variable for the RunResult (default: dbx_result)"
+        "--out",
+        type=out_name,
+        default="dbx_result",
+        metavar="NAME",
+        help="variable for the RunResult (default: dbx_result)",
     )
     @argument(
-        "--params", default=None, metavar="EXPR", help="a dict from the namespace; the cell's lines win"
+        "--params",
+        default=None,
+        metavar="NAME",
+        help="a dict variable (or an expression without spaces); the cell's lines win over it",
     )
-    @argument("--profile", default=None, help="~/.databrickscfg profile to use")
-    @argument("--timeout", type=seconds, default=None, help="seconds to wait; the run goes on after")
+    @argument("--profile", default=None, metavar="NAME", help="~/.databrickscfg profile to use")
+    @argument(
+        "--timeout",
+        type=seconds,
+        default=None,
+        metavar="SECONDS",
+        help="seconds to wait; the run goes on after",
+    )
     @argument("--no-wait", action="store_true", help="launch and return at once with the run id")
     @argument(
         "--background",
@@ -100,6 +134,7 @@ class DbxMagics(Magics):
         "--idempotency-token",
         type=token,
         default=None,
+        metavar="TOKEN",
         help="at most 64 characters; the same token never starts a second run",
     )
     @argument(
@@ -108,11 +143,15 @@ class DbxMagics(Magics):
     @argument(
         "--foreach",
         default=None,
-        metavar="EXPR",
-        help="a list of dicts from the namespace: one run each, merged over the cell's parameters",
+        metavar="NAME",
+        help="a variable holding a list of dicts: one run each, merged over the cell's parameters",
     )
     @argument(
-        "--max-parallel", type=positive_int, default=None, help="with --foreach: at most N runs at once"
+        "--max-parallel",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="with --foreach: at most N runs at once",
     )
     @argument(
         "--only",
@@ -169,6 +208,7 @@ class DbxMagics(Magics):
         return run_cell(self.session, self.shell, args, cell)
 
     @magic_arguments()
+    @_help()
     @argument(
         "target",
         type=run_or_name,
@@ -198,6 +238,7 @@ class DbxMagics(Magics):
         return wait_cell(self.session, self.shell, parse(self.dbx_wait, line))
 
     @magic_arguments()
+    @_help()
     @argument(
         "--active",
         action="store_true",
@@ -223,6 +264,7 @@ class DbxMagics(Magics):
         return runs_cell(self.session, self.shell, parse(self.dbx_runs, line))
 
     @magic_arguments()
+    @_help()
     @argument("run", type=run_or_name, help="the run id, or the variable holding the run (its --out name)")
     @argument("--tasks", type=repair_tasks, default=None, metavar="TASKS", help="rerun these tasks: a,b")
     @argument("--rerun-dependents", action="store_true", help="with --tasks: also rerun what follows them")
@@ -244,7 +286,7 @@ class DbxMagics(Magics):
         The cell holds changed parameters, as ``%%dbx_run``'s does. ``--tasks a,b`` reruns those tasks
         instead (``--rerun-dependents`` adds the tasks after them).
 
-        Examples::
+        Examples:
 
             %%dbx_repair res
             strict = false
@@ -258,6 +300,7 @@ class DbxMagics(Magics):
         return repair_cell(self.session, self.shell, parse(self.dbx_repair, line), cell)
 
     @magic_arguments()
+    @_help()
     @argument("run_id", type=run_ref, help="the run to cancel")
     @argument("--profile", default=None)
     @line_magic
@@ -273,6 +316,7 @@ class DbxMagics(Magics):
         print(cancel(self.session.client(args.profile), args.run_id).line(NOTEBOOK))
 
     @magic_arguments()
+    @_help()
     @argument("--speed", type=speed, default=1.0, help="make the sandbox's runs N times faster")
     @argument("--stop", action="store_true", help="stop the sandbox and go back to the configured workspace")
     @line_magic
@@ -288,6 +332,7 @@ class DbxMagics(Magics):
         print(f"Sandbox workspace at {sandbox.url}; this kernel's magics now run its jobs: {names}.")
 
     @magic_arguments()
+    @_help()
     @argument("job", type=job_ref, nargs="?", default=None, help="job id or quoted name to pre-select")
     @argument("--out", type=out_name, default="dbx_result", help="variable for the RunResult")
     @argument("--profile", default=None)
@@ -313,6 +358,7 @@ class DbxMagics(Magics):
         )
 
     @magic_arguments()
+    @_help()
     @argument("job", type=job_ref, help="the job id, or the job's name in quotes")
     @argument("--profile", default=None, help="~/.databrickscfg profile to use")
     @line_magic
