@@ -352,7 +352,7 @@ def test_export_run_asks_for_the_views(client, rsps):
         (
             Declared("d", "text", "2026-11-01"),
             "date",
-            ["2026-02-28", ""],
+            ["2026-02-28", "", "{{job.start_time.iso_date}}"],
             ["2026-02-30", "2026-1-1", "today"],
         ),
         (Declared("n", "text", "100"), "integer", ["7", "-3", "007"], ["2.5", "many", "1e3"]),

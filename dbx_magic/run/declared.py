@@ -91,10 +91,11 @@ class Declared:
         return kind
 
     def mistyped(self, value: str) -> str:
-        """Why ``value`` is not of the type the default shows ("" when it is, or when it is empty:
-        an empty value is the notebook's to judge)."""
+        """Why ``value`` is not of the type the default shows ("" when it is, when it is empty (an
+        empty value is the notebook's to judge), or when it holds a dynamic value reference such as
+        ``{{job.start_time.iso_date}}``, which the workspace fills in)."""
         kind = self.value_type
-        if kind is None or not value:
+        if kind is None or not value or "{{" in value:
             return ""
         if kind == "date":
             if not _DATE.fullmatch(value):
