@@ -84,7 +84,7 @@ def _finish(result: Any) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from .api.client import DatabricksClient
     from .notebook.progress import TextProgress
-    from .run.watch import run_job_and_wait
+    from .run.runs import run_job_and_wait
     from .sandbox import Sandbox
 
     params = {"date": "2026-11-01", "table": "main.sales.transactions"}
@@ -133,8 +133,9 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from .api.client import DatabricksClient
+    from .run.engine import Watcher
     from .run.launch import Launch, adopt_or_launch
-    from .run.watch import run_launch
+    from .run.runs import launch_and_wait
 
     spec = Launch.check(
         args.job,
@@ -154,14 +155,16 @@ def _run(args: argparse.Namespace) -> int:
             f"python -m dbx_magic cancel {launched.run_id} cancels it."
         )
         return 0
+    watcher = Watcher(client.clock, threaded=False)  # one run: the waiting steps it, no thread
     with _progress() as progress:
-        result = run_launch(client, spec, on_update=progress, on_notice=print)
+        result = launch_and_wait(client, spec, watcher, on_update=progress, on_notice=print)
     return _finish(result)
 
 
 def _repair(args: argparse.Namespace) -> int:
     from .api.client import DatabricksClient
-    from .run.repair import Repair, run_repair
+    from .run.engine import Watcher
+    from .run.repair import Repair, repair_and_wait
 
     spec = Repair.check(
         args.run_id,
@@ -172,8 +175,9 @@ def _repair(args: argparse.Namespace) -> int:
         timeout=args.timeout,
     )
     client = DatabricksClient.from_config(profile=args.profile)
+    handle = Watcher(client.clock, threaded=False).add(client, spec.run_id, source="repair")
     with _progress() as progress:
-        result = run_repair(client, spec, on_update=progress, on_plan=lambda plan: print(plan.line))
+        result = repair_and_wait(handle, spec, on_update=progress, on_plan=lambda plan: print(plan.line))
     return _finish(result)
 
 
@@ -188,7 +192,7 @@ def _list_params(args: argparse.Namespace) -> int:
 
 def _wait(args: argparse.Namespace) -> int:
     from .api.client import DatabricksClient
-    from .run.watch import wait_for_run
+    from .run.runs import wait_for_run
 
     client = DatabricksClient.from_config(profile=args.profile)
     seen: list[Any] = []

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from dbx_magic import start_run
-from dbx_magic.clock import ManualClock
 from dbx_magic.sandbox import Sandbox
+from dbx_magic.testing import ManualClock
 
 
 def env_for(sb: Sandbox, tmp_path: Any) -> dict[str, str]:
