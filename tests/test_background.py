@@ -508,3 +508,21 @@ def test_a_wait_inside_a_listener_is_refused_instead_of_waiting_for_itself(sandb
     handle = start_background(sandbox_client, "daily-sales-report", watcher=watcher, on_update=impatient)
     drive(watcher, clock)
     assert handle.ok and said and "called from a listener" in said[0]
+
+
+def test_a_handle_cancelled_after_its_end_says_so_and_sends_nothing(sandbox, clock):
+    from dbx_magic import start_background
+    from dbx_magic.testing import stepped_watcher
+
+    client = client_of(sandbox, clock)
+    handle = start_background(
+        client, "daily-sales-report", {"date": "2026-11-01"}, watcher=stepped_watcher(clock)
+    )
+    handle.wait()
+    sandbox.clear_requests()
+    answer = handle.cancel()
+    assert (
+        not answer.sent
+        and answer.line() == f"Run {handle.run_id} already ended SUCCESS: nothing was cancelled."
+    )
+    assert not any(r.path.endswith("/runs/cancel") for r in sandbox.requests)

@@ -454,8 +454,7 @@ class RunBoard:
         button.disabled = True
         try:
             if action == "cancel":
-                handle.cancel()
-                self._say(f"Asked the workspace to cancel run {handle.run_id}…", about=handle)
+                self._say(handle.cancel().line(NOTEBOOK), about=handle)
             elif action == "watch":
                 handle.notify = True  # watched on request: its end is announced, and fills its name
                 handle.resume()
