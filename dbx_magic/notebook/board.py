@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import NOTEBOOK, DatabricksError
 from ..run.background import FOLLOWING, STOPPED, RunHandle
+from ..safe import terminal_text, web_link
 from .progress import DANGER, INFO, SUCCESS, WARNING, describe, format_duration
 from .session import NotebookSession
 
@@ -111,7 +112,7 @@ def describe_board(
                 key=id(handle),
                 run_id=handle.run_id,
                 job=result.job_name or (str(result.job_id) if result.job_id else "?"),
-                url=result.run_page_url,
+                url=web_link(result.run_page_url),
                 state=state,
                 colour=view.colour,
                 elapsed=elapsed,
@@ -150,7 +151,7 @@ def text_board(handles: list[RunHandle], now_wall: float, mask: Callable[[str], 
         "  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1] for r in table
     ]
     links = [f"  run {row.run_id}: {row.url}" for row in rows if row.url]
-    return "\n".join([line.rstrip() for line in lines] + links)
+    return terminal_text("\n".join([line.rstrip() for line in lines] + links))
 
 
 def _badge(state: str, colour: str) -> str:

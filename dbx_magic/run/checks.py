@@ -86,6 +86,11 @@ def task_keys(value: str | Iterable[str] | None, what: str = "only") -> tuple[st
     """
     if value is None:
         return None
+    if not isinstance(value, str | Iterable) or isinstance(value, bytes):
+        raise InvalidInput(
+            f"{what} takes task keys (a list of strings, or 'a,b'), not a {type(value).__name__}: "
+            f"e.g. {what}=['ingest'] in Python."
+        )
     items = value.split(",") if isinstance(value, str) else list(value)
     if not all(isinstance(item, str) for item in items):
         bad = next(item for item in items if not isinstance(item, str))
