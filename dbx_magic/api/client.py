@@ -507,7 +507,6 @@ class DatabricksClient:
         Whatever ``requests`` raises is turned into one of our errors *after* its except block, so no
         exception of theirs (which holds the request, its headers and so the token) is ever chained.
         """
-        t0 = self.clock.monotonic()
         response: requests.Response | None = None
         problem: BaseException | None = None
         try:
@@ -521,12 +520,14 @@ class DatabricksClient:
             del problem  # its traceback holds the prepared request
             log.debug("%s %s -> no answer (%s), attempt %d", method, endpoint, kind, attempt)
             return None, self._transport_failure(kind, what), None
+        # requests' own measure: no clock is read between an answer and its return (an interrupt
+        # there would lose a launched run's id)
         log.debug(
             "%s %s -> %d (%.0f ms), attempt %d",
             method,
             endpoint,
             response.status_code,
-            (self.clock.monotonic() - t0) * 1000,
+            response.elapsed.total_seconds() * 1000,
             attempt,
         )
         body, parsed, text = _read(response, self._auth.secrets())

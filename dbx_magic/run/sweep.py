@@ -20,7 +20,7 @@ from typing import Any
 from ..api.client import DatabricksClient
 from ..clock import Clock
 from ..errors import MANY_GO_ON, MAY_HAVE_STARTED, DatabricksError, InvalidInput, RunInterrupted, WaitTimeout
-from .checks import MAX_IDEMPOTENCY_TOKEN, digits
+from .checks import MAX_IDEMPOTENCY_TOKEN, a_kind, digits
 from .launch import JobInfo, Launch, check_declared, job_info, launch
 from .models import RunResult
 from .polling import History, PollPolicy, history_from_runs
@@ -89,7 +89,7 @@ def _specs(
 ) -> list[Launch]:
     if isinstance(params, Mapping | str) or not isinstance(params, Sequence):
         raise InvalidInput(
-            f"params must be a list of dicts, one per run, not a {type(params).__name__}: e.g. [{{'date': '2026-11-01'}}, ...]."
+            f"params must be a list of dicts, one per run, not {a_kind(params)}: e.g. [{{'date': '2026-11-01'}}, ...]."
         )
     base = Launch.check(
         job,
@@ -100,12 +100,16 @@ def _specs(
     base = replace(base, token_given=idempotency_token is not None)  # a fresh base finds no earlier runs
     if len(f"{base.idempotency_token}-{len(params)}") > MAX_IDEMPOTENCY_TOKEN:
         raise InvalidInput(
-            f"The idempotency token base {base.idempotency_token!r} is too long for {len(params)} runs: keep it "
+            f"The idempotency token base {base.idempotency_token!r} is too long for {len(params)} "
+            f"run{'s' if len(params) != 1 else ''}: keep it "
             f"under {MAX_IDEMPOTENCY_TOKEN - 6} characters."
         )
     specs = []
     for i, p in enumerate(params):
-        Launch.check(job, p)  # each set judged on its own, so the message names the run
+        try:
+            Launch.check(job, p)  # each set judged on its own, so the message names the set
+        except InvalidInput as exc:
+            raise InvalidInput(f"Parameter set #{i}: {exc.message}") from None
         specs.append(base.with_params(p, f"{base.idempotency_token}-{i}"))
     return specs
 
@@ -203,14 +207,17 @@ def active_runs(client: DatabricksClient, job_id: int) -> tuple[dict[int, dict[s
     ``Retry-After``: how a sweep and the background watcher poll many runs of one job at once."""
     seen: dict[int, dict[str, Any]] = {}
     page_token: str | None = None
+    followed: set[str] = set()  # a token that comes again, or a page with no new run, ends the reading
     while True:
         page = client.list_runs(job_id, active_only=True, limit=PAGE, page_token=page_token)
+        before = len(seen)
         for run in page.get("runs") or ():
             if isinstance(run, dict) and digits(str(run.get("run_id", ""))):
                 seen[int(run["run_id"])] = run
         page_token = page.get("next_page_token")
-        if not page_token or not page.get("runs"):
+        if not page_token or len(seen) == before or str(page_token) in followed:
             return seen, page.retry_after
+        followed.add(str(page_token))
 
 
 def job_history(client: DatabricksClient, job_id: int) -> History | None:
