@@ -102,7 +102,7 @@ def tokenize_seconds(source: str, limit: float) -> float:
 
 
 def parse(source: str) -> None:
-    declared._parsed.cache_clear()
+    declared.parse_source.cache_clear()
     declared.parse_widgets(source)
 
 

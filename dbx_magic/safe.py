@@ -15,8 +15,8 @@ __all__ = ["terminal_text", "web_link"]
 
 _ST = r"(?:\x07|\x1b\\|\x9c)"  # what ends a string sequence: BEL or ST (7- and 8-bit)
 _SEQUENCES = re.compile(
-    # OSC, DCS, SOS, PM, APC (7- and 8-bit introducers): their payload up to ST/BEL, or to the end
-    r"(?:\x1b[]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*" + _ST + "?"
+    # OSC, DCS, SOS, PM, APC (7- and 8-bit introducers): their payload up to ST/BEL, or to the line's end
+    r"(?:\x1b[]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c\n]*" + _ST + "?"
     # CSI (7- and 8-bit): parameters, intermediates, a final byte (or the end: a cut sequence)
     r"|(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
     # every other escape: intermediates and a final byte (RIS is ESC c), or a lone ESC

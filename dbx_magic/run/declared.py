@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ..api.client import DatabricksClient
     from .launch import JobInfo
 
-__all__ = ["KINDS", "Declarations", "Declared", "declared_params", "parse_widgets"]
+__all__ = ["KINDS", "Declarations", "Declared", "declared_params", "parse_source", "parse_widgets"]
 
 KINDS = ("text", "dropdown", "combobox", "multiselect")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -534,12 +534,14 @@ def parse_widgets(source: str) -> tuple[list[Declared], bool]:
         when some call names its widget with a value computed at run time, or some part of the
         source was beyond what the parser reads (the job may then take more than is found).
     """
-    found, unsure = _parsed(source)
+    found, unsure = parse_source(source)
     return list(found), unsure
 
 
 @functools.lru_cache(maxsize=64)
-def _parsed(source: str) -> tuple[tuple[Declared, ...], bool]:
+def parse_source(source: str) -> tuple[tuple[Declared, ...], bool]:
+    """:func:`parse_widgets`' answer as tuples, cached: a source is parsed once per revision (its
+    text), however many launches read it (``parse_source.cache_info()`` counts)."""
     code = _code_lines(source)
     found: dict[str, Declared] = {}
     unsure = False

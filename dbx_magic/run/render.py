@@ -115,7 +115,7 @@ def _cut(task: TaskResult) -> str:
 
 
 def _headline(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
+    lines = [line for line in text.strip().split("\n") if line.strip()]  # a lone \r ends no line
     return lines[-1].strip() if lines else ""
 
 
