@@ -579,3 +579,12 @@ def test_a_quoted_number_runs_the_job_of_that_name(world: World) -> None:
             assert shell.user_ns["by_name"].job_id == named
     finally:
         unload(shell)
+
+
+def test_a_slow_workspace_holds_a_launch_a_moment_at_most(sandbox, sandbox_client, clock):
+    # every read of the notebook's source answered 503 for a long while: retried on the fake clock
+    sandbox.inject("workspace/export", "status", count=1000)
+    began = clock.monotonic()
+    run = start_run(sandbox_client, "daily-sales-report", {"date": "2026-11-01", "anything": "1"})
+    assert run.run_id and any("was not read within 3 s" in w for w in run.warnings), run.warnings
+    assert clock.monotonic() - began <= 3.5  # the sources' reading gave up at its bound; the launch went on

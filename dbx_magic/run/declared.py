@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DatabricksError, InvalidInput
+from ..errors import DatabricksError, InvalidInput, WaitTimeout
 
 if TYPE_CHECKING:
     from ..api.client import DatabricksClient
@@ -31,6 +31,9 @@ __all__ = ["KINDS", "Declarations", "Declared", "declared_params", "parse_source
 KINDS = ("text", "dropdown", "combobox", "multiselect")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _FLAGS = frozenset({"true", "false"})
+SOURCES_WAIT = 3.0
+"""Seconds the reading of a job's notebook sources may take in all, on the launch's thread: past it,
+a source not read yet is noted as unread and the launch goes on."""
 SEND_ANYWAY = "--allow-unknown-params; allow_unknown_params=True in Python"
 
 
@@ -278,6 +281,8 @@ def _read(client: DatabricksClient, path: str, key: str) -> tuple[list[Declared]
     """The widgets a notebook declares, and why they are not all known (None when they are)."""
     try:
         source = client.export_notebook(path)
+    except WaitTimeout:
+        return [], f"the source of notebook {path} (task {key}) was not read within {SOURCES_WAIT:g} s"
     except DatabricksError as exc:
         kind = type(exc).__name__
         detail = f"{exc.status_code} {kind}" if exc.status_code else kind
@@ -342,7 +347,8 @@ def declared_params(client: DatabricksClient, job: int | str | JobInfo) -> Decla
             )
     tasks = settings.get("tasks") or ()
     unreadable.extend(_undeclaring(tasks))
-    _from_notebooks(client, tasks, params, unreadable)
+    with client.until(client.clock.monotonic() + SOURCES_WAIT):  # a slow workspace holds no launch long
+        _from_notebooks(client, tasks, params, unreadable)
     if not isinstance(settings.get("tasks"), list):
         unreadable.append("jobs/get showed none of the job's tasks")
     if info.more_pages:
