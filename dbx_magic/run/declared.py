@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DatabricksError, InvalidInput, WaitTimeout
+from ..safe import terminal_text
 
 if TYPE_CHECKING:
     from ..api.client import DatabricksClient
@@ -224,7 +225,7 @@ class Declarations:
             cells = [_cut(c, w).ljust(w) for c, w in zip(row[:4], widths, strict=True)]
             lines.append("  " + "  ".join(cells) + "  " + row[4])
         lines.extend(f"  note: {u[0].upper() + u[1:]}; it may take more." for u in self.unreadable)
-        return "\n".join(lines)
+        return terminal_text("\n".join(lines))
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text("Declarations(...)" if cycle else self.summary_text())
