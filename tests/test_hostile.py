@@ -26,10 +26,8 @@ import pytest
 import responses
 
 from dbx_magic import (
-    ConfigError,
     DatabricksClient,
     DatabricksError,
-    InvalidInput,
     RunFailed,
     RunResult,
     repair_run,
@@ -37,16 +35,16 @@ from dbx_magic import (
     start_background,
     start_run,
 )
-from dbx_magic.clock import ManualClock
-from dbx_magic.errors import CLI, NOTEBOOK
+from dbx_magic.errors import CLI, NOTEBOOK, ConfigError, InvalidInput
 from dbx_magic.notebook.board import RunBoard, text_board
 from dbx_magic.notebook.notices import notice_for
 from dbx_magic.notebook.progress import TextProgress
 from dbx_magic.notebook.session import NotebookSession
 from dbx_magic.notebook.widgets import ProgressWidget
 from dbx_magic.run.declared import parse_source, parse_widgets
-from dbx_magic.run.sweep import active_runs
+from dbx_magic.run.engine import active_runs
 from dbx_magic.sandbox import Sandbox, Task
+from dbx_magic.testing import ManualClock
 
 ROOT = Path(__file__).resolve().parent.parent
 UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # every C0/C1 control but \n and \t

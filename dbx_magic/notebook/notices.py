@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from ..errors import ResourceDoesNotExist
-from ..run.background import RunHandle
+from ..run.engine import RunHandle
 from ..run.models import RunResult
 from ..safe import terminal_text, web_link
 from .progress import format_duration
