@@ -17,6 +17,7 @@ from typing import Any
 from ..errors import NOTEBOOK, DatabricksError
 from ..run.engine import STOPPED, RunHandle
 from ..run.models import RunResult
+from ..safe import terminal_text, web_link
 from .progress import DANGER, INFO, SUCCESS, WARNING, describe, format_duration
 from .session import NotebookSession
 
@@ -161,7 +162,7 @@ def describe_board(
                 run_id=handle.run_id,
                 job=(result.job_name or (str(result.job_id) if result.job_id else "?"))
                 + (f" · repair {result.round}" if result.round else ""),
-                url=result.run_page_url,
+                url=web_link(result.run_page_url),
                 state=state,
                 colour=view.colour,
                 elapsed=elapsed,
@@ -203,23 +204,25 @@ def text_board(handles: list[RunHandle], now_wall: float, mask: Callable[[str], 
         cells = "  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True))
         lines.append((cells + "  " + r[-1]).rstrip())
     links = [f"  run {row.run_id}: {row.url}" for row in rows if row.url]
-    return "\n".join(lines + links)
+    return terminal_text("\n".join(lines + links))
 
 
 def run_parameters(result: RunResult) -> dict[str, str]:
-    """The parameters a run was started with: what was sent, else what the workspace says it ran with."""
-    if result.parameters:
-        return dict(result.parameters)
+    """The parameters a run ran with: what the workspace says (every job parameter with its value, or
+    the notebook parameters sent), with what this session sent over them."""
     run = result.run or {}
+    ran: dict[str, str] = {}
     job_params = run.get("job_parameters")
     if isinstance(job_params, list):
-        return {
+        ran = {
             str(p["name"]): str(p.get("value", p.get("default", "")))
             for p in job_params
             if isinstance(p, dict) and "name" in p
         }
     overriding = (run.get("overriding_parameters") or {}).get("notebook_params")
-    return {str(k): str(v) for k, v in overriding.items()} if isinstance(overriding, dict) else {}
+    if isinstance(overriding, dict):
+        ran.update({str(k): str(v) for k, v in overriding.items()})
+    return {**ran, **result.parameters}
 
 
 def _badge(state: str, colour: str) -> str:

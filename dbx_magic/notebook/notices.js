@@ -98,7 +98,7 @@ function details(c, note) {
   body.className = "dbx-notice-body";
   body.textContent = note.msg.body;
   c.append(title, body);
-  if (note.msg.url) {
+  if (note.msg.url && /^https?:\/\//i.test(note.msg.url)) {  // only a web link (the kernel checks it too)
     const link = document.createElement("a");
     link.href = note.msg.url; link.target = "_blank"; link.rel = "noopener"; link.textContent = "open the run";
     link.style.cssText = "color:#1565c0;text-decoration:underline";

@@ -26,6 +26,7 @@ from typing import IO, Any
 from ..errors import ResourceDoesNotExist
 from ..run.engine import RunHandle
 from ..run.models import RunResult
+from ..safe import terminal_text, web_link
 from .progress import format_duration
 
 __all__ = ["Notice", "Notices", "notice_for", "one_line_reason"]
@@ -44,12 +45,14 @@ class Notice:
     def __init__(
         self, run_id: int, title: str, body: str, level: str, url: str | None, short: str = ""
     ) -> None:
-        self.run_id, self.title, self.body, self.level, self.url = run_id, title, body, level, url
+        self.run_id, self.title, self.body, self.level = run_id, title, body, level
+        self.url = web_link(url)  # only an http(s) link becomes the notice's link
         self.short = short or f"run {run_id}"
 
     @property
     def line(self) -> str:
-        return f"{self.title} {self.body}".strip()
+        """The notice as one line of text, safe for a terminal."""
+        return terminal_text(f"{self.title} {self.body}".strip())
 
     def message(self, fade: float | None = NOTICE_SECONDS) -> dict[str, Any]:
         """The message the page receives; ``fade``: seconds a success stays (None or 0: until dismissed)."""
