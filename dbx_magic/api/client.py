@@ -231,11 +231,13 @@ class DatabricksClient:
         notebook_params: Mapping[str, str] | None = None,
         job_parameters: Mapping[str, str] | None = None,
         only: Sequence[str] | None = None,
+        performance_target: str | None = None,
     ) -> Answer:
         """``POST jobs/run-now``. Always sends an idempotency token (one is made when none is given),
         so that retrying the launch can never start a second run. Absent inputs are left out, not
         sent as ``null``. ``only`` runs just those task keys (``+key`` adds its upstream tasks,
-        ``key+`` its downstream ones)."""
+        ``key+`` its downstream ones). ``performance_target`` (``STANDARD`` or
+        ``PERFORMANCE_OPTIMIZED``) sets how a serverless run trades cost for speed."""
         token = idempotency_token or new_idempotency_token()
         body: dict[str, Any] = {"job_id": job_id, "idempotency_token": token}
         if notebook_params:
@@ -244,14 +246,22 @@ class DatabricksClient:
             body["job_parameters"] = dict(job_parameters)
         if only:
             body["only"] = list(only)
+        if performance_target:
+            body["performance_target"] = performance_target
         return self._request("POST", "jobs/run-now", json=body, what=f"launching job {job_id}")
 
-    def get_run(self, run_id: int, include_history: bool = False) -> Answer:
+    def get_run(
+        self, run_id: int, include_history: bool = False, *, include_resolved_values: bool = False
+    ) -> Answer:
         """``GET jobs/runs/get``: the run's state, tasks (one entry per attempt) and page URL, every
-        page of them; ``include_history`` adds ``repair_history`` (the original run, then each repair)."""
+        page of them; ``include_history`` adds ``repair_history`` (the original run, then each repair),
+        ``include_resolved_values`` each task's parameters resolved. For a for-each task's run id,
+        its ``iterations``, every page of them."""
         params: dict[str, Any] = {"run_id": run_id}
         if include_history:
             params["include_history"] = "true"
+        if include_resolved_values:
+            params["include_resolved_values"] = "true"
         return self._whole("jobs/runs/get", params, what=f"getting run {run_id}")
 
     def repair_run(
@@ -265,6 +275,7 @@ class DatabricksClient:
         notebook_params: Mapping[str, str] | None = None,
         job_parameters: Mapping[str, str] | None = None,
         idempotency_token: str | None = None,
+        performance_target: str | None = None,
     ) -> Answer:
         """``POST jobs/runs/repair``: rerun tasks of an ended run; answers ``{"repair_id": N}``.
 
@@ -287,6 +298,8 @@ class DatabricksClient:
             body["notebook_params"] = dict(notebook_params)
         if job_parameters:
             body["job_parameters"] = dict(job_parameters)
+        if performance_target:
+            body["performance_target"] = performance_target
         return self._request("POST", "jobs/runs/repair", json=body, what=f"repairing run {run_id}")
 
     def cancel_all_runs(self, job_id: int, *, all_queued_runs: bool = False) -> None:

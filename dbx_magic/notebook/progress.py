@@ -54,8 +54,9 @@ class TaskRow:
         colour: Its colour.
         detail: The last line of its error, output or state message.
         run_page_url: Its page.
-        note: What else the task says: a for-each task's iterations (``3/5 done, 1 failed, 2
-            active``), a condition's outcome (``outcome true``), a later attempt (``attempt 2``).
+        note: What else the task says: a for-each task's iterations (``5 iterations: 2 succeeded, 1
+            failed, 2 running``), a condition's outcome (``outcome true``), a later attempt
+            (``attempt 2``), a disabled task (``disabled``).
     """
 
     key: str
@@ -111,6 +112,8 @@ def _colour(result: RunResult) -> str:
 def _task_colour(state: str | None, result_state: str | None) -> str:
     if result_state is None:
         return INFO
+    if result_state == "DISABLED":
+        return WARNING
     return SUCCESS if result_state in ("SUCCESS", "SUCCESS_WITH_FAILURES") else DANGER
 
 
@@ -130,22 +133,29 @@ def _message(result: RunResult) -> str:
 
 
 def _iterations(stats: dict[str, int]) -> str:
+    """``40 iterations: 38 succeeded, 1 failed, 1 running``: a for-each task's counts in words."""
     total = stats.get("total_iterations")
-    done = stats.get("completed_iterations", stats.get("succeeded_iterations", 0))
-    text = f"{done}/{total} done" if total is not None else f"{done} done"
-    extra = [(stats.get("failed_iterations", 0), "failed"), (stats.get("active_iterations", 0), "active")]
-    return ", ".join([text, *(f"{n} {word}" for n, word in extra if n)])
+    failed, running = stats.get("failed_iterations", 0), stats.get("active_iterations", 0)
+    succeeded = stats.get("succeeded_iterations", max(0, stats.get("completed_iterations", 0) - failed))
+    counts = [(succeeded, "succeeded"), (failed, "failed"), (running, "running")]
+    if total is not None:
+        counts.append((max(0, total - succeeded - failed - running), "waiting"))
+    words = ", ".join(f"{n} {word}" for n, word in counts if n) or "none begun"
+    head = f"{total} iteration{'s' if total != 1 else ''}" if total is not None else "iterations"
+    return f"{head}: {words}"
 
 
 def task_note(task: TaskResult) -> str:
     """What a task row says besides its state: for-each iterations, a condition's outcome, the attempt."""
     parts = []
-    if task.iterations is not None:
-        parts.append(_iterations(task.iterations))
+    if task.iteration_counts is not None:
+        parts.append(_iterations(task.iteration_counts))
     if task.outcome is not None:
         parts.append(f"outcome {task.outcome}")
     if task.attempt_number:
         parts.append(f"attempt {task.attempt_number + 1}")
+    if task.disabled:
+        parts.append("disabled in the job: not run")
     return ", ".join(parts)
 
 

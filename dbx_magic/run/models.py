@@ -29,6 +29,7 @@ __all__ = [
     "ACTIVE_STATES",
     "FINAL_STATES",
     "OK_RESULTS",
+    "Iteration",
     "RepairRecord",
     "RunResult",
     "TaskResult",
@@ -38,6 +39,8 @@ __all__ = [
 FINAL_STATES = frozenset({"TERMINATED", "SKIPPED", "INTERNAL_ERROR"})
 ACTIVE_STATES = frozenset({"QUEUED", "PENDING", "RUNNING", "TERMINATING", "BLOCKED", "WAITING_FOR_RETRY"})
 OK_RESULTS = frozenset({"SUCCESS", "SUCCESS_WITH_FAILURES"})
+NOT_RUN = frozenset({"DISABLED"})
+"""Results of a task that was never meant to run: neither a failure nor a skip."""
 
 
 def _state(run: Mapping[str, Any]) -> dict[str, Any]:
@@ -62,6 +65,77 @@ def _int_or_none(value: Any) -> int | None:
         return None
 
 
+def resolved_values(task: Mapping[str, Any]) -> dict[str, str] | None:
+    """A task's ``resolved_values`` as one flat map (None when the API gave none): a notebook task's
+    ``base_parameters``, another kind's ``parameters``, a condition's ``left`` and ``right``."""
+    values = task.get("resolved_values")
+    if not isinstance(values, dict):
+        return None
+    out: dict[str, str] = {}
+    for kind in values.values():
+        if not isinstance(kind, dict):
+            continue
+        for name in ("base_parameters", "parameters", "named_parameters", "job_parameters"):
+            if isinstance(kind.get(name), dict):
+                out.update({str(k): str(v) for k, v in kind[name].items()})
+        out.update({k: str(kind[k]) for k in ("left", "right") if kind.get(k) is not None})
+    return out
+
+
+def _task_parameters(task: Mapping[str, Any]) -> dict[str, str]:
+    notebook = task.get("notebook_task")
+    params = notebook.get("base_parameters") if isinstance(notebook, dict) else None
+    return {str(k): str(v) for k, v in params.items()} if isinstance(params, dict) else {}
+
+
+@dataclass(frozen=True)
+class Iteration:
+    """One iteration of a for-each task: a task run of its own.
+
+    Attributes:
+        index: Its place among the iterations (0 first).
+        run_id: Its own task run id.
+        parameters: Its parameters, resolved (``{{input}}`` filled in) when the API said so.
+        life_cycle_state, result_state, state_message: Its state, as for a task.
+        output: Its notebook's exit value; error: its error, for a failed one.
+        run_page_url: Its page.
+    """
+
+    index: int
+    run_id: int | None
+    parameters: dict[str, str] = field(default_factory=dict, compare=False)
+    life_cycle_state: str | None = None
+    result_state: str | None = None
+    state_message: str = ""
+    output: str | None = None
+    error: str | None = None
+    run_page_url: str | None = None
+
+    @classmethod
+    def from_api(cls, index: int, item: Mapping[str, Any]) -> Iteration:
+        state = _state(item)
+        return cls(
+            index=index,
+            run_id=_int_or_none(item.get("run_id")),
+            parameters=resolved_values(item) or _task_parameters(item),
+            life_cycle_state=state.get("life_cycle_state") or _status(item).get("state"),
+            result_state=state.get("result_state"),
+            state_message=state.get("state_message") or "",
+            run_page_url=item.get("run_page_url"),
+        )
+
+    @property
+    def failed(self) -> bool:
+        return self.result_state is not None and self.result_state not in OK_RESULTS
+
+    @property
+    def value(self) -> Any:
+        """The exit value decoded when it is JSON (the text otherwise; None without one)."""
+        from .render import decode
+
+        return decode(self.output)
+
+
 @dataclass(frozen=True)
 class TaskResult:
     """One task of a run: its state, and once finished its notebook exit value or error.
@@ -78,8 +152,14 @@ class TaskResult:
         error_trace: The error's trace, for a failed task.
         run_page_url: The task run's page.
         attempt_number: 0 for the first attempt; a retry or a repair makes the next one.
-        iterations: For a for-each task, its iterations' counts (``task_run_stats``: active,
+        iteration_counts: For a for-each task, its iterations' counts (``task_run_stats``: active,
             completed, failed, succeeded, total...), else None.
+        iterations: For a for-each task that ended, each iteration (parameters, state, output, error),
+            read once at the end; empty otherwise.
+        resolved_parameters: The task's parameters after ``{{job.parameters.x}}`` and the like were
+            filled in (``include_resolved_values``); None when the API did not say.
+        parameters: The task's parameters as the run shows them (before resolution).
+        disabled: True for a task disabled in the job (it ends ``DISABLED``: neither failed nor skipped).
         outcome: For a condition task that ran, ``"true"`` or ``"false"``, else None.
         notebook_path: The notebook a notebook task runs (None for other kinds of task); only
             notebook tasks have a results page to export.
@@ -99,10 +179,14 @@ class TaskResult:
     start_time: int | None = None
     end_time: int | None = None
     attempt_number: int = 0
-    iterations: dict[str, int] | None = field(default=None, compare=False)
+    iteration_counts: dict[str, int] | None = field(default=None, compare=False)
     outcome: str | None = None
     notebook_path: str | None = None
     timing: Timing = field(default_factory=Timing, compare=False)
+    iterations: tuple[Iteration, ...] = field(default=(), compare=False)
+    resolved_parameters: dict[str, str] | None = field(default=None, compare=False)
+    parameters: dict[str, str] = field(default_factory=dict, compare=False)
+    disabled: bool = False
 
     @classmethod
     def from_api(cls, task: dict[str, Any]) -> TaskResult:
@@ -122,10 +206,13 @@ class TaskResult:
             start_time=_int_or_none(task.get("start_time")) or None,
             end_time=_int_or_none(task.get("end_time")) or None,
             attempt_number=_int_or_none(task.get("attempt_number")) or 0,
-            iterations=_counts(stats) if isinstance(stats, dict) else None,
+            iteration_counts=_counts(stats) if isinstance(stats, dict) else None,
             outcome=None if outcome is None else str(outcome),
             notebook_path=(task.get("notebook_task") or {}).get("notebook_path") or None,
             timing=Timing.from_api(task),
+            resolved_parameters=resolved_values(task),
+            parameters=_task_parameters(task),
+            disabled=bool(task.get("disabled")) or state.get("result_state") in NOT_RUN,
         )
 
     def with_output(self, output: dict[str, Any]) -> TaskResult:
@@ -141,7 +228,7 @@ class TaskResult:
 
     @property
     def failed(self) -> bool:
-        return self.result_state is not None and self.result_state not in OK_RESULTS
+        return self.result_state is not None and self.result_state not in OK_RESULTS | NOT_RUN
 
     @property
     def value(self) -> Any:
@@ -247,6 +334,9 @@ class RunResult:
     repairs: tuple[RepairRecord, ...] = field(default=(), compare=False)
     client: Any = field(default=None, repr=False, compare=False)
     exports: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+    queue_code: str | None = None
+    termination_type: str | None = None
+    performance_target: str | None = None
 
     @classmethod
     def from_api(
@@ -303,7 +393,17 @@ class RunResult:
             expected_duration=expected_duration,
             attempts=attempts,
             repairs=tuple(RepairRecord.from_api(h, keys) for h in history),
+            queue_code=queue.get("code"),
+            termination_type=termination.get("type"),
+            performance_target=run.get("effective_performance_target"),
         )
+
+    @property
+    def sent_parameters(self) -> dict[str, str]:
+        """The run's parameters as the workspace holds them: its job parameters' values (defaults
+        included), else the notebook parameters sent with it; what the launch sent when the answer
+        says neither."""
+        return run_parameters(self.run) or dict(self.parameters)
 
     # -- the seed's outputs -------------------------------------------------------------------
     @property
@@ -495,6 +595,21 @@ class RunResult:
     def output_json(self) -> Any:
         """The exit value parsed as JSON (None when there is no single exit value)."""
         return None if self.output is None else json.loads(self.output)
+
+
+def run_parameters(run: Mapping[str, Any]) -> dict[str, str]:
+    """A ``runs/get`` or ``runs/list`` item's parameters: its ``job_parameters`` values (defaults
+    included), else the ``notebook_params`` it was sent with."""
+    out: dict[str, str] = {}
+    for item in run.get("job_parameters") or ():
+        if isinstance(item, dict) and item.get("name") is not None:
+            value = item.get("value", item.get("default"))
+            out[str(item["name"])] = "" if value is None else str(value)
+    if out:
+        return out
+    overriding = run.get("overriding_parameters")
+    sent = overriding.get("notebook_params") if isinstance(overriding, dict) else None
+    return {str(k): str(v) for k, v in sent.items()} if isinstance(sent, dict) else {}
 
 
 def _headline(text: str) -> str:

@@ -30,6 +30,7 @@ from ..errors import (
     WaitTimeout,
 )
 from .checks import check_timeout, positive_id
+from .iterations import with_iterations
 from .launch import Launch, Notice, adopt_or_launch
 from .models import RunResult, TaskResult, is_finished
 from .polling import History, PollPolicy, history_from_runs
@@ -160,9 +161,7 @@ class WatchedRun:
                 with self._lock:
                     self._set_history(history)
                 return run
-            if self.include_history:
-                return self.client.get_run(self.run_id, include_history=True)
-            return self.client.get_run(self.run_id)
+            return self.client.get_run(self.run_id, self.include_history, include_resolved_values=True)
         except ResourceDoesNotExist:
             raise
         except DatabricksError as exc:
@@ -573,4 +572,5 @@ def fetch_outputs(client: DatabricksClient, result: RunResult) -> RunResult:
         except DatabricksError as exc:
             warnings.append(f"The output of task {task.key!r} could not be fetched: {exc}")
             tasks.append(task)
-    return replace(result, tasks=tuple(tasks), warnings=tuple(warnings), client=result.client or client)
+    result = replace(result, tasks=tuple(tasks), warnings=tuple(warnings), client=result.client or client)
+    return with_iterations(client, result)
