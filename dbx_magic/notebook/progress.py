@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from ..clock import SYSTEM, Clock, as_clock
+from ..run.explain import waiting_words
 from ..run.models import RunResult, TaskResult
 
 __all__ = [
@@ -122,13 +123,18 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-def _message(result: RunResult) -> str:
-    """The one line worth reading: a failed run's own cause first (its task's error), else the
-    state message or the queue's reason."""
+def _message(result: RunResult, elapsed: float) -> str:
+    """The one line worth reading: a failed run's own cause first (its task's error, else why it
+    ended, in words) and what differs from the job's last success; while it waits, what for."""
     if result.finished and not result.ok:
-        for task in result.failed_tasks:
-            if task.error:
-                return f"{_last_line(task.error)} (task {task.key})"
+        tasks = result.failed_tasks if result.termination_code in (None, "RUN_EXECUTION_ERROR") else ()
+        cause = next((f"{_last_line(t.error)} (task {t.key})" for t in tasks if t.error), result.cause())
+        since = result.since_success
+        return " · ".join(x for x in (cause, since) if x)
+    if not result.finished:
+        waiting = waiting_words(result, elapsed)
+        if waiting:
+            return waiting
     return result.state_message or (result.queue_reason or "")
 
 
@@ -201,7 +207,7 @@ def describe(result: RunResult, elapsed: float) -> View:
         )
         for t in result.tasks
     )
-    message = _message(result)
+    message = _message(result, elapsed)
     parts = [f"{title}: {state}", f"{'took' if result.finished else 'elapsed'} {format_duration(elapsed)}"]
     if outlook:
         parts.append(outlook)
@@ -272,7 +278,9 @@ class TextProgress:
         with self._lock:
             self._result = result
             view = self._view(result)
-            key = (view.state, view.message, tuple((t.key, t.state, t.note) for t in view.tasks))
+            # What changed, not what ticks: a waiting message counts its seconds ("0:42 so far").
+            said = view.message if result.finished else (result.state_message, result.queue_code)
+            key = (view.state, said, tuple((t.key, t.state, t.note) for t in view.tasks))
             changed = key != self._last_key
             self._last_key = key
             if changed or (not view.finished and self._due()):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import GOES_ON, RunFailed, RunNotFinished
-from .polling import Estimate, History, estimate
+from .polling import Estimate, History, estimate, run_parameters
 from .timing import Timing
 
 if TYPE_CHECKING:
@@ -464,11 +464,25 @@ class RunResult:
         text = f"Run {self.run_id}{name} ended {state}" + (f": {cause}." if cause else ".")
         if self.run_page_url:
             text += f" See {self.run_page_url}"
-        return text
+        since = self.since_success
+        return f"{text}\n{since}" if since else text
+
+    @property
+    def since_success(self) -> str:
+        """For a failed run, one line on the job's last success and how this run's parameters differ
+        (``last success: run 1204, 2 days ago; differs in strict=true (was false)``); "" otherwise."""
+        from .explain import since_success
+
+        return since_success(self)
 
     def cause(self) -> str:
         """Why the run did not succeed, in one line: the failing task's own error when there is one
         (with the task's key), else the state message ("" for a run that succeeded or gave no reason)."""
+        if self.termination_code and self.termination_code not in ("RUN_EXECUTION_ERROR", *OK_RESULTS):
+            # The run itself ended it (a cluster, a cancel, a limit): that is the cause, said in words.
+            from .explain import ended_words
+
+            return ended_words(self.termination_code, self.state_message)
         failed = [t for t in self.failed_tasks if t.error] or list(self.failed_tasks)
         if failed and failed[0].error:
             first = failed[0]
@@ -595,21 +609,6 @@ class RunResult:
     def output_json(self) -> Any:
         """The exit value parsed as JSON (None when there is no single exit value)."""
         return None if self.output is None else json.loads(self.output)
-
-
-def run_parameters(run: Mapping[str, Any]) -> dict[str, str]:
-    """A ``runs/get`` or ``runs/list`` item's parameters: its ``job_parameters`` values (defaults
-    included), else the ``notebook_params`` it was sent with."""
-    out: dict[str, str] = {}
-    for item in run.get("job_parameters") or ():
-        if isinstance(item, dict) and item.get("name") is not None:
-            value = item.get("value", item.get("default"))
-            out[str(item["name"])] = "" if value is None else str(value)
-    if out:
-        return out
-    overriding = run.get("overriding_parameters")
-    sent = overriding.get("notebook_params") if isinstance(overriding, dict) else None
-    return {str(k): str(v) for k, v in sent.items()} if isinstance(sent, dict) else {}
 
 
 def _headline(text: str) -> str:

@@ -1,0 +1,140 @@
+"""Why a run waits, why it ended and what changed since the last success, in words: every code the API
+documents has a sentence, an unknown one is shown verbatim; end to end against the sandbox."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from databricks.sdk.service.jobs import QueueDetailsCodeCode, TerminationCodeCode
+
+from dbx_magic import RunFailed, RunResult, run_job_and_wait
+from dbx_magic.notebook.progress import describe
+from dbx_magic.run.explain import QUEUE_REASONS, TERMINATIONS, ended_words, queue_words
+from dbx_magic.run.polling import History
+
+
+def test_every_documented_code_has_a_sentence() -> None:
+    assert {c.value for c in TerminationCodeCode} - {"SUCCESS"} <= set(TERMINATIONS)
+    assert {c.value for c in QueueDetailsCodeCode} <= set(QUEUE_REASONS)
+    assert all(code not in words for code, words in TERMINATIONS.items())  # never the bare code
+
+
+def test_an_unknown_code_is_shown_verbatim() -> None:
+    assert ended_words("SOME_NEW_CODE", "It stopped.") == "It stopped (SOME_NEW_CODE)"
+    assert ended_words("SOME_NEW_CODE") == "SOME_NEW_CODE"
+    assert queue_words("SOME_NEW_REASON", "Waiting.") == "queued (SOME_NEW_REASON): Waiting"
+
+
+def _run(life_cycle: str, result: str | None = None, **status: Any) -> dict[str, Any]:
+    state = {"life_cycle_state": life_cycle, "state_message": status.pop("message", "")}
+    if result:
+        state["result_state"] = result
+    return {"job_id": 7, "run_id": 1001, "start_time": 1_000_000, "state": state, "status": status}
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "words"),
+    [
+        (
+            "MAX_CONCURRENT_RUNS_REACHED",
+            "Queued due to reaching maximum concurrent runs of 1.",
+            "queued: the job already has its maximum of 1 concurrent run; it starts when one ends",
+        ),
+        (
+            "MAX_CONCURRENT_RUNS_REACHED",
+            "Queued due to reaching maximum concurrent runs of 3.",
+            "queued: the job already has its maximum of 3 concurrent runs; it starts when one ends",
+        ),
+        ("ACTIVE_RUNS_LIMIT_REACHED", "", "queued: the workspace has reached its limit of active runs"),
+    ],
+)
+def test_the_queue_reason_in_words(code: str, message: str, words: str) -> None:
+    run = _run("QUEUED", state="QUEUED", queue_details={"code": code, "message": message})
+    view = describe(RunResult.from_api(run), 12.0)
+    assert view.message.startswith(words) and words in view.line
+
+
+def test_a_long_pending_is_a_cluster_starting_and_says_how_long_it_usually_takes() -> None:
+    result = RunResult.from_api(_run("PENDING", message="Waiting for cluster"))
+    usual = History(median=600.0, spread=0.1, count=5, setup=240.0)
+    view = describe(
+        RunResult.from_api(_run("PENDING")).__class__(**{**result.__dict__, "history": usual}), 370.0
+    )
+    assert view.message == "waiting for a cluster: 6:10 so far; this job's clusters usually take 4 min"
+    assert describe(result, 5.0).message == "waiting for a cluster: 0:05 so far"  # no history: no "usually"
+    blocked = describe(RunResult.from_api(_run("BLOCKED")), 5.0)
+    assert blocked.message == "waiting for the tasks it depends on"
+
+
+def test_how_a_run_ended_in_words() -> None:
+    run = _run(
+        "INTERNAL_ERROR",
+        "FAILED",
+        state="TERMINATED",
+        message="Cluster c-1 could not start: AllocationFailed.",
+        termination_details={"code": "CLUSTER_ERROR", "type": "CLOUD_FAILURE", "message": "x"},
+    )
+    result = RunResult.from_api(run)
+    assert (
+        result.cause()
+        == "Cluster c-1 could not start: AllocationFailed (the cluster failed or could not start)"
+    )
+    assert describe(result, 9.0).message == result.cause()
+
+
+# -- against the sandbox ----------------------------------------------------------------------------------
+
+
+def test_a_queued_run_says_why_while_it_waits(sandbox_client) -> None:
+    from dbx_magic import start_run
+
+    start_run(sandbox_client, "nightly-backfill")
+    messages: list[str] = []
+    run_job_and_wait(
+        sandbox_client, "nightly-backfill", on_update=lambda r: messages.append(describe(r, 1.0).message)
+    )
+    assert "queued: the job already has its maximum of 1 concurrent run; it starts when one ends" in messages
+    assert any(m.startswith("waiting for a cluster: ") for m in messages)
+
+
+@pytest.mark.parametrize(
+    ("job", "said"),
+    [
+        (
+            "gpu-training",
+            "(AllocationFailed). Try another node type or region, or retry later (the cluster failed",
+        ),
+        (
+            "shared-refresh",
+            "ended CANCELED: Run cancelled by maria.lopez@example.com (a person cancelled it)",
+        ),
+    ],
+)
+def test_how_sample_runs_end_is_said(sandbox_client, job: str, said: str) -> None:
+    with pytest.raises(RunFailed) as failed:
+        run_job_and_wait(sandbox_client, job).raise_for_state()
+    assert said in str(failed.value)
+    assert said.split(" (", 1)[-1].rstrip(")") in describe(failed.value.result, 9.0).message
+
+
+def test_a_failure_says_what_differs_from_the_last_success_without_a_request_more(
+    sandbox_client, sandbox
+) -> None:
+    sandbox.clear_requests()
+    result = run_job_and_wait(sandbox_client, "etl-with-checks", job_parameters={"strict": "true"})
+    history = result.history.last_success
+    line = f"last success: run {history.run_id}, 1 day ago; differs in strict=true (was false)"
+    assert result.since_success == line
+    assert result.failure_summary().splitlines()[-1] == line
+    assert line in describe(result, 9.0).message
+    listed = [r for r in sandbox.requests if r.path.endswith("/jobs/runs/list")]
+    assert len(listed) == 1  # the history the watcher reads anyway; nothing more on failure
+    ok = run_job_and_wait(sandbox_client, "etl-with-checks")
+    assert ok.ok and ok.since_success == "" and "last success" not in ok.summary_text()
+
+
+def test_no_line_when_the_job_never_succeeded_before(sandbox_client, sandbox) -> None:
+    sandbox.add_job("new-job", script=[("PENDING", 1.0), ("TERMINATED", "FAILED", "boom")])
+    result = run_job_and_wait(sandbox_client, "new-job")
+    assert not result.ok and result.since_success == "" and "last success" not in result.failure_summary()
