@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .clock import Clock, ManualClock
     from .notebook.form import RunForm
     from .run.background import RunHandle, Watcher, start_background
+    from .run.compare import RunComparison, compare_runs
     from .run.declared import Declarations, declared_params
     from .run.launch import Launch, start_run
     from .run.models import RepairRecord, RunResult, TaskResult
@@ -55,6 +56,8 @@ _LAZY = {
     "declared_params": "run.declared",
     "Launch": "run.launch",
     "RunHandle": "run.background",
+    "RunComparison": "run.compare",
+    "compare_runs": "run.compare",
     "Watcher": "run.background",
     "start_background": "run.background",
     "start_run": "run.launch",
@@ -89,6 +92,7 @@ __all__ = [
     "RepairRecord",
     "ResourceDoesNotExist",
     "RetryPolicy",
+    "RunComparison",
     "RunFailed",
     "RunForm",
     "RunHandle",
@@ -102,6 +106,7 @@ __all__ = [
     "WatchedRun",
     "Watcher",
     "__version__",
+    "compare_runs",
     "declared_params",
     "load_ipython_extension",
     "repair_run",

@@ -7,6 +7,7 @@ params    list the parameters a job takes (names, defaults, kinds, choices)
 wait      watch a run to its end (after run --no-wait, or Ctrl-C)
 repair    rerun the failed tasks of a run (and the tasks after them), and watch it
 cancel    cancel a run
+compare   compare two runs of a job side by side (default: a run with the job's last success before it)
 """
 
 from __future__ import annotations
@@ -194,6 +195,14 @@ def _cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from .api.client import DatabricksClient
+    from .run.compare import compare_runs
+
+    print(compare_runs(DatabricksClient.from_config(profile=args.profile), args.a, args.b).text())
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m dbx_magic", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -299,6 +308,18 @@ def _parser() -> argparse.ArgumentParser:
     cancel.add_argument("run_id", type=_run_id, help="the run id")
     cancel.add_argument("--profile", default=None, help="the ~/.databrickscfg profile")
     cancel.set_defaults(func=_cancel)
+
+    compare = sub.add_parser("compare", help="compare two runs of a job side by side")
+    compare.add_argument("a", type=_run_id, help="the run in question")
+    compare.add_argument(
+        "b",
+        type=_run_id,
+        nargs="?",
+        default=None,
+        help="the run to compare with (default: the last success before A)",
+    )
+    compare.add_argument("--profile", default=None, help="the ~/.databrickscfg profile")
+    compare.set_defaults(func=_compare)
     return parser
 
 

@@ -42,13 +42,14 @@ MAGIC_NAMES = (
     "dbx_form",
     "dbx_repair",
     "dbx_params",
+    "dbx_compare",
 )
 
 
 @magics_class
 class DbxMagics(Magics):
     """``%%dbx_run``, ``%dbx_wait``, ``%dbx_cancel``, ``%dbx_runs``, ``%%dbx_repair``, ``%dbx_sandbox``,
-    ``%dbx_form``, ``%dbx_params``.
+    ``%dbx_form``, ``%dbx_params``, ``%dbx_compare``.
 
     Args:
         shell: The IPython shell.
@@ -306,6 +307,35 @@ class DbxMagics(Magics):
         with usage_errors():
             self.session.refuse_secrets(line)
         return params_cell(self.session, parse(self.dbx_params, line))
+
+    @magic_arguments()
+    @argument("a", type=run_or_name, help="the run in question: a run id, or the variable holding it")
+    @argument(
+        "b",
+        type=run_or_name,
+        nargs="?",
+        default=None,
+        help="the run to compare with (default: the last success)",
+    )
+    @argument("--out", type=out_name, default="dbx_comparison", help="variable for the comparison")
+    @argument("--profile", default=None, help="~/.databrickscfg profile to use")
+    @line_magic
+    def dbx_compare(self, line: str) -> Any:
+        """Compare two runs of a job side by side: the parameters that differ (sent and resolved), each
+        task's state, attempts and duration, the first output or error that differs, queue and set-up
+        time. Without B, A is compared with the job's last successful run before it. The comparison
+        goes under ``--out`` (``dbx_comparison``): ``.rerun("a"|"b")`` and ``.repair()`` are the next steps.
+
+        Examples::
+
+            %dbx_compare res            # res failed: what differs from the last success?
+            %dbx_compare 1204 1180
+        """
+        from .compare import compare_cell
+
+        with usage_errors():
+            self.session.refuse_secrets(line)
+        return compare_cell(self.session, parse(self.dbx_compare, line))
 
     def stop(self) -> None:
         """Stop what the magics started (the background watching, the sandbox)."""

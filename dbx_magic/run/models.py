@@ -20,6 +20,7 @@ from .polling import Estimate, History, estimate, run_parameters
 from .timing import Timing
 
 if TYPE_CHECKING:
+    from .compare import RunComparison
     from .outputs import ResultsPage
 
 if TYPE_CHECKING:
@@ -533,6 +534,13 @@ class RunResult:
 
             client = self.client or DatabricksClient.from_config()
         return repair_run(client, self, tasks, **kwargs)
+
+    def compare(self, other: Any = None, client: DatabricksClient | None = None) -> RunComparison:
+        """Compare this run with ``other`` (a RunResult, handle or run id; default: the job's last
+        success before this run): :func:`dbx_magic.run.compare.compare_runs`."""
+        from .compare import compare_runs
+
+        return compare_runs(client or self.client, self, other)
 
     def __getstate__(self) -> dict[str, Any]:
         # A pickled result leaves its client behind: the client holds the credentials.
