@@ -18,7 +18,7 @@ import sys
 from typing import Any
 
 from .errors import CLI, DatabricksError, InvalidInput, RunInterrupted
-from .run.checks import check_if_running, task_keys
+from .run.checks import check_if_running, check_performance_target, task_keys
 
 __all__ = ["main"]
 
@@ -137,6 +137,7 @@ def _run(args: argparse.Namespace) -> int:
         only=args.only,
         if_running=args.if_running,
         allow_unknown_params=args.allow_unknown_params,
+        performance_target=args.performance_target,
     )
     client = DatabricksClient.from_config(profile=args.profile)
     if args.no_wait:
@@ -162,6 +163,7 @@ def _repair(args: argparse.Namespace) -> int:
         notebook_params=_params(args.param),
         idempotency_token=args.idempotency_token,
         timeout=args.timeout,
+        performance_target=args.performance_target,
     )
     client = DatabricksClient.from_config(profile=args.profile)
     return _finish(run_repair(client, spec, on_update=TextProgress(), on_plan=lambda plan: print(plan.line)))
@@ -251,6 +253,13 @@ def _parser() -> argparse.ArgumentParser:
         help="run just these tasks: a,b (+a adds what a needs, a+ what follows a)",
     )
     run.add_argument(
+        "--performance-target",
+        type=_choice(check_performance_target),
+        default=None,
+        metavar="STANDARD|PERFORMANCE_OPTIMIZED",
+        help="serverless jobs: cost first (STANDARD) or speed first",
+    )
+    run.add_argument(
         "--if-running",
         type=_choice(lambda t: check_if_running(t, "--if-running")),
         default="new",
@@ -289,6 +298,13 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout", type=_positive, default=None, help="seconds to wait; the run goes on after"
     )
     repair.add_argument("--idempotency-token", default=None, help="the same token never repairs twice")
+    repair.add_argument(
+        "--performance-target",
+        type=_choice(check_performance_target),
+        default=None,
+        metavar="STANDARD|PERFORMANCE_OPTIMIZED",
+        help="serverless jobs: cost first (STANDARD) or speed first",
+    )
     repair.set_defaults(func=_repair)
 
     params = sub.add_parser("params", help="list the parameters a job takes: names, defaults, kinds, choices")

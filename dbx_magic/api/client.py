@@ -34,6 +34,7 @@ from ..errors import (
     ApiError,
     DatabricksError,
     InvalidInput,
+    PermissionDenied,
     TransportError,
     WaitTimeout,
     error_from_response,
@@ -248,7 +249,10 @@ class DatabricksClient:
             body["only"] = list(only)
         if performance_target:
             body["performance_target"] = performance_target
-        return self._request("POST", "jobs/run-now", json=body, what=f"launching job {job_id}")
+        try:
+            return self._request("POST", "jobs/run-now", json=body, what=f"launching job {job_id}")
+        except PermissionDenied as exc:
+            raise exc.refused(f"run job {job_id}", f"job {job_id}") from None
 
     def get_run(
         self, run_id: int, include_history: bool = False, *, include_resolved_values: bool = False
@@ -300,18 +304,31 @@ class DatabricksClient:
             body["job_parameters"] = dict(job_parameters)
         if performance_target:
             body["performance_target"] = performance_target
-        return self._request("POST", "jobs/runs/repair", json=body, what=f"repairing run {run_id}")
+        try:
+            return self._request("POST", "jobs/runs/repair", json=body, what=f"repairing run {run_id}")
+        except PermissionDenied as exc:
+            raise exc.refused(f"repair run {run_id}", f"the job of run {run_id}") from None
 
     def cancel_all_runs(self, job_id: int, *, all_queued_runs: bool = False) -> None:
         """``POST jobs/runs/cancel-all``: cancel the job's active runs (asynchronous, like a cancel)."""
         body: dict[str, Any] = {"job_id": job_id}
         if all_queued_runs:
             body["all_queued_runs"] = True
-        self._request("POST", "jobs/runs/cancel-all", json=body, what=f"cancelling the runs of job {job_id}")
+        try:
+            self._request(
+                "POST", "jobs/runs/cancel-all", json=body, what=f"cancelling the runs of job {job_id}"
+            )
+        except PermissionDenied as exc:
+            raise exc.refused(f"cancel the runs of job {job_id}", f"job {job_id}") from None
 
     def cancel_run(self, run_id: int) -> None:
         """``POST jobs/runs/cancel``. Cancelling is asynchronous: the run ends shortly after."""
-        self._request("POST", "jobs/runs/cancel", json={"run_id": run_id}, what=f"cancelling run {run_id}")
+        try:
+            self._request(
+                "POST", "jobs/runs/cancel", json={"run_id": run_id}, what=f"cancelling run {run_id}"
+            )
+        except PermissionDenied as exc:
+            raise exc.refused(f"cancel run {run_id}", f"the job of run {run_id}") from None
 
     def get_run_output(self, run_id: int) -> Answer:
         """``GET jobs/runs/get-output`` for a *task* run id (the job-level run id is refused)."""

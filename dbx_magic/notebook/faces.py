@@ -103,6 +103,7 @@ def run_cell(session: NotebookSession, shell: Any, args: Any, cell: str | None) 
                 only=args.only,
                 if_running=args.if_running,
                 allow_unknown_params=args.allow_unknown_params,
+                performance_target=args.performance_target,
             )
     client = session.client(args.profile)
     if args.foreach:
@@ -184,6 +185,7 @@ def repair_cell(session: NotebookSession, shell: Any, args: Any, cell: str | Non
             notebook_params=params,
             idempotency_token=args.idempotency_token,
             timeout=args.timeout,
+            performance_target=args.performance_target,
         )
     out = args.out or name or "dbx_result"
     client = session.client(args.profile)
@@ -244,6 +246,7 @@ def _sweep(
                 cancel_on_interrupt=args.cancel_on_interrupt,
                 allow_unknown_params=args.allow_unknown_params,
                 on_watch=follow,
+                performance_target=args.performance_target,
             ),
         )
     failed = [(i, r) for i, r in enumerate(results) if not r.ok]

@@ -20,6 +20,7 @@ from .args import (
     only_tasks,
     out_name,
     parse,
+    performance_target,
     positive_int,
     repair_tasks,
     run_or_name,
@@ -106,6 +107,13 @@ class DbxMagics(Magics):
         default=None,
         metavar="TASKS",
         help="run just these tasks: a,b (+a adds what a needs, a+ what follows a)",
+    )
+    @argument(
+        "--performance-target",
+        type=performance_target,
+        default=None,
+        metavar="STANDARD|PERFORMANCE_OPTIMIZED",
+        help="serverless jobs: cost first (STANDARD) or speed first",
     )
     @argument(
         "--if-running",
@@ -221,6 +229,13 @@ class DbxMagics(Magics):
     @argument("--profile", default=None)
     @argument("--timeout", type=seconds, default=None, help="seconds to wait; the run goes on after")
     @argument("--idempotency-token", type=token, default=None, help="the same token never repairs twice")
+    @argument(
+        "--performance-target",
+        type=performance_target,
+        default=None,
+        metavar="STANDARD|PERFORMANCE_OPTIMIZED",
+        help="serverless jobs: cost first (STANDARD) or speed first",
+    )
     @argument("--cancel-on-interrupt", action="store_true")
     @line_cell_magic
     def dbx_repair(self, line: str, cell: str | None = None) -> Any:

@@ -724,6 +724,7 @@ def start_background(
     only: str | list[str] | None = None,
     if_running: str | None = None,
     allow_unknown_params: bool = False,
+    performance_target: str | None = None,
 ) -> RunHandle:
     """Run an existing job in the background: launch it and return a live handle at once.
 
@@ -746,6 +747,7 @@ def start_background(
         only: As for ``run_job_and_wait``.
         if_running: As for ``run_job_and_wait``.
         allow_unknown_params: As for ``run_job_and_wait``.
+        performance_target: As for ``run_job_and_wait``.
 
     Raises:
         InvalidInput: bad input (nothing was sent when it could be judged locally).
@@ -759,5 +761,6 @@ def start_background(
         only=only,
         if_running=if_running,
         allow_unknown_params=allow_unknown_params,
+        performance_target=performance_target,
     )
     return launch_background(client, spec, watcher=watcher, on_update=on_update)

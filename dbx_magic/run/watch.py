@@ -362,6 +362,7 @@ def run_job_and_wait(
     if_running: str | None = None,
     on_notice: Notice | None = None,
     allow_unknown_params: bool = False,
+    performance_target: str | None = None,
 ) -> RunResult:
     """Run an existing job and wait for it: the seed workflow, made correct.
 
@@ -389,6 +390,8 @@ def run_job_and_wait(
             logged warning).
         allow_unknown_params: Send names the job does not declare (and values outside a dropdown's
             choices) as given; otherwise they are refused before the launch.
+        performance_target: ``STANDARD`` or ``PERFORMANCE_OPTIMIZED`` for a serverless job (None:
+            the job's own setting); another value is refused before anything is sent.
 
     Returns:
         The finished run; check ``result.ok`` or call ``result.raise_for_state()``.
@@ -408,6 +411,7 @@ def run_job_and_wait(
         only=only,
         if_running=if_running,
         allow_unknown_params=allow_unknown_params,
+        performance_target=performance_target,
     )
     return run_launch(
         client,
