@@ -125,3 +125,14 @@ def test_nothing_more_is_read_for_a_run_without_for_each_tasks(client) -> None:
     responses.get(f"{API}/runs/get-output", json={"notebook_output": {"result": "ok"}})
     assert wait_for_run(client, RUN_ID).output == "ok"
     assert len(responses.calls) == 3
+
+
+def test_show_lists_a_for_each_tasks_iterations(sandbox_client) -> None:
+    result = run_job_and_wait(sandbox_client, "store-forecast", job_parameters={"horizon_days": "56"})
+    page = result.show()  # no notebook task to export: the iterations are what there is to show
+    html = page._repr_html_()
+    assert html.count('<tr class="dbx-iteration') == 150 and html.count("dbx-iteration-failed") == 1
+    assert "forecast_stores</b> · 150 iterations: 149 succeeded, 1 failed" in html
+    text = page.summary_text()
+    assert "iteration 116 (store=store_117, horizon=56): FAILED" in text
+    assert "150 iterations" in result.show("forecast_stores").summary_text()

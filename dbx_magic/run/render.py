@@ -145,6 +145,24 @@ def task_detail_lines(task: TaskResult, limit: int = 5) -> list[str]:
     return lines
 
 
+def iterations_html(task: TaskResult) -> str:
+    """A for-each task's iterations as a table (folded): index, parameters, state, output or error."""
+    esc = html.escape
+    rows = "".join(
+        f'<tr class="dbx-iteration{" dbx-iteration-failed" if it.failed else ""}"><td {_CELL}>{it.index}</td>'
+        f"<td {_CELL}>{esc(_params_words(it.parameters))}</td><td {_CELL}>{esc(it.result_state or it.life_cycle_state or '')}</td>"
+        f"<td {_CELL}>{esc(_headline(strip_ansi(it.error or '')) if it.failed else (it.output or ''))}</td></tr>"
+        for it in task.iterations
+    )
+    head = (
+        f"<tr><th {_CELL}>#</th><th {_CELL}>parameters</th><th {_CELL}>state</th><th {_CELL}>output</th></tr>"
+    )
+    return (
+        f'<details class="dbx-iterations" open><summary><b>{esc(task.key)}</b> · {esc(iteration_summary(task))}'
+        f'</summary><table style="text-align:left">{head}{rows}</table></details>'
+    )
+
+
 def _output_html(text: str) -> str:
     """An output whole: wrapped in a <pre>, folded behind its first line when long."""
     esc = html.escape
