@@ -138,3 +138,25 @@ def test_no_line_when_the_job_never_succeeded_before(sandbox_client, sandbox) ->
     sandbox.add_job("new-job", script=[("PENDING", 1.0), ("TERMINATED", "FAILED", "boom")])
     result = run_job_and_wait(sandbox_client, "new-job")
     assert not result.ok and result.since_success == "" and "last success" not in result.failure_summary()
+
+
+def test_the_board_says_why_a_run_waits_and_the_notice_what_differs(make_sandbox, clock) -> None:
+    from dbx_magic import Watcher, start_background
+    from dbx_magic.notebook.board import describe_board
+    from dbx_magic.notebook.notices import notice_for
+    from tests.test_background import client_of, drive
+
+    watcher = Watcher(clock)
+    client = client_of(make_sandbox(), clock)
+    bad = start_background(client, "etl-with-checks", job_parameters={"strict": "true"}, watcher=watcher)
+    start_background(client, "nightly-backfill", watcher=watcher)
+    second = start_background(client, "nightly-backfill", watcher=watcher)
+    drive(watcher, clock, until=lambda: second.result.life_cycle_state == "QUEUED")
+    rows = {row.run_id: row for row in describe_board(watcher.handles, clock.wall())}
+    assert rows[second.run_id].result == (
+        "queued: the job already has its maximum of 1 concurrent run; it starts when one ends"
+    )
+    drive(watcher, clock)
+    notice = notice_for(bad)
+    assert notice.level == "danger" and "strict checks failed" in notice.body
+    assert "Last success: run " in notice.body and "differs in strict=true (was false)." in notice.body
