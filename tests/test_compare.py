@@ -132,3 +132,15 @@ def test_python_m_dbx_magic_compare(tmp_path) -> None:
     assert done.returncode == 0, done.stderr
     assert f"Run {failed.run_id} (a) compared with run" in done.stdout
     assert "parameter strict  true" in done.stdout and "first difference, task validate:" in done.stdout
+
+
+def test_a_background_handle_is_compared_once_it_ended(make_sandbox, clock) -> None:
+    from dbx_magic import Watcher, start_background
+    from tests.test_background import client_of, drive
+
+    watcher = Watcher(clock)
+    client = client_of(make_sandbox(), clock)
+    handle = start_background(client, CHECKS, job_parameters={"strict": "true"}, watcher=watcher)
+    drive(watcher, clock)
+    comparison = compare_runs(None, handle)  # the handle's own client
+    assert comparison.a is handle.result and comparison.parameters == {"strict": ("true", "false")}

@@ -160,3 +160,19 @@ def test_the_board_says_why_a_run_waits_and_the_notice_what_differs(make_sandbox
     notice = notice_for(bad)
     assert notice.level == "danger" and "strict checks failed" in notice.body
     assert "Last success: run " in notice.body and "differs in strict=true (was false)." in notice.body
+
+
+@pytest.mark.parametrize(
+    ("ms", "words"),
+    [
+        (40_000, "40 s ago"),
+        (5 * 60_000, "5 min ago"),
+        (3 * 3_600_000, "3 hours ago"),
+        (23.9 * 3_600_000, "1 day ago"),
+        (2 * 86_400_000, "2 days ago"),
+    ],
+)
+def test_how_long_ago_in_words(ms: float, words: str) -> None:
+    from dbx_magic.run.timing import ago
+
+    assert ago(ms) == words
