@@ -126,7 +126,9 @@ def test_a_failure_says_what_differs_from_the_last_success_without_a_request_mor
     history = result.history.last_success
     line = f"last success: run {history.run_id}, 1 day ago; differs in strict=true (was false)"
     assert result.since_success == line
-    assert result.failure_summary().splitlines()[-1] == line
+    with pytest.raises(RunFailed) as failed:
+        result.raise_for_state()
+    assert str(failed.value).splitlines()[-1] == line and "\n" not in result.failure_summary()
     assert line in describe(result, 9.0).message
     listed = [r for r in sandbox.requests if r.path.endswith("/jobs/runs/list")]
     assert len(listed) == 1  # the history the watcher reads anyway; nothing more on failure
@@ -137,7 +139,10 @@ def test_a_failure_says_what_differs_from_the_last_success_without_a_request_mor
 def test_no_line_when_the_job_never_succeeded_before(sandbox_client, sandbox) -> None:
     sandbox.add_job("new-job", script=[("PENDING", 1.0), ("TERMINATED", "FAILED", "boom")])
     result = run_job_and_wait(sandbox_client, "new-job")
-    assert not result.ok and result.since_success == "" and "last success" not in result.failure_summary()
+    assert not result.ok and result.since_success == ""
+    with pytest.raises(RunFailed, match="ended FAILED: boom") as failed:
+        result.raise_for_state()
+    assert "last success" not in str(failed.value)
 
 
 def test_the_board_says_why_a_run_waits_and_the_notice_what_differs(make_sandbox, clock) -> None:

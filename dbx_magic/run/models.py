@@ -465,8 +465,7 @@ class RunResult:
         text = f"Run {self.run_id}{name} ended {state}" + (f": {cause}." if cause else ".")
         if self.run_page_url:
             text += f" See {self.run_page_url}"
-        since = self.since_success
-        return f"{text}\n{since}" if since else text
+        return text
 
     @property
     def since_success(self) -> str:
@@ -511,7 +510,10 @@ class RunResult:
                 follow_up=GOES_ON,
             )
         if not self.ok:
-            raise RunFailed(self.failure_summary(), run_id=self.run_id, result=self)
+            since = self.since_success  # a second line: what differs from the job's last success
+            raise RunFailed(
+                self.failure_summary() + (f"\n{since}" if since else ""), run_id=self.run_id, result=self
+            )
         return self
 
     def repair(self, client: DatabricksClient | None = None, tasks: Any = None, **kwargs: Any) -> RunResult:
