@@ -122,6 +122,8 @@ def test_a_for_each_task_run_lists_its_150_iterations_in_pages(api: Api, clock: 
     assert api.output(iterations[0]["run_id"])["notebook_output"]["result"].startswith(
         '{"store": "store_001"'
     )
+    page = api.session.get(failed[0]["run_page_url"].split("?")[0], timeout=5)
+    assert page.status_code == 200 and "iteration 116" in page.text and "store_117" in page.text
     whole = Api(api.sandbox, prefix="/api/2.1/").ok("GET", "jobs/runs/get", run_id=each["run_id"])
     assert len(whole["iterations"]) == 150  # 2.1 gives everything at once
 

@@ -993,6 +993,8 @@ def html_page(ws: Workspace, path: str) -> str | None:
     if run_id in ws.task_runs and ws.task_runs[run_id][0].job is job:
         owner, attempt = ws.task_runs[run_id]
         return _task_page(ws, owner, attempt, now)
+    if run_id in ws.iteration_runs and ws.iteration_runs[run_id][0].job is job:
+        return _iteration_page(ws, *ws.iteration_runs[run_id], now)
     run = ws.runs.get(run_id)
     return _run_page(ws, run, now) if run is not None and run.job is job else None
 
@@ -1043,6 +1045,21 @@ def _run_page(ws: Workspace, run: Run, now: float) -> str:
         + pages.table(("task", "attempt", "task run", "state"), rows)
     )
     return pages.page(f"{job.name} run {run.run_id}", body)
+
+
+def _iteration_page(ws: Workspace, run: Run, attempt: Attempt, index: int, now: float) -> str:
+    data = iteration_metadata(ws, run, attempt, index, now)
+    state = data["state"]
+    params = [(pages.escape(k), pages.escape(v)) for k, v in sorted(attempt.iteration_params[index].items())]
+    job = run.job
+    body = (
+        f"<h1>{pages.escape(job.name)}: task {pages.escape(attempt.key)}, iteration {index}</h1>"
+        f"<p>{pages.escape(state['life_cycle_state'])} {pages.escape(state.get('result_state', ''))} "
+        f"{pages.escape(state['state_message'])}</p>"
+        f"<p>{pages.link(f'/jobs/{job.job_id}/runs/{attempt.run_id}', f'Back to task run {attempt.run_id}')}</p>"
+        + pages.table(("parameter", "value"), params)
+    )
+    return pages.page(f"{job.name} iteration run {data['run_id']}", body)
 
 
 def _task_page(ws: Workspace, run: Run, attempt: Attempt, now: float) -> str:
