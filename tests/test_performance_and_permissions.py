@@ -132,7 +132,31 @@ def test_a_job_the_credentials_may_only_view(sandbox, sandbox_client) -> None:
         "('finance-close'), which these credentials do not have (they may only view it)."
     )
     past = sandbox.run_ids("finance-close")[-1]
-    with pytest.raises(PermissionDenied, match=rf"You may not cancel run {past}: .*Can Manage Run"):
+    with pytest.raises(
+        PermissionDenied,
+        match=rf"You may not cancel run {past}: .*Can Manage Run permission on job {job_id} \('finance-close'\)",
+    ):
         sandbox_client.cancel_run(past)
-    with pytest.raises(PermissionDenied, match=rf"You may not repair run {past}: .*the job of run {past}"):
+    with pytest.raises(
+        PermissionDenied, match=rf"You may not repair run {past}: .*on job {job_id} \('finance-close'\)"
+    ):
         sandbox_client.repair_run(past, rerun_tasks=["close_books"])
+
+
+def test_the_wire_a_permission_refusal_and_a_wrong_token_stay_apart(client, rsps) -> None:
+    from .conftest import API
+
+    body = {"error_code": "PERMISSION_DENIED", "message": "User x does not have Manage Run on job 7."}
+    rsps.post(f"{API}/runs/cancel", status=403, json=body)
+    rsps.get(f"{API}/runs/get", json={"job_id": 7, "run_id": 70, "run_name": "nightly"})
+    with pytest.raises(PermissionDenied) as refused:
+        client.cancel_run(70)
+    assert str(refused.value).startswith(
+        "You may not cancel run 70: that takes the Can Manage Run permission on job 7 ('nightly')"
+    )
+    assert "The workspace said: User x does not have Manage Run on job 7." in str(refused.value)
+    assert refused.value.status_code == 403 and refused.value.error_code == "PERMISSION_DENIED"
+    rsps.post(f"{API}/run-now", status=403, json={"error_code": 403, "message": "Invalid access token."})
+    with pytest.raises(PermissionDenied) as wrong:
+        client.run_now(7)
+    assert "You may not" not in str(wrong.value)  # a wrong token is said as before

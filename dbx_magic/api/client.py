@@ -307,7 +307,7 @@ class DatabricksClient:
         try:
             return self._request("POST", "jobs/runs/repair", json=body, what=f"repairing run {run_id}")
         except PermissionDenied as exc:
-            raise exc.refused(f"repair run {run_id}", f"the job of run {run_id}") from None
+            raise exc.refused(f"repair run {run_id}", self._job_of(run_id)) from None
 
     def cancel_all_runs(self, job_id: int, *, all_queued_runs: bool = False) -> None:
         """``POST jobs/runs/cancel-all``: cancel the job's active runs (asynchronous, like a cancel)."""
@@ -328,7 +328,21 @@ class DatabricksClient:
                 "POST", "jobs/runs/cancel", json={"run_id": run_id}, what=f"cancelling run {run_id}"
             )
         except PermissionDenied as exc:
-            raise exc.refused(f"cancel run {run_id}", f"the job of run {run_id}") from None
+            raise exc.refused(f"cancel run {run_id}", self._job_of(run_id)) from None
+
+    def _job_of(self, run_id: int) -> str:
+        """``job 12 ('name')`` for a refused action on a run: one ``runs/get``, on that error path only
+        (credentials that may not run a job may still view it)."""
+        try:
+            run = self._request(
+                "GET", "jobs/runs/get", params={"run_id": run_id}, what=f"getting run {run_id}"
+            )
+        except DatabricksError:
+            return f"the job of run {run_id}"
+        job, name = run.get("job_id"), run.get("run_name")
+        if job is None:
+            return f"the job of run {run_id}"
+        return f"job {job} ({name!r})" if name else f"job {job}"
 
     def get_run_output(self, run_id: int) -> Answer:
         """``GET jobs/runs/get-output`` for a *task* run id (the job-level run id is refused)."""
