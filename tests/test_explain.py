@@ -181,3 +181,36 @@ def test_how_long_ago_in_words(ms: float, words: str) -> None:
     from dbx_magic.run.timing import ago
 
     assert ago(ms) == words
+
+
+def test_the_wire_queue_details_then_a_cluster_error_then_the_last_success(client, rsps) -> None:
+    from tests.test_workflow import go, run_json, script
+
+    queued = run_json(
+        "QUEUED",
+        status={"state": "QUEUED", "queue_details": {"code": "ACTIVE_RUNS_LIMIT_REACHED", "message": "m"}},
+    )
+    ended = run_json(
+        "INTERNAL_ERROR",
+        "FAILED",
+        message="Cluster c-1 terminated: SPOT_INSTANCE_TERMINATION",
+        status={
+            "state": "TERMINATED",
+            "termination_details": {"code": "CLOUD_FAILURE", "type": "CLOUD_FAILURE"},
+        },
+    )
+    success = {
+        "run_id": 990,
+        "start_time": 1,
+        "run_duration": 60_000,
+        "state": {"life_cycle_state": "TERMINATED", "result_state": "SUCCESS"},
+        "overriding_parameters": {"notebook_params": {"size": "small"}},
+    }
+    script(rsps, [queued, run_json("PENDING"), ended], history=[success])
+    result, updates = go(client, notebook_params={"size": "large"})
+    assert result.termination_code == "CLOUD_FAILURE"
+    said = [describe(u, 5.0).message for u in updates]
+    assert said[0] == "queued: the workspace has reached its limit of active runs; it starts when others end"
+    assert said[1] == "waiting for a cluster: 0:05 so far"
+    assert said[-1].startswith("Cluster c-1 terminated: SPOT_INSTANCE_TERMINATION (the cloud provider failed")
+    assert said[-1].endswith(" · last success: run 990; differs in size=large (was small)")
