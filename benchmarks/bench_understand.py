@@ -13,8 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from dbx_magic import DatabricksClient, run_job_and_wait
-from dbx_magic.clock import ManualClock
 from dbx_magic.sandbox import Sandbox
+from dbx_magic.testing import ManualClock
 
 
 def _measure(sandbox: Sandbox, label: str, step: Callable[[], Any]) -> Any:

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from dbx_magic import DatabricksClient, InvalidInput, RunComparison, compare_runs, run_job_and_wait
+from dbx_magic import DatabricksClient, RunComparison, compare_runs, run_job_and_wait
+from dbx_magic.errors import InvalidInput
 from dbx_magic.notebook.magics import DbxMagics, unload
 from dbx_magic.notebook.session import NotebookSession
 
@@ -86,7 +87,7 @@ def test_no_success_to_compare_with_is_said(sandbox, sandbox_client) -> None:
 @pytest.fixture
 def ip(clock: Any) -> Iterator[InteractiveShell]:
     shell = InteractiveShell.instance()
-    shell.register_magics(DbxMagics(shell, NotebookSession(shell.user_ns, clock=clock)))
+    shell.register_magics(DbxMagics(shell, NotebookSession(shell.user_ns, clock=clock, threaded=False)))
     shell.run_line_magic("dbx_sandbox", "")
     yield shell
     unload(shell)
@@ -138,7 +139,7 @@ def test_a_background_handle_is_compared_once_it_ended(make_sandbox, clock) -> N
     from dbx_magic import Watcher, start_background
     from tests.test_background import client_of, drive
 
-    watcher = Watcher(clock)
+    watcher = Watcher(clock, threaded=False)
     client = client_of(make_sandbox(), clock)
     handle = start_background(client, CHECKS, job_parameters={"strict": "true"}, watcher=watcher)
     drive(watcher, clock)

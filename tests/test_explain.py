@@ -151,7 +151,7 @@ def test_the_board_says_why_a_run_waits_and_the_notice_what_differs(make_sandbox
     from dbx_magic.notebook.notices import notice_for
     from tests.test_background import client_of, drive
 
-    watcher = Watcher(clock)
+    watcher = Watcher(clock, threaded=False)
     client = client_of(make_sandbox(), clock)
     bad = start_background(client, "etl-with-checks", job_parameters={"strict": "true"}, watcher=watcher)
     start_background(client, "nightly-backfill", watcher=watcher)

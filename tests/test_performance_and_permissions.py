@@ -11,16 +11,8 @@ from typing import Any
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from dbx_magic import (
-    InvalidInput,
-    PermissionDenied,
-    RunForm,
-    Watcher,
-    repair_run,
-    run_job_and_wait,
-    run_many,
-    start_background,
-)
+from dbx_magic import RunForm, Watcher, repair_run, run_job_and_wait, run_many, start_background
+from dbx_magic.errors import InvalidInput, PermissionDenied
 from dbx_magic.notebook.magics import DbxMagics, unload
 from dbx_magic.notebook.session import NotebookSession
 
@@ -35,7 +27,10 @@ def test_every_launch_carries_the_performance_target(sandbox, sandbox_client, cl
     )
     assert result.ok and result.performance_target == "PERFORMANCE_OPTIMIZED"
     handle = start_background(
-        sandbox_client, "daily-sales-report", watcher=Watcher(clock), performance_target="STANDARD"
+        sandbox_client,
+        "daily-sales-report",
+        watcher=Watcher(clock, threaded=False),
+        performance_target="STANDARD",
     )
     assert handle.wait().performance_target == "STANDARD"
     swept = run_many(
@@ -56,6 +51,20 @@ def test_a_repair_carries_it_too(sandbox, sandbox_client) -> None:
     )
     assert repaired.ok and repaired.performance_target == "STANDARD"
     assert sent(sandbox, "/jobs/runs/repair")[0]["performance_target"] == "STANDARD"
+
+
+def test_a_handles_repair_round_carries_it(sandbox, sandbox_client, clock) -> None:
+    handle = start_background(
+        sandbox_client,
+        "etl-with-checks",
+        job_parameters={"strict": "true"},
+        watcher=Watcher(clock, threaded=False),
+    )
+    assert not handle.wait(raise_on_failure=False).ok
+    handle.repair(job_parameters={"strict": "false"}, performance_target="performance_optimized")
+    repaired = handle.wait()
+    assert repaired.ok and handle.round == 1 and repaired.performance_target == "PERFORMANCE_OPTIMIZED"
+    assert sent(sandbox, "/jobs/runs/repair")[0]["performance_target"] == "PERFORMANCE_OPTIMIZED"
 
 
 @pytest.mark.parametrize("call", ["run", "background", "sweep", "repair"])
@@ -83,7 +92,7 @@ def test_a_value_the_api_does_not_take_is_refused_before_anything_is_sent(
 @pytest.fixture
 def ip(clock: Any) -> Iterator[InteractiveShell]:
     shell = InteractiveShell.instance()
-    shell.register_magics(DbxMagics(shell, NotebookSession(shell.user_ns, clock=clock)))
+    shell.register_magics(DbxMagics(shell, NotebookSession(shell.user_ns, clock=clock, threaded=False)))
     shell.run_line_magic("dbx_sandbox", "")
     yield shell
     unload(shell)

@@ -9,6 +9,7 @@ with one short message (no stack trace), so "Run All" stops there.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
@@ -359,8 +360,11 @@ class DbxMagics(Magics):
 
 
 def load(ipython: Any) -> None:
-    """Register the magics with a shell, with a session of their own."""
-    ipython.register_magics(DbxMagics(ipython))
+    """Register the magics with a shell, with a session of their own; after each cell, run handles
+    the notebook holds (``start_background`` from Python) join the session's board and notices."""
+    magics = DbxMagics(ipython)
+    ipython.register_magics(magics)
+    ipython.events.register("post_run_cell", magics.session.after_cell)
 
 
 def unload(ipython: Any) -> None:
@@ -369,6 +373,8 @@ def unload(ipython: Any) -> None:
     magics = manager.registry.pop("DbxMagics", None)
     if isinstance(magics, DbxMagics):
         magics.stop()
+        with contextlib.suppress(ValueError):  # registered by another load
+            ipython.events.unregister("post_run_cell", magics.session.after_cell)
     for kind in ("line", "cell"):
         for name in MAGIC_NAMES:
             manager.magics[kind].pop(name, None)

@@ -132,6 +132,8 @@ def _message(result: RunResult, elapsed: float) -> str:
         since = result.since_success
         return " · ".join(x for x in (cause, since) if x)
     if not result.finished:
+        if result.trouble:  # the workspace does not answer: what was last seen may be stale
+            return result.trouble
         waiting = waiting_words(result, elapsed)
         if waiting:
             return waiting
@@ -278,8 +280,10 @@ class TextProgress:
         with self._lock:
             self._result = result
             view = self._view(result)
-            # What changed, not what ticks: a waiting message counts its seconds ("0:42 so far").
-            said = view.message if result.finished else (result.state_message, result.queue_code)
+            # What changed, not what ticks: a waiting message counts its seconds ("0:42 so far"), and
+            # so does a workspace that does not answer ("unreachable for 1:40"): its start and end count.
+            ticking = (result.state_message, result.queue_code, bool(result.trouble))
+            said = view.message if result.finished else ticking
             key = (view.state, said, tuple((t.key, t.state, t.note) for t in view.tasks))
             changed = key != self._last_key
             self._last_key = key
@@ -351,10 +355,8 @@ def _is_terminal(stream: IO[str]) -> bool:
 def elapsed_of(result: RunResult, clock: Clock, started: float) -> float:
     """Seconds the run has been going: from its own start time (so re-attaching does not restart at
     zero), to its end once it has one; before the first poll, since the watching began."""
-    if result.start_time:
-        end = result.end_time if result.finished and result.end_time else clock.wall() * 1000
-        return max(0.0, (end - result.start_time) / 1000)
-    return max(0.0, clock.monotonic() - started)
+    elapsed = result.elapsed(clock.wall())
+    return max(0.0, clock.monotonic() - started) if elapsed is None else elapsed
 
 
 # -- sweeps ------------------------------------------------------------------------------------------

@@ -65,7 +65,7 @@ class RunComparison:
     def rerun(self, side: str = "b", **kwargs: Any) -> RunResult:
         """Run the job again with that side's parameters and wait for it (``run_job_and_wait``;
         ``kwargs`` as for it: ``timeout``, ``on_update``, ``performance_target``...)."""
-        from .watch import run_job_and_wait
+        from .runs import run_job_and_wait
 
         run = self._side(side)
         kind = "job_parameters" if _takes_job_parameters(run) else "notebook_params"
