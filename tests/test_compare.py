@@ -63,7 +63,9 @@ def test_the_next_steps_rerun_a_side_and_repair_the_failed_one(failed, sandbox, 
     sandbox.clear_requests()
     again = comparison.rerun("b")
     (launch,) = [r.body for r in sandbox.requests if r.path.endswith("/jobs/run-now")]
-    assert launch["job_parameters"] == {"run_date": "2026-11-01", "strict": "false"} and again.ok
+    # b's parameters as the workspace holds them: its job parameters, defaults included
+    sent = {"run_date": "2026-11-01", "strict": "false", "checks": "not_null,unique"}
+    assert launch["job_parameters"] == sent and again.ok
     repaired = comparison.repair()
     assert repaired.ok and repaired.run_id == failed.run_id
     with pytest.raises(InvalidInput, match="side must be 'a'"):
