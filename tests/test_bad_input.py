@@ -120,6 +120,11 @@ def cli(*argv: str) -> Callable[[World], str]:
     return attempt
 
 
+class BrokenMapping(dict):  # type: ignore[type-arg]
+    def items(self) -> Any:
+        raise RuntimeError("no items for me")
+
+
 class Unprintable:
     def __str__(self) -> str:
         raise RuntimeError("no text for me")
@@ -535,6 +540,63 @@ CASES: list[tuple[str, str, Callable[[World], str], str, bool]] = [
         "limit of 10,000",
         True,
     ),
+    # -- the earlier hostile tables (issue 25) ---------------------------------------------------
+    (
+        "api",
+        "a 100,000-character job name",
+        api(lambda w: run_job_and_wait(w.client(), "x" * 100_000)),
+        "over the 4,096 a job name can have",
+        True,
+    ),
+    (
+        "api",
+        "parameter names equal once trimmed",
+        api(lambda w: run_job_and_wait(w.client(), JOB, {" date": "1", "date": "2"})),
+        "same name once spaces are trimmed",
+        True,
+    ),
+    (
+        "api",
+        "a parameters mapping whose items() raises",
+        api(lambda w: run_job_and_wait(w.client(), JOB, BrokenMapping(date="1"))),
+        "items() raised RuntimeError",
+        True,
+    ),
+    (
+        "api",
+        "run_many with numbers for parameter sets",
+        api(lambda w: run_many(w.client(), JOB, [1, 2])),
+        "Parameter set #0: The notebook parameters must be a mapping of names to values, not an int",
+        True,
+    ),
+    (
+        "api",
+        "a sweep token base too long for one run",
+        api(lambda w: run_many(w.client(), JOB, [{"date": "1"}], idempotency_token="t" * 63)),
+        "too long for 1 run:",
+        True,
+    ),
+    (
+        "api",
+        "a control character in a parameter name",
+        api(lambda w: run_job_and_wait(w.client(), JOB, {"da\x1bte": "1"})),
+        "holds a control character",
+        True,
+    ),
+    (
+        "api",
+        "a NUL in a parameter value",
+        api(lambda w: run_job_and_wait(w.client(), JOB, {"date": "2026\x0011"})),
+        "holds a NUL character",
+        True,
+    ),
+    (
+        "api",
+        "repair_run with tasks=5",
+        api(lambda w: repair_run(w.client(), failed_checks(w), tasks=5)),
+        "tasks takes task keys (a list of strings, or 'a,b'), not an int",
+        False,
+    ),
     # -- the magics -----------------------------------------------------------------------------
     ("magic", "--only with nothing", cell(f'%dbx_run {JOB} --only ""'), "--only names no task", True),
     ("magic", "--only with only commas", cell(f"%dbx_run {JOB} --only ,,"), "--only names no task", True),
@@ -849,6 +911,20 @@ CASES: list[tuple[str, str, Callable[[World], str], str, bool]] = [
         "token does not belong",
         True,
     ),
+    (
+        "magic",
+        "--out with quotes inside its quotes",
+        cell(f"""%dbx_run {JOB} --out '"x"'"""),
+        "not a valid Python",
+        True,
+    ),
+    (
+        "magic",
+        "a control character in a cell's parameter name",
+        cell(f"%%dbx_run {JOB}\nda\x07te = 1\n"),
+        "control character",
+        True,
+    ),
     # -- the form -------------------------------------------------------------------------------
     ("form", "no job selected", form(lambda f: None), "job is empty", True),
     (
@@ -914,6 +990,34 @@ CASES: list[tuple[str, str, Callable[[World], str], str, bool]] = [
         "job is empty",
         True,
     ),
+    (
+        "form",
+        "result name get_ipython",
+        form(lambda f: (pick()(f), setattr(f.out, "value", "get_ipython"))),
+        "The result variable get_ipython would replace",
+        True,
+    ),
+    (
+        "form",
+        "result name 1x",
+        form(lambda f: (pick()(f), setattr(f.out, "value", "1x"))),
+        "The result variable '1x' is not a valid",
+        True,
+    ),
+    (
+        "form",
+        "result name with a space",
+        form(lambda f: (pick()(f), setattr(f.out, "value", "my result"))),
+        "is not a valid Python variable name",
+        True,
+    ),
+    (
+        "form",
+        "a NUL in a parameter value",
+        form(lambda f: (pick()(f), f.add_row("note", "2026\x00"))),
+        "holds a NUL character",
+        True,
+    ),
     # -- the command line -----------------------------------------------------------------------
     ("cli", "demo --speed 0", cli("demo", "--speed", "0"), "0 is not a positive number", True),
     ("cli", "run with job id 0", cli("run", "0"), "not a positive integer", True),
@@ -939,6 +1043,7 @@ SETS_UP_A_RUN = {
     "%dbx_repair of a run that succeeded",
     "%dbx_repair of a run still going",
     "a handle's wait with a negative timeout",
+    "repair_run with tasks=5",
 }
 
 

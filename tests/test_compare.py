@@ -147,3 +147,27 @@ def test_a_background_handle_is_compared_once_it_ended(make_sandbox, clock) -> N
     drive(watcher, clock)
     comparison = compare_runs(None, handle)  # the handle's own client
     assert comparison.a is handle.result and comparison.parameters == {"strict": ("true", "false")}
+
+
+def test_the_workspaces_words_reach_the_terminal_without_control_sequences(sandbox, sandbox_client) -> None:
+    from dbx_magic.sandbox import Task
+
+    hostile = "\x1b]0;owned\x07\x1b[2J{}\x1b[31m"
+    echo = Task("main", "/Shared/hostile", {"x": ""}, duration=1, notebook=lambda p: hostile.format(p["x"]))
+    sandbox.add_job("hostile-echo", tasks=[echo])
+    a = run_job_and_wait(sandbox_client, "hostile-echo", {"x": "1"})
+    b = run_job_and_wait(sandbox_client, "hostile-echo", {"x": "2"})
+    comparison = compare_runs(sandbox_client, a, b.run_id)
+    assert comparison.first_difference is not None and "\x1b" in comparison.first_difference[1]
+    text = comparison.text()
+    assert "\x1b" not in text and "\x07" not in text and "a: 1" in text and "b: 2" in text
+
+
+def test_a_link_that_is_not_http_is_not_made_clickable(failed, sandbox_client) -> None:
+    from dataclasses import replace
+
+    from dbx_magic.run.compare import build
+
+    b = replace(failed, run_id=failed.run_id + 1, run_page_url="javascript:alert(1)")
+    html = build(failed, b, sandbox_client)._repr_html_()
+    assert "javascript:" not in html and f"run {failed.run_id + 1}" in html

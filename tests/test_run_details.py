@@ -134,3 +134,13 @@ def test_show_lists_a_for_each_tasks_iterations(sandbox_client) -> None:
     text = page.summary_text()
     assert "iteration 116 (store=store_117, horizon=56): FAILED" in text
     assert "150 iterations" in result.show("forecast_stores").summary_text()
+
+
+def test_an_iterations_link_that_is_not_http_is_rebuilt_from_the_host(client, rsps) -> None:
+    from dbx_magic.run.models import Iteration
+
+    assert Iteration.from_api(0, {"run_id": 1, "run_page_url": "javascript:alert(1)"}).run_page_url is None
+    item = {**_iteration(0), "run_page_url": "javascript:alert(1)"}
+    rsps.get(f"{API}/runs/get", json={"run_id": EACH_RUN, "job_id": JOB_ID, "iterations": [item]})
+    (linked,) = client.get_run(EACH_RUN)["iterations"]
+    assert linked["run_page_url"] == f"{client.host}/#job/{JOB_ID}/run/5000"

@@ -17,6 +17,7 @@ from typing import Any
 from ..errors import NOTEBOOK, DatabricksError
 from ..run.engine import STOPPED, RunHandle
 from ..run.models import RunResult
+from ..safe import terminal_text, web_link
 from .progress import DANGER, INFO, SUCCESS, WARNING, describe, format_duration
 from .session import NotebookSession
 
@@ -104,7 +105,7 @@ def describe_board(
                 run_id=handle.run_id,
                 job=(result.job_name or (str(result.job_id) if result.job_id else "?"))
                 + (f" · repair {result.round}" if result.round else ""),
-                url=result.run_page_url,
+                url=web_link(result.run_page_url),
                 state=state,
                 colour=view.colour,
                 elapsed=elapsed,
@@ -143,7 +144,7 @@ def text_board(handles: list[RunHandle], now_wall: float, mask: Callable[[str], 
         "  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1] for r in table
     ]
     links = [f"  run {row.run_id}: {row.url}" for row in rows if row.url]
-    return "\n".join([line.rstrip() for line in lines] + links)
+    return terminal_text("\n".join([line.rstrip() for line in lines] + links))
 
 
 def run_parameters(result: RunResult) -> dict[str, str]:

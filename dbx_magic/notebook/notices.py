@@ -23,6 +23,7 @@ from typing import IO, Any
 from ..errors import ResourceDoesNotExist
 from ..run.engine import RunHandle
 from ..run.models import RunResult
+from ..safe import terminal_text, web_link
 from .progress import format_duration
 
 __all__ = ["Notice", "Notices", "notice_for", "one_line_reason"]
@@ -85,7 +86,7 @@ function show(msg) {
   body.className = "dbx-notice-body";
   body.textContent = msg.body;
   note.append(title, body);
-  if (msg.url) {
+  if (msg.url && /^https?:\/\//i.test(msg.url)) {
     const link = document.createElement("a");
     link.href = msg.url; link.target = "_blank"; link.rel = "noopener"; link.textContent = "open the run";
     link.style.cssText = "color:#1565c0;text-decoration:underline";
@@ -145,11 +146,13 @@ class Notice:
     """What one notice says: a title, a body line, a level (success, danger, warning), the run's link."""
 
     def __init__(self, run_id: int, title: str, body: str, level: str, url: str | None) -> None:
-        self.run_id, self.title, self.body, self.level, self.url = run_id, title, body, level, url
+        self.run_id, self.title, self.body, self.level = run_id, title, body, level
+        self.url = web_link(url)  # only an http(s) link becomes the notice's link
 
     @property
     def line(self) -> str:
-        return f"{self.title} {self.body}".strip()
+        """The notice as one line of text, safe for a terminal."""
+        return terminal_text(f"{self.title} {self.body}".strip())
 
     def message(self) -> dict[str, Any]:
         return {

@@ -17,6 +17,7 @@ from typing import IO, Any
 from ..clock import SYSTEM, Clock, as_clock
 from ..run.explain import waiting_words
 from ..run.models import RunResult, TaskResult
+from ..safe import terminal_text
 
 __all__ = [
     "SweepRow",
@@ -319,7 +320,7 @@ class TextProgress:
         return self._clock.monotonic() - self._last_time >= self._heartbeat
 
     def _emit(self, view: View, final: bool) -> None:
-        line = view.line + (f" · {view.run_page_url}" if final and view.run_page_url else "")
+        line = terminal_text(view.line + (f" · {view.run_page_url}" if final and view.run_page_url else ""))
         self._last_time = self._clock.monotonic()
         self.lines.append(line)
         if self._live:
@@ -484,12 +485,14 @@ class TextSweepProgress:
         if view.line == self._last:
             return
         self._last = view.line
-        self.lines.append(view.line)
-        print(view.line, file=self._stream or sys.stdout, flush=True)
+        self.lines.append(terminal_text(view.line))
+        print(self.lines[-1], file=self._stream or sys.stdout, flush=True)
         if view.finished:
             for row in view.rows:
                 if row.colour == DANGER:
                     print(
-                        f"  run {row.run_id} ({row.params}): {row.state} {row.run_page_url or ''}",
+                        terminal_text(
+                            f"  run {row.run_id} ({row.params}): {row.state} {row.run_page_url or ''}"
+                        ),
                         file=self._stream or sys.stdout,
                     )

@@ -18,6 +18,7 @@ import ipywidgets as widgets
 
 from ..clock import SYSTEM, Clock, as_clock
 from ..run.models import RunResult
+from ..safe import web_link
 from .progress import DANGER, INFO, SUCCESS, WARNING, View, describe, elapsed_of, format_duration
 
 __all__ = ["ProgressWidget", "SweepWidget"]
@@ -44,7 +45,9 @@ def _badge(state: str, colour: str) -> str:
 
 
 def _link(url: str | None, text: str) -> str:
-    """A link that looks like one (JupyterLab's widgets show anchors as plain text otherwise)."""
+    """A link that looks like one (JupyterLab's widgets show anchors as plain text otherwise); only
+    an http(s) URL becomes a link."""
+    url = web_link(url)
     if not url:
         return html.escape(text)
     return (

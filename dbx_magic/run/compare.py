@@ -17,6 +17,7 @@ from typing import Any
 
 from ..api.client import DatabricksClient
 from ..errors import InvalidInput
+from ..safe import terminal_text, web_link
 from .models import RunResult, TaskResult
 from .timing import format_seconds
 
@@ -139,7 +140,7 @@ class RunComparison:
             task, x, y = self.first_difference
             lines += [f"  first difference, task {task}:", f"    a: {_line(x)}", f"    b: {_line(y)}"]
         lines.append(f"  next: {self.next_steps}")
-        return "\n".join(lines)
+        return terminal_text("\n".join(lines))  # outputs, errors and names are the workspace's words
 
     def __str__(self) -> str:
         return self.text()
@@ -212,11 +213,10 @@ def _line(text: str) -> str:
 
 def _link(run: RunResult) -> str:
     label = f"run {run.run_id}"
-    if not run.run_page_url or not run.run_page_url.startswith(("https://", "http://")):
+    url = web_link(run.run_page_url)
+    if url is None:
         return html.escape(label)
-    return (
-        f'<a href="{html.escape(run.run_page_url)}" target="_blank" rel="noopener">{html.escape(label)}</a>'
-    )
+    return f'<a href="{html.escape(url)}" target="_blank" rel="noopener">{html.escape(label)}</a>'
 
 
 # -- building a comparison -----------------------------------------------------------------------------

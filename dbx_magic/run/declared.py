@@ -13,23 +13,28 @@ from __future__ import annotations
 
 import ast
 import difflib
+import functools
 import html
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DatabricksError, InvalidInput
+from ..errors import DatabricksError, InvalidInput, WaitTimeout
+from ..safe import terminal_text
 
 if TYPE_CHECKING:
     from ..api.client import DatabricksClient
     from .launch import JobInfo
 
-__all__ = ["KINDS", "Declarations", "Declared", "declared_params", "parse_widgets"]
+__all__ = ["KINDS", "Declarations", "Declared", "declared_params", "parse_source", "parse_widgets"]
 
 KINDS = ("text", "dropdown", "combobox", "multiselect")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _FLAGS = frozenset({"true", "false"})
+SOURCES_WAIT = 3.0
+"""Seconds the reading of a job's notebook sources may take in all, on the launch's thread: past it,
+a source not read yet is noted as unread and the launch goes on."""
 SEND_ANYWAY = "--allow-unknown-params; allow_unknown_params=True in Python"
 
 
@@ -228,7 +233,7 @@ class Declarations:
         lines.extend(f"  note: {u[0].upper() + u[1:]}; it may take more." for u in self.unreadable)
         if self.fixed:
             lines.append(f"  note: {self._fixed_note()}")
-        return "\n".join(lines)
+        return terminal_text("\n".join(lines))
 
     def _fixed_note(self) -> str:
         names = ", ".join(self.fixed)
@@ -294,11 +299,16 @@ def _read(client: DatabricksClient, path: str, key: str) -> tuple[list[Declared]
     """The widgets a notebook declares, and why they are not all known (None when they are)."""
     try:
         source = client.export_notebook(path)
+    except WaitTimeout:
+        return [], f"the source of notebook {path} (task {key}) was not read within {SOURCES_WAIT:g} s"
     except DatabricksError as exc:
         kind = type(exc).__name__
         detail = f"{exc.status_code} {kind}" if exc.status_code else kind
         return [], f"the source of notebook {path} (task {key}) could not be read: {detail}"
-    found, unsure = parse_widgets(source)
+    try:
+        found, unsure = parse_widgets(source)
+    except Exception as exc:  # whatever a source does to the parser, the launch goes on
+        return [], f"the source of notebook {path} (task {key}) could not be parsed ({type(exc).__name__})"
     where = f"notebook {path}"
     problem = (
         f"notebook {path} (task {key}) names a widget by a value computed at run time" if unsure else None
@@ -355,7 +365,8 @@ def declared_params(client: DatabricksClient, job: int | str | JobInfo) -> Decla
             )
     tasks = settings.get("tasks") or ()
     unreadable.extend(_undeclaring(tasks))
-    _from_notebooks(client, tasks, params, unreadable)
+    with client.until(client.clock.monotonic() + SOURCES_WAIT):  # a slow workspace holds no launch long
+        _from_notebooks(client, tasks, params, unreadable)
     if not isinstance(settings.get("tasks"), list):
         unreadable.append("jobs/get showed none of the job's tasks")
     if info.more_pages:
@@ -375,11 +386,13 @@ _MAGIC = re.compile(r"^\s*(#|--|//)\s*MAGIC ?")
 _COMMENT = re.compile(r"^\s*(#|--|//)")
 _SQL_WIDGET = re.compile(
     r"\bCREATE\s+WIDGET\s+(TEXT|DROPDOWN|COMBOBOX|MULTISELECT)\s+(`[^`]+`|[\w.]+)"
-    r"(?:\s+DEFAULT\s+('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"))?"
+    r"(?:\s+DEFAULT\s+('(?:[^'\\]|\\.){0,500}'|\"(?:[^\"\\]|\\.){0,500}\"))?"
     r"(?:\s+CHOICES\s+(.*?))?(?=;|\bCREATE\s+WIDGET\b|\Z)",
     re.IGNORECASE | re.DOTALL,
 )
-_SQL_STRING = re.compile(r"'((?:[^'\\]|\\.)*)'|\"((?:[^\"\\]|\\.)*)\"")
+# a quoted string, or what lies between (an escape outside a string is passed over whole, so that
+# no escaped quote starts a string: each quote is tried once, and the reading stays linear)
+_SQL_STRING = re.compile(r"""'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"|\\.|[^'"\\]+|.""", re.DOTALL)
 _ARG_NAMES = {
     "text": ("name", "defaultValue", "label"),
     "combobox": ("name", "defaultValue", "choices", "label"),
@@ -401,30 +414,76 @@ def _code_lines(source: str) -> str:
     return "\n".join(lines)
 
 
-def _arguments(text: str, start: int) -> str | None:
-    """The text between the parenthesis that opens at ``start - 1`` and its match (strings skipped)."""
-    depth, i, quote = 1, start, ""
-    while i < len(text):
-        ch = text[i]
-        if quote:
-            if ch == "\\":
-                i += 1
-            elif text.startswith(quote, i):
-                i += len(quote) - 1
-                quote = ""
-        elif text.startswith(('"""', "'''"), i):
-            quote = text[i : i + 3]
-            i += 2
-        elif ch in "\"'":
-            quote = ch
-        elif ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-            if depth == 0:
-                return text[start:i]
-        i += 1
-    return None
+_BRACKETS = re.compile(r"""[][(){}"']""")
+_STRING_ENDS = {  # from just after an opening quote to just after its closing one (escapes skipped)
+    '"': re.compile(r'[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL),
+    "'": re.compile(r"[^'\\]*(?:\\.[^'\\]*)*'", re.DOTALL),
+    '"""': re.compile(r'[^"\\]*(?:(?:\\.|"(?!""))[^"\\]*)*"""', re.DOTALL),
+    "'''": re.compile(r"[^'\\]*(?:(?:\\.|'(?!''))[^'\\]*)*'''", re.DOTALL),
+}
+MAX_ARGUMENTS = 4_000
+"""Characters of a widget call's arguments read at most: a longer call is not a literal declaration."""
+_BUDGET = 4  # steps (a bracket, 16 characters of a string, a character parsed) per character of source
+
+
+class _Unread(Exception):
+    """The source is beyond what the parser reads in its bounds."""
+
+
+class _Brackets:
+    """Where each opening bracket of a source closes, found in time linear in the source.
+
+    A scan starts fresh (outside any string) just after a call's ``(``; a bracket nested in it is
+    a scan of its own, remembered, so no stretch of the source is scanned again for a later call
+    that starts there. A budget of steps bounds what is left (strings that change the reading).
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.closes: dict[int, int | None] = {}
+        self.steps = _BUDGET * len(text) + 20_000
+
+    def close(self, start: int) -> int | None:
+        """The index of the bracket closing the one just before ``start``; None when unclosed."""
+        if start not in self.closes:
+            self._scan(start)
+        return self.closes[start]
+
+    def spend(self, steps: int) -> None:
+        """Count ``steps`` against the budget; past it, the source is not read further."""
+        self.steps -= steps
+        if self.steps < 0:
+            raise _Unread
+
+    def _scan(self, start: int) -> None:
+        text, stack, i = self.text, [start], start
+        while stack:
+            self.spend(1)
+            found = _BRACKETS.search(text, i)
+            if found is None:
+                break
+            j, ch = found.start(), found.group()
+            if ch in "\"'":
+                quote = text[j : j + 3] if text.startswith(ch * 3, j) else ch
+                end = _STRING_ENDS[quote].match(text, j + len(quote))
+                self.spend(((end.end() if end else len(text)) - j) // 16)
+                if end is None:
+                    break
+                i = end.end()
+            elif ch in "([{":
+                known = self.closes.get(j + 1, -1)
+                if known is None:
+                    break
+                if known == -1:
+                    stack.append(j + 1)
+                    i = j + 1
+                else:
+                    i = known + 1
+            else:
+                self.closes[stack.pop()] = j
+                i = j + 1
+        for unclosed in stack:
+            self.closes[unclosed] = None
 
 
 def _literal(node: ast.expr | None) -> Any:
@@ -438,15 +497,17 @@ def _literal(node: ast.expr | None) -> Any:
         return items if all(isinstance(i, str) for i in items) else None
     try:
         return ast.literal_eval(node)
-    except (ValueError, SyntaxError, TypeError):
+    except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):
         return None
 
 
 def _call(kind: str, args: str) -> tuple[Declared | None, bool]:
     """One ``dbutils.widgets.<kind>(args)``: the declaration, and whether its name is unknown."""
+    if len(args) > MAX_ARGUMENTS:
+        return None, True
     try:
         call = ast.parse(f"f({args})", mode="eval").body
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # ValueError: a NUL in the source
         return None, True
     assert isinstance(call, ast.Call)
     names = _ARG_NAMES[kind]
@@ -475,7 +536,11 @@ def _call(kind: str, args: str) -> tuple[Declared | None, bool]:
 def _sql_widgets(code: str) -> Iterator[Declared]:
     for match in _SQL_WIDGET.finditer(code):
         kind, name, default, choices = match.groups()
-        strings = [a or b for a, b in _SQL_STRING.findall(choices or "")]
+        strings = [
+            m.group(1) or m.group(2) or ""
+            for m in _SQL_STRING.finditer(choices or "")
+            if m.group(1) is not None or m.group(2) is not None
+        ]
         yield Declared(
             name.strip("`"),
             kind.lower(),
@@ -489,23 +554,38 @@ def parse_widgets(source: str) -> tuple[list[Declared], bool]:
     """The widgets a notebook source declares (Python, Scala, R and SQL forms), read, never run.
 
     ``dbutils.widgets.get("name")`` and ``getArgument("name")`` count as declaring a text parameter
-    (a notebook that reads a name takes it).
+    (a notebook that reads a name takes it). The reading takes time linear in the source's size and
+    never raises; a source is parsed once (the same text again is answered from a cache).
 
     Returns:
         The declarations in source order (one per name, widget kinds winning over reads), and True
-        when some call names its widget with a value computed at run time.
+        when some call names its widget with a value computed at run time, or some part of the
+        source was beyond what the parser reads (the job may then take more than is found).
     """
+    found, unsure = parse_source(source)
+    return list(found), unsure
+
+
+@functools.lru_cache(maxsize=64)
+def parse_source(source: str) -> tuple[tuple[Declared, ...], bool]:
+    """:func:`parse_widgets`' answer as tuples, cached: a source is parsed once per revision (its
+    text), however many launches read it (``parse_source.cache_info()`` counts)."""
     code = _code_lines(source)
     found: dict[str, Declared] = {}
     unsure = False
     calls = [(m.group(1), m.end()) for m in _CALL.finditer(code)]
     calls += [("get", m.end()) for m in _GET_ARGUMENT.finditer(code)]
-    for kind, start in sorted(calls, key=lambda c: c[1]):
-        args = _arguments(code, start)
-        item, unknown = _call(kind, args) if args is not None else (None, True)
-        unsure = unsure or (unknown and kind != "get")
-        if item is not None:
-            _add(found, item)
+    brackets = _Brackets(code)
+    try:
+        for kind, start in sorted(calls, key=lambda c: c[1]):
+            close = brackets.close(start)
+            brackets.spend(min(close - start, MAX_ARGUMENTS) if close is not None else 0)
+            item, unknown = _call(kind, code[start:close]) if close is not None else (None, True)
+            unsure = unsure or (unknown and kind != "get")
+            if item is not None:
+                _add(found, item)
+    except _Unread:
+        unsure = True
     for item in _sql_widgets(code):
         _add(found, item)
-    return list(found.values()), unsure
+    return tuple(found.values()), unsure

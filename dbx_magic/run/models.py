@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import GOES_ON, RunFailed, RunNotFinished
+from ..safe import web_link
 from .polling import Estimate, History, estimate, run_parameters
 from .timing import Timing
 
@@ -122,7 +123,7 @@ class Iteration:
             life_cycle_state=state.get("life_cycle_state") or _status(item).get("state"),
             result_state=state.get("result_state"),
             state_message=state.get("state_message") or "",
-            run_page_url=item.get("run_page_url"),
+            run_page_url=web_link(item.get("run_page_url")),
         )
 
     @property
@@ -203,7 +204,7 @@ class TaskResult:
             life_cycle_state=state.get("life_cycle_state") or status.get("state"),
             result_state=state.get("result_state"),
             state_message=state.get("state_message") or "",
-            run_page_url=task.get("run_page_url"),
+            run_page_url=web_link(task.get("run_page_url")),
             start_time=_int_or_none(task.get("start_time")) or None,
             end_time=_int_or_none(task.get("end_time")) or None,
             attempt_number=_int_or_none(task.get("attempt_number")) or 0,
@@ -376,6 +377,7 @@ class RunResult:
         warnings = []
         if result_state == "SUCCESS_WITH_FAILURES":
             warnings.append("The run succeeded, but some of its tasks failed (SUCCESS_WITH_FAILURES).")
+        warnings.extend(getattr(run, "warnings", ()))  # what the client could not read whole
         return cls(
             job_id=_int_or_none(run.get("job_id")) or job_id,
             run_id=_int_or_none(run.get("run_id")) or int(run_id or 0),
@@ -384,7 +386,7 @@ class RunResult:
             life_cycle_state=life_cycle,
             result_state=result_state,
             state_message=state.get("state_message") or termination.get("message") or "",
-            run_page_url=run.get("run_page_url"),
+            run_page_url=web_link(run.get("run_page_url")),
             tasks=_latest_attempts(attempts),
             run=run,
             finished=finished,
@@ -645,5 +647,5 @@ class RunResult:
 
 
 def _headline(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
+    lines = [line for line in text.strip().split("\n") if line.strip()]  # a lone \r ends no line
     return lines[-1].strip() if lines else ""

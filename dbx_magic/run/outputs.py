@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DatabricksError, InvalidInput
+from ..safe import terminal_text
 
 if TYPE_CHECKING:
     from .models import RunResult, TaskResult
@@ -272,7 +273,7 @@ class ResultsPage:
         if not self.views and not any(t.iterations for t in self.result.tasks):
             lines.append("  no page was exported")
         lines.append("  result.export('results.html') saves them for a browser.")
-        return "\n".join(lines)
+        return terminal_text("\n".join(lines))
 
     def _repr_html_(self) -> str:
         parts = [f'<div class="dbx-results">Results of run {self.result.run_id}']
@@ -299,9 +300,8 @@ class ResultsPage:
         return "".join(parts)
 
     def html(self) -> str:
-        """One whole HTML page: the page itself for one task; for several, each in an isolated frame."""
-        if len(self.views) == 1:
-            return self.views[0].content
+        """One whole HTML page with each task's page in an isolated frame (one task as several: its
+        page's scripts never run with the saved file's rights)."""
         body = "".join(
             f"<h2>{html.escape(v.task)} · {html.escape(v.name)}</h2>{v.frame(height=700)}" for v in self.views
         )
@@ -312,12 +312,38 @@ class ResultsPage:
         )
 
     def save(self, path: str | Path) -> Path:
-        """Write :meth:`html` to ``path`` (UTF-8) and return the path."""
+        """Write :meth:`html` to ``path`` (UTF-8) and return the path.
+
+        Raises:
+            InvalidInput: ``path`` is a folder, holds a NUL character, is in a folder that does not
+                exist, or cannot be written.
+        """
+        if not isinstance(path, str | Path) or "\0" in str(path):
+            raise InvalidInput(
+                f"The path to export to is {_path_words(path)}: give a file name such as results.html."
+            )
         target = Path(path).expanduser()
         if target.is_dir():
             raise InvalidInput(f"{str(target)!r} is a directory: give a file name such as results.html.")
-        target.write_text(self.html(), encoding="utf-8")
+        if not target.parent.is_dir():
+            raise InvalidInput(
+                f"The folder {str(target.parent)!r} does not exist: create it first, or export to a file in "
+                "an existing folder."
+            )
+        try:
+            target.write_text(self.html(), encoding="utf-8")
+        except OSError as exc:
+            raise InvalidInput(
+                f"{str(target)!r} cannot be written ({exc.strerror or type(exc).__name__}): export to a "
+                "file in a folder you can write to."
+            ) from None
         return target
+
+
+def _path_words(path: object) -> str:
+    if isinstance(path, str | Path):
+        return "a path with a NUL character in it"
+    return f"a {type(path).__name__}, not a path"
 
 
 def _size(n: int) -> str:
