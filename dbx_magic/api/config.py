@@ -323,7 +323,7 @@ def _missing(found: _Found, path: Path) -> ConfigError:
     return ConfigError(
         f"No Databricks {missing} configured: set DATABRICKS_HOST and DATABRICKS_TOKEN, "
         f"or name a profile with --profile / DATABRICKS_CONFIG_PROFILE ({where}), or sign in "
-        'another way with auth_type (the README\'s "Signing in"); '
+        "another way with auth_type (docs/sign-in.md); "
         "to try dbx-magic without a workspace, run %dbx_sandbox in a notebook or "
         "`python -m dbx_magic demo`."
     )

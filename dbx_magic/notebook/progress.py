@@ -162,7 +162,7 @@ def task_note(task: TaskResult) -> str:
     if task.outcome is not None:
         parts.append(f"outcome {task.outcome}")
     if task.attempt_number:
-        parts.append(f"attempt {task.attempt_number + 1}")
+        parts.append(f"attempt {task.attempt}")
     if task.disabled:
         parts.append("disabled in the job: not run")
     return ", ".join(parts)
@@ -326,8 +326,9 @@ class TextProgress:
         if self._live:
             if not final:  # a line wider than the terminal would wrap, and \r returns to its last row
                 line = _fit(line, shutil.get_terminal_size((120, 24)).columns - 1)
-            self._write(f"\r\x1b[2K{line}" + ("\n" if final else ""))
+            # said open before the write: a Ctrl-C landing just after it still gets the line ended by close()
             self._open_line = not final
+            self._write(f"\r\x1b[2K{line}" + ("\n" if final else ""))
         else:
             self._write(line + "\n")
 

@@ -12,6 +12,7 @@ never executed.
 from __future__ import annotations
 
 import ast
+import datetime
 import difflib
 import functools
 import html
@@ -31,7 +32,17 @@ __all__ = ["KINDS", "Declarations", "Declared", "declared_params", "parse_source
 
 KINDS = ("text", "dropdown", "combobox", "multiselect")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_INTEGER = re.compile(r"[+-]?\d+")
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _FLAGS = frozenset({"true", "false"})
+#: The value types a parameter's default reveals (a text widget or job parameter has no type of its
+#: own): what each takes, said in the refusal.
+_TYPES = {
+    "date": "a date, YYYY-MM-DD",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+}
 SOURCES_WAIT = 3.0
 """Seconds the reading of a job's notebook sources may take in all, on the launch's thread: past it,
 a source not read yet is noted as unread and the launch goes on."""
@@ -70,6 +81,41 @@ class Declared:
     def is_date(self) -> bool:
         """True for a text parameter whose default is a date, ``YYYY-MM-DD`` (shown as a date picker)."""
         return self.kind == "text" and bool(self.default) and bool(_DATE.fullmatch(self.default or ""))
+
+    @property
+    def value_type(self) -> str | None:
+        """What a text parameter's default says its values are: ``date``, ``integer``, ``number`` or
+        ``boolean`` (a default of ``true``/``false``); a combobox's too, when its suggestions agree.
+        None for free text and for dropdowns and multiselects (their choices say it)."""
+        if self.kind not in ("text", "combobox") or not self.default:
+            return None
+        kind = _type_of(self.default)
+        # a combobox's choices are suggestions: they tell its type only when they all agree
+        if self.kind == "combobox" and any(_type_of(c) != kind for c in self.choices or ()):
+            return None
+        return kind
+
+    def mistyped(self, value: str) -> str:
+        """Why ``value`` is not of the type the default shows ("" when it is, when it is empty (an
+        empty value is the notebook's to judge), or when it holds a dynamic value reference such as
+        ``{{job.start_time.iso_date}}``, which the workspace fills in)."""
+        kind = self.value_type
+        if kind is None or not value or "{{" in value:
+            return ""
+        if kind == "date":
+            if not _DATE.fullmatch(value):
+                return "is not in that form"
+            try:
+                datetime.date.fromisoformat(value)
+            except ValueError as exc:
+                return f"is no such day ({exc})"
+            return ""
+        ok = {
+            "integer": _INTEGER.fullmatch(value),
+            "number": _NUMBER.fullmatch(value),
+            "boolean": value in _FLAGS,
+        }[kind]
+        return "" if ok else "is not one"
 
     @property
     def fixed_choices(self) -> bool:
@@ -162,7 +208,7 @@ class Declarations:
         """
         if allow_unknown or not params:
             return ()
-        problems = [p for p in (self._unknown(params), self._outside(params)) if p]
+        problems = [p for p in (self._unknown(params), self._outside(params), self._mistyped(params)) if p]
         if not problems:
             return ()
         if self.complete:
@@ -207,13 +253,28 @@ class Declarations:
             return f"The {declared.kind} {name!r} of {job} takes {choices}, not {bad[0]!r}{hint}"
         return ""
 
+    def _mistyped(self, params: Mapping[str, str]) -> str:
+        for name, value in params.items():
+            declared = self.params.get(name)
+            why = declared.mistyped(value) if declared is not None else ""
+            if declared is None or not why or declared.value_type is None:
+                continue
+            job = f"job {self.job_name!r}" if self.job_name else f"job {self.job_id}"
+            takes = _TYPES[declared.value_type]
+            hint = f" (did you mean {value.lower()!r}?)" if value.lower() in _FLAGS else ""
+            return (
+                f"Parameter {name!r} of {job} takes {takes}, as its default {declared.default!r} does; "
+                f"{value!r} {why}{hint}"
+            )
+        return ""
+
     # -- display --------------------------------------------------------------------------------
     def rows(self) -> list[tuple[str, str, str, str, str]]:
         """One row a parameter: name, kind, default, choices, where declared."""
         return [
             (
                 d.name,
-                d.kind + (" (flag)" if d.is_flag else " (date)" if d.is_date else ""),
+                d.kind + (" (flag)" if d.is_flag else f" ({d.value_type})" if d.value_type else ""),
                 "" if d.default is None else d.default,
                 ", ".join(d.choices or ()),
                 "; ".join(d.where),
@@ -258,6 +319,16 @@ class Declarations:
             "<table><tr><th>name</th><th>kind</th><th>default</th><th>choices</th><th>declared in</th></tr>"
             f"{body}</table>{notes}</div>"
         )
+
+
+def _type_of(value: str) -> str | None:
+    if _DATE.fullmatch(value):
+        return "date"
+    if _INTEGER.fullmatch(value):
+        return "integer"
+    if _NUMBER.fullmatch(value):
+        return "number"
+    return "boolean" if value.lower() in _FLAGS else None
 
 
 def _cut(text: str, width: int) -> str:

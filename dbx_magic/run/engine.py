@@ -28,6 +28,7 @@ from ..api.client import DatabricksClient
 from ..clock import SYSTEM, Clock
 from ..errors import DatabricksError, InvalidInput, ResourceDoesNotExist, RunInterrupted
 from . import stops
+from .cancel import CancelAnswer
 from .checks import check_timeout
 from .launch import Launch, Notice, adopt_or_launch
 from .models import RunResult
@@ -221,14 +222,18 @@ class RunHandle:
                 )
 
     # -- acting ---------------------------------------------------------------------------------
-    def cancel(self) -> None:
+    def cancel(self) -> CancelAnswer:
         """Ask the workspace to cancel the run; the handle then sees it end (watched again if the
-        watching had stopped)."""
+        watching had stopped). A run known to have ended is left as it is, nothing sent: the answer
+        says so (``answer.sent``, ``answer.line()``)."""
+        if self.done:
+            return CancelAnswer(self.run_id, self.result)
         try:
             self.client.cancel_run(self.run_id)
         except DatabricksError as exc:
             raise exc.about_run(self.run_id, self.result) from None
         self.watcher.resume(self)
+        return CancelAnswer(self.run_id)
 
     def resume(self) -> None:
         """Watch the run again (after an error stopped the watching, or a shutdown)."""

@@ -432,6 +432,7 @@ def _start(client: DatabricksClient, spec: Launch, info: JobInfo, warnings: tupl
         life_cycle_state=None,
         idempotency_token=token,
         parameters=dict(values),
+        defaults=info.defaults,
         warnings=warnings,
         client=client,
     )

@@ -153,7 +153,8 @@ class TaskResult:
         error: The error, for a failed task.
         error_trace: The error's trace, for a failed task.
         run_page_url: The task run's page.
-        attempt_number: 0 for the first attempt; a retry or a repair makes the next one.
+        attempt_number: The API's count, from 0: 0 for the first attempt; a retry or a repair makes
+            the next one. Every display counts from 1, as :attr:`attempt` does ("attempt 2").
         iteration_counts: For a for-each task, its iterations' counts (``task_run_stats``: active,
             completed, failed, succeeded, total...), else None.
         iterations: For a for-each task that ended, each iteration (parameters, state, output, error),
@@ -227,6 +228,11 @@ class TaskResult:
             error=output.get("error") or None,
             error_trace=output.get("error_trace") or None,
         )
+
+    @property
+    def attempt(self) -> int:
+        """Which attempt this is, counted from 1 as every display says it (``attempt_number + 1``)."""
+        return self.attempt_number + 1
 
     @property
     def failed(self) -> bool:
@@ -309,7 +315,8 @@ class RunResult:
     ``repairs`` the run's rounds (the original run, then each repair) once they were read with
     ``include_history`` (a repair reads them). ``client`` is the client that launched or watched the
     run (``show()``, ``export()`` and ``repair()`` go through it; it is left out of reprs and pickles);
-    ``exports`` holds the pages already fetched.
+    ``exports`` holds the pages already fetched. ``parameters`` are the parameters sent at launch,
+    ``defaults`` the job's own defaults then (``changed_parameters``: those that differ).
     """
 
     job_id: int | None
@@ -331,6 +338,7 @@ class RunResult:
     idempotency_token: str | None = None
     expected_duration: float | None = None
     parameters: dict[str, str] = field(default_factory=dict, compare=False)
+    defaults: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
     history: History | None = field(default=None, repr=False, compare=False)
     attempts: tuple[TaskResult, ...] = field(default=(), repr=False, compare=False)
     repairs: tuple[RepairRecord, ...] = field(default=(), compare=False)
@@ -427,6 +435,12 @@ class RunResult:
     def ok(self) -> bool:
         """True when the run finished with SUCCESS (or SUCCESS_WITH_FAILURES, with a warning)."""
         return self.finished and self.life_cycle_state != "INTERNAL_ERROR" and self.result_state in OK_RESULTS
+
+    @property
+    def changed_parameters(self) -> dict[str, str]:
+        """The parameters sent that differ from the job's defaults (all of them when the defaults
+        are not known): what tells this run from the job's usual one."""
+        return {k: v for k, v in self.parameters.items() if self.defaults.get(k) != v}
 
     @property
     def failed_tasks(self) -> tuple[TaskResult, ...]:

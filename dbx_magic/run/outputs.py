@@ -265,8 +265,10 @@ class ResultsPage:
         """One line per page: task, name, size (plain text cannot show HTML); a for-each task's iterations."""
         from .render import task_detail_lines
 
-        lines = [f"Results of run {self.result.run_id}:"]
-        lines += [f"  task {v.task}: {v.name} ({_size(v.size)} of HTML)" for v in self.views]
+        lines = [f"Results of job run {self.result.run_id}:"]
+        lines += [
+            f"  task {v.task} (task run {v.run_id}): {v.name} ({_size(v.size)} of HTML)" for v in self.views
+        ]
         for t in self.result.tasks:
             if t.iterations:
                 lines += [f"  task {t.key}:", *task_detail_lines(t)]
@@ -276,11 +278,11 @@ class ResultsPage:
         return terminal_text("\n".join(lines))
 
     def _repr_html_(self) -> str:
-        parts = [f'<div class="dbx-results">Results of run {self.result.run_id}']
+        parts = [f'<div class="dbx-results">Results of job run {self.result.run_id}']
         for view in self.views:
             parts.append(
-                f'<div class="dbx-results-task"><b>{html.escape(view.task)}</b> · {html.escape(view.name)} '
-                f"<small>({_size(view.size)})</small></div>"
+                f'<div class="dbx-results-task">task <b>{html.escape(view.task)}</b> '
+                f"(task run {view.run_id}) · {html.escape(view.name)} <small>({_size(view.size)})</small></div>"
             )
             if view.size > LARGE_EXPORT and not self.confirm:
                 parts.append(
@@ -305,7 +307,7 @@ class ResultsPage:
         body = "".join(
             f"<h2>{html.escape(v.task)} · {html.escape(v.name)}</h2>{v.frame(height=700)}" for v in self.views
         )
-        title = html.escape(f"Results of run {self.result.run_id}")
+        title = html.escape(f"Results of job run {self.result.run_id}")
         return (
             f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>'
             f'<body style="font-family:sans-serif"><h1>{title}</h1>{body}</body></html>\n'

@@ -81,7 +81,7 @@ def result_text(result: RunResult) -> str:
         lines.append(f"  {took}")
     single = result.output is not None and len(result.tasks) == 1
     for task in result.tasks:
-        again = f" (attempt {task.attempt_number + 1})" if task.attempt_number else ""
+        again = f" (attempt {task.attempt})" if task.attempt_number else ""
         when = f" ({task.timing.text()})" if task.timing and len(result.tasks) > 1 else ""
         off = " (disabled in the job: not run)" if task.disabled else ""
         lines.append(f"  task {task.key}: {task.result_state or task.life_cycle_state}{again}{when}{off}")

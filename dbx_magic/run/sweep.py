@@ -119,7 +119,7 @@ def _check_sets(client: DatabricksClient, info: JobInfo, specs: list[Launch]) ->
         try:
             check_declared(client, info, spec)
         except InvalidInput as exc:
-            raise InvalidInput(f"Parameter set #{i}: {exc.message}") from None
+            raise InvalidInput(f"Parameter set #{i + 1} of {len(specs)}: {exc.message}") from None
 
 
 def run_many(
