@@ -16,7 +16,7 @@ SETUP = (
     "%dbx_sandbox --speed 1\n"
     "from dbx_magic.sandbox import Task\n"
     "sb = get_ipython().magics_manager.registry['DbxMagics'].sandbox\n"
-    "sb.add_job('ten-seconds', tasks=[Task('main', '/Shared/echo', base_parameters={'date': ''}, duration=20, notebook=lambda p: 'done ' + p.get('date', ''))])\n"
+    "sb.add_job('ten-seconds', tasks=[Task('main', '/Shared/echo', base_parameters={'date': ''}, duration=10, notebook=lambda p: 'done ' + p.get('date', ''))])\n"
     "sb.add_job('fails-soon', tasks=[Task('main', '/Shared/boom', duration=2, notebook=lambda p: 1 / 0)])"
 )
 CELLS: list[tuple[str, list[str]]] = [
