@@ -19,6 +19,7 @@ from .errors import DatabricksError, RunFailed, RunInterrupted, WaitTimeout
 if TYPE_CHECKING:
     from .api.client import DatabricksClient
     from .notebook.form import RunForm
+    from .run.compare import RunComparison, compare_runs
     from .run.engine import RunHandle, Watcher
     from .run.launch import start_run
     from .run.models import RunResult
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 _LAZY = {
     "DatabricksClient": "api.client",
     "RunForm": "notebook.form",
+    "RunComparison": "run.compare",
+    "compare_runs": "run.compare",
     "RunHandle": "run.engine",
     "Watcher": "run.engine",
     "start_run": "run.launch",
@@ -49,6 +52,7 @@ __all__ = [
     "DatabricksClient",
     "DatabricksError",
     "PollPolicy",
+    "RunComparison",
     "RunFailed",
     "RunForm",
     "RunHandle",
@@ -57,6 +61,7 @@ __all__ = [
     "WaitTimeout",
     "Watcher",
     "__version__",
+    "compare_runs",
     "repair_run",
     "run_job_and_wait",
     "run_many",

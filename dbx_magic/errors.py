@@ -33,6 +33,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .safe import terminal_text
+
 if TYPE_CHECKING:
     from .run.models import RunResult
 
@@ -108,7 +110,7 @@ class _Composed:
 
     def render(self, face: Face = PYTHON) -> str:
         """The whole message, its next step named the way ``face`` names it."""
-        text = self.message
+        text = terminal_text(self.message)  # the workspace's words may hold control sequences
         if (self.attempts or 0) > 1 or self.retry_after is not None:
             plural = "s" if self.attempts != 1 else ""
             extra = f"; the workspace asked to wait {self.retry_after:.0f} s more" if self.retry_after else ""
@@ -252,6 +254,18 @@ class Unauthenticated(ApiError):
 
 class PermissionDenied(ApiError):
     """HTTP 403: no permission, or a wrong or expired token."""
+
+    def refused(self, action: str, job: str) -> DatabricksError:
+        """This refusal said for a run action: what was refused, on which job, and the permission it
+        takes (a wrong token, error code 403, is left as it is)."""
+        if self.error_code != "PERMISSION_DENIED":
+            return self
+        said = f" The workspace said: {self.api_message.rstrip('.')}." if self.api_message else ""
+        message = (
+            f"You may not {action}: that takes the Can Manage Run permission on {job}, which these "
+            f"credentials do not have (they may only view it). Ask the job's owner for it.{said}"
+        )
+        return PermissionDenied(message, **self.fields())
 
 
 class NotFound(ApiError):

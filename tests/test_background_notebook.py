@@ -71,7 +71,8 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 def test_a_background_cell_returns_at_once_and_the_next_cells_run(executed):
     launch, meanwhile = executed.cells[2], executed.cells[3]
-    assert _seconds(launch) < 1.0, _seconds(launch)  # while its run takes ten seconds
+    # the run takes ten seconds; five is a generous margin for a loaded machine
+    assert _seconds(launch) < 5.0, _seconds(launch)
     assert "was launched in the background" in _text(launch)
     assert "meanwhile: RunHandle False 42" in _text(meanwhile)
     widgets = [o for o in launch.outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]

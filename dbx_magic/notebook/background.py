@@ -41,7 +41,9 @@ def notices(session: NotebookSession, shell: Any = None) -> Any:
     if session.notices is None:
         from .notices import Notices
 
-        session.notices = Notices(page=has_widget_frontend(shell), mask=session.mask)
+        session.notices = Notices(
+            page=has_widget_frontend(shell), mask=session.mask, fade=session.notice_seconds
+        )
     return session.notices
 
 
@@ -168,7 +170,7 @@ def _progress(shell: Any, cancel: Any) -> Any:
 
     widget = ProgressWidget(cancel=cancel)
     widget.hint.value = "<small>In the background: keep working; a notice comes when it ends.</small>"
-    display(widget.widget)
+    widget.place = display(widget.widget, display_id=True)
     return _Kept(widget, display(display_id=True))
 
 
@@ -187,6 +189,9 @@ class _Kept:
 
     def not_started(self, reason: str) -> None:
         self.widget.not_started(reason)
+
+    def withdraw(self) -> None:
+        self.widget.withdraw()
 
     def close(self, note: str | None = None) -> None:
         self.widget.close(note=note)
@@ -281,6 +286,8 @@ def wait_cell(session: NotebookSession, shell: Any, args: Any) -> RunResult:
         session.publish(out, target)
         return target.raise_for_state()
     handle = own(session, target, out)
+    if not has_widget_frontend(shell):  # a terminal: the cell prints the end; no notice line repeats it
+        handle.notify = False
 
     def call(progress: Any) -> RunResult:
         handle.add_listener(progress)

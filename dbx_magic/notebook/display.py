@@ -28,7 +28,7 @@ def progress_display(shell: Any, *, cancel_on_interrupt: bool = False) -> Callab
         from .widgets import ProgressWidget
 
         widget = ProgressWidget(blocking=True, cancel_on_interrupt=cancel_on_interrupt)
-        display(widget.widget)
+        widget.place = display(widget.widget, display_id=True)
         return widget
     return TextProgress()
 
@@ -41,7 +41,7 @@ def sweep_display(shell: Any, params: list[dict[str, Any]]) -> Callable[[list[Ru
         from .widgets import SweepWidget
 
         grid = SweepWidget(params, blocking=True)
-        display(grid.widget)
+        grid.place = display(grid.widget, display_id=True)
         return grid
     from .progress import TextSweepProgress
 

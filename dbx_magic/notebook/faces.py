@@ -62,7 +62,7 @@ def _keep_final_state(progress: Any) -> None:
     """Leave a static copy of the display's end in the cell, for the saved notebook (a widget has
     no view once the kernel is gone)."""
     snapshot = getattr(progress, "snapshot", None)
-    if snapshot is not None:
+    if snapshot is not None and not getattr(progress, "withdrawn", False):
         from IPython.display import display
 
         display(snapshot())
@@ -76,6 +76,10 @@ def show_end(progress: Any, exc: BaseException, *, still_watched: bool = False) 
     started = any(getattr(exc, name, None) for name in ("run_id", "result", "results"))
     close = getattr(progress, "close", lambda note=None: None)
     if not started and getattr(exc, "idempotency_token", None) is None:
+        withdraw = getattr(progress, "withdraw", None)
+        if withdraw is not None:  # nothing ran: the error is the one block the cell shows
+            withdraw()
+            return
         not_started = getattr(progress, "not_started", None)
         if not_started is not None:
             not_started("No run was started: the message below says why.")
@@ -121,6 +125,7 @@ def run_cell(session: NotebookSession, shell: Any, args: Any, cell: str | None) 
                 only=args.only,
                 if_running=args.if_running,
                 allow_unknown_params=args.allow_unknown_params,
+                performance_target=args.performance_target,
             )
     client = session.client(args.profile)
     if args.foreach:
@@ -205,6 +210,7 @@ def repair_cell(session: NotebookSession, shell: Any, args: Any, cell: str | Non
             notebook_params=params,
             idempotency_token=args.idempotency_token,
             timeout=args.timeout,
+            performance_target=args.performance_target,
         )
     out = args.out or name or "dbx_result"
     handle = _repair_handle(session, session.client(args.profile), run_id, name)
@@ -256,13 +262,37 @@ def params_cell(session: NotebookSession, args: Any) -> Any:
 def _sweep(
     session: NotebookSession, shell: Any, client: Any, args: Any, sets: list[dict[str, Any]]
 ) -> list[RunResult]:
-    from ..run.sweep import SweepFailed, run_many
-    from .background import own
+    from ..run.sweep import SweepFailed
     from .display import sweep_display
 
     progress = sweep_display(shell, sets)
+    try:
+        results = _sweep_runs(session, client, args, sets, progress)
+    except BaseException as exc:
+        show_end(progress, exc)
+        raise
+    failed = [(i, r) for i, r in enumerate(results) if not r.ok]
+    if failed:
+        index, first = failed[0]
+        shown = ", ".join(f"{k}={v}" for k, v in sets[index].items())
+        error = SweepFailed(
+            f"{len(failed)} of {len(results)} runs did not succeed; the first: {first.failure_summary()} "
+            f"(parameter set #{index + 1} of {len(results)}: {shown}).",
+            results,
+        )
+        error.published_as = args.out
+        raise error
+    return results
+
+
+def _sweep_runs(
+    session: NotebookSession, client: Any, args: Any, sets: list[dict[str, Any]], progress: Any
+) -> list[RunResult]:
+    from ..run.sweep import run_many
+    from .background import own
+
     with usage_errors():
-        results = session.settle(
+        return session.settle(
             args.out,
             lambda: run_many(
                 client,
@@ -276,17 +306,6 @@ def _sweep(
                 allow_unknown_params=args.allow_unknown_params,
                 watcher=session.watcher_for(client),
                 on_handle=lambda handle: own(session, handle),
+                performance_target=args.performance_target,
             ),
         )
-    failed = [(i, r) for i, r in enumerate(results) if not r.ok]
-    if failed:
-        index, first = failed[0]
-        shown = ", ".join(f"{k}={v}" for k, v in sets[index].items())
-        error = SweepFailed(
-            f"{len(failed)} of {len(results)} runs did not succeed; the first: {first.failure_summary()} "
-            f"(parameters #{index}: {shown}).",
-            results,
-        )
-        error.published_as = args.out
-        raise error
-    return results

@@ -23,7 +23,7 @@ from ..run.checks import digits
 from ..run.declared import Declarations, Declared
 from ..run.launch import Launch, job_info
 from ..run.models import RunResult
-from .args import out_name
+from .args import check_out_name
 from .faces import show_end
 from .session import NotebookSession
 from .widgets import ProgressWidget
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ..run.engine import RunHandle
 
 __all__ = ["ParamRow", "RunForm"]
+_OUT = "The result variable"  # how messages name the form's output name
 
 
 class ParamRow:
@@ -248,6 +249,18 @@ class RunForm:
             style=style,
         )
         self.if_running.add_class("dbx-form-if-running")
+        self.performance = widgets.Dropdown(
+            options=[
+                ("the job's own", ""),
+                ("standard", "STANDARD"),
+                ("performance optimized", "PERFORMANCE_OPTIMIZED"),
+            ],
+            value="",
+            description="Performance",
+            tooltip="serverless jobs: cost first (standard) or speed first",
+            style=style,
+        )
+        self.performance.add_class("dbx-form-performance")
         self.out = widgets.Text(value=out, description="Result variable", style=style)
         self.out.add_class("dbx-form-out")
         self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
@@ -269,6 +282,7 @@ class RunForm:
                 widgets.HBox([self.add_button, self.allow_unknown]),
                 self.token,
                 self.if_running,
+                self.performance,
                 self.out,
                 widgets.HBox([self.run_button, self.cancel_button]),
                 self.status,
@@ -402,13 +416,14 @@ class RunForm:
             return
         try:
             params = self.get_params()
-            out = out_name(self.out.value)
+            out = check_out_name(self.out.value.strip(), _OUT)
             spec = Launch.check(
                 self._job_ref(self.job.value),
                 params,
                 idempotency_token=self.token.value.strip() or None,
                 if_running=self.if_running.value,
                 allow_unknown_params=self.allow_unknown.value,
+                performance_target=self.performance.value or None,
             )
         except (InvalidInput, argparse.ArgumentTypeError) as exc:
             self.error = exc
@@ -429,8 +444,13 @@ class RunForm:
         try:
             if self.handle is None or self.result is None:
                 raise InvalidInput("There is no run to repair yet: click Run first.")
-            out = out_name(self.out.value)
-            spec = Repair.check(self.result, tasks, notebook_params=self.get_params())
+            out = check_out_name(self.out.value.strip(), _OUT)
+            spec = Repair.check(
+                self.result,
+                tasks,
+                notebook_params=self.get_params(),
+                performance_target=self.performance.value or None,
+            )
         except (InvalidInput, argparse.ArgumentTypeError) as exc:
             self.error = exc
             self._say(str(exc), "danger")

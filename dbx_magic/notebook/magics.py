@@ -13,7 +13,8 @@ import contextlib
 from typing import Any
 
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments
+from IPython.core.magic_arguments import MagicHelpFormatter, argument, kwds, magic_arguments
+from traitlets import Float, observe
 
 from .args import (
     if_running,
@@ -21,6 +22,7 @@ from .args import (
     only_tasks,
     out_name,
     parse,
+    performance_target,
     positive_int,
     repair_tasks,
     run_or_name,
@@ -43,13 +45,34 @@ MAGIC_NAMES = (
     "dbx_form",
     "dbx_repair",
     "dbx_params",
+    "dbx_compare",
+)
+
+
+class _Help(MagicHelpFormatter):
+    """The help ``%%dbx_run?`` shows, for people: "Usage: %%dbx_run JOB ...", without the
+    reStructuredText code-block marks IPython's formatter puts around the usage line."""
+
+    def add_usage(self, usage: Any, actions: Any, groups: Any, prefix: Any = None) -> None:
+        super().add_usage(usage, actions, groups, "Usage: " if usage else "Usage: %")
+
+
+def _help(usage: str | None = None) -> kwds:
+    """The parser settings of one magic (a new dict each: IPython writes into it)."""
+    return kwds(formatter_class=_Help, **({"usage": usage} if usage else {}))
+
+
+RUN_USAGE = (
+    "%%%%dbx_run JOB [--out NAME] [--params NAME] [--background | --no-wait | --foreach NAME] "
+    "[more flags below]\n"
+    "       then one parameter a line in the cell: date = 2026-11-01 (%%dbx_run JOB on one line: none)"
 )
 
 
 @magics_class
 class DbxMagics(Magics):
     """``%%dbx_run``, ``%dbx_wait``, ``%dbx_cancel``, ``%dbx_runs``, ``%%dbx_repair``, ``%dbx_sandbox``,
-    ``%dbx_form``, ``%dbx_params``.
+    ``%dbx_form``, ``%dbx_params``, ``%dbx_compare``.
 
     Args:
         shell: The IPython shell.
@@ -57,9 +80,23 @@ class DbxMagics(Magics):
             shell's namespace).
     """
 
+    notice_seconds = Float(
+        20.0,
+        help="Seconds a success notice stays on the page when a background run ends (0: until dismissed; "
+        "a failure always stays). Set it with %config DbxMagics.notice_seconds = 60.",
+    ).tag(config=True)
+
     def __init__(self, shell: Any, session: NotebookSession | None = None) -> None:
         super().__init__(shell)
         self.session = session or NotebookSession(shell.user_ns if shell is not None else None)
+        self._notice_seconds({"new": self.notice_seconds})
+
+    @observe("notice_seconds")
+    def _notice_seconds(self, change: Any) -> None:
+        seconds = change["new"] or None
+        self.session.notice_seconds = seconds
+        if self.session.notices is not None:
+            self.session.notices.fade = seconds
 
     @property
     def sandbox(self) -> Any:
@@ -67,15 +104,29 @@ class DbxMagics(Magics):
         return self.session.sandbox
 
     @magic_arguments(name="%dbx_run")
+    @_help(RUN_USAGE)
     @argument("job", type=job_ref, metavar="JOB", help="the job id, or the job's name in quotes")
     @argument(
-        "--out", type=out_name, default="dbx_result", help="variable for the RunResult (default: dbx_result)"
+        "--out",
+        type=out_name,
+        default="dbx_result",
+        metavar="NAME",
+        help="variable for the RunResult (default: dbx_result)",
     )
     @argument(
-        "--params", default=None, metavar="EXPR", help="a dict from the namespace; the cell's lines win"
+        "--params",
+        default=None,
+        metavar="NAME",
+        help="a dict variable (or an expression without spaces); the cell's lines win over it",
     )
-    @argument("--profile", default=None, help="~/.databrickscfg profile to use")
-    @argument("--timeout", type=seconds, default=None, help="seconds to wait; the run goes on after")
+    @argument("--profile", default=None, metavar="NAME", help="~/.databrickscfg profile to use")
+    @argument(
+        "--timeout",
+        type=seconds,
+        default=None,
+        metavar="SECONDS",
+        help="seconds to wait; the run goes on after",
+    )
     @argument("--no-wait", action="store_true", help="launch and return at once with the run id")
     @argument(
         "--background",
@@ -86,6 +137,7 @@ class DbxMagics(Magics):
         "--idempotency-token",
         type=token,
         default=None,
+        metavar="TOKEN",
         help="at most 64 characters; the same token never starts a second run",
     )
     @argument(
@@ -94,11 +146,15 @@ class DbxMagics(Magics):
     @argument(
         "--foreach",
         default=None,
-        metavar="EXPR",
-        help="a list of dicts from the namespace: one run each, merged over the cell's parameters",
+        metavar="NAME",
+        help="a variable holding a list of dicts: one run each, merged over the cell's parameters",
     )
     @argument(
-        "--max-parallel", type=positive_int, default=None, help="with --foreach: at most N runs at once"
+        "--max-parallel",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="with --foreach: at most N runs at once",
     )
     @argument(
         "--only",
@@ -106,6 +162,13 @@ class DbxMagics(Magics):
         default=None,
         metavar="TASKS",
         help="run just these tasks: a,b (+a adds what a needs, a+ what follows a)",
+    )
+    @argument(
+        "--performance-target",
+        type=performance_target,
+        default=None,
+        metavar="STANDARD|PERFORMANCE_OPTIMIZED",
+        help="serverless jobs: cost first (STANDARD) or speed first",
     )
     @argument(
         "--if-running",
@@ -155,6 +218,7 @@ class DbxMagics(Magics):
         return run_cell(self.session, self.shell, args, cell)
 
     @magic_arguments()
+    @_help()
     @argument(
         "target",
         type=run_or_name,
@@ -184,6 +248,7 @@ class DbxMagics(Magics):
         return wait_cell(self.session, self.shell, parse(self.dbx_wait, line))
 
     @magic_arguments()
+    @_help()
     @argument(
         "--active",
         action="store_true",
@@ -209,6 +274,7 @@ class DbxMagics(Magics):
         return runs_cell(self.session, self.shell, parse(self.dbx_runs, line))
 
     @magic_arguments()
+    @_help()
     @argument("run", type=run_or_name, help="the run id, or the variable holding the run (its --out name)")
     @argument("--tasks", type=repair_tasks, default=None, metavar="TASKS", help="rerun these tasks: a,b")
     @argument("--rerun-dependents", action="store_true", help="with --tasks: also rerun what follows them")
@@ -221,6 +287,13 @@ class DbxMagics(Magics):
     @argument("--profile", default=None)
     @argument("--timeout", type=seconds, default=None, help="seconds to wait; the run goes on after")
     @argument("--idempotency-token", type=token, default=None, help="the same token never repairs twice")
+    @argument(
+        "--performance-target",
+        type=performance_target,
+        default=None,
+        metavar="STANDARD|PERFORMANCE_OPTIMIZED",
+        help="serverless jobs: cost first (STANDARD) or speed first",
+    )
     @argument("--cancel-on-interrupt", action="store_true")
     @line_cell_magic
     def dbx_repair(self, line: str, cell: str | None = None) -> Any:
@@ -230,7 +303,7 @@ class DbxMagics(Magics):
         The cell holds changed parameters, as ``%%dbx_run``'s does. ``--tasks a,b`` reruns those tasks
         instead (``--rerun-dependents`` adds the tasks after them).
 
-        Examples::
+        Examples:
 
             %%dbx_repair res
             strict = false
@@ -244,18 +317,23 @@ class DbxMagics(Magics):
         return repair_cell(self.session, self.shell, parse(self.dbx_repair, line), cell)
 
     @magic_arguments()
+    @_help()
     @argument("run_id", type=run_ref, help="the run to cancel")
     @argument("--profile", default=None)
     @line_magic
     def dbx_cancel(self, line: str) -> None:
-        """Cancel a run. Cancelling is asynchronous: ``%dbx_wait RUN_ID`` shows it end."""
+        """Cancel a run still going (a run that ended is left as it is, and said to have ended).
+        Cancelling is asynchronous: ``%dbx_wait RUN_ID`` shows it end."""
+        from ..errors import NOTEBOOK
+        from ..run.cancel import cancel
+
         with usage_errors():
             self.session.refuse_secrets(line)
         args = parse(self.dbx_cancel, line)
-        self.session.client(args.profile).cancel_run(args.run_id)
-        print(f"Asked the workspace to cancel run {args.run_id}; `%dbx_wait {args.run_id}` shows it end.")
+        print(cancel(self.session.client(args.profile), args.run_id).line(NOTEBOOK))
 
     @magic_arguments()
+    @_help()
     @argument("--speed", type=speed, default=1.0, help="make the sandbox's runs N times faster")
     @argument("--stop", action="store_true", help="stop the sandbox and go back to the configured workspace")
     @line_magic
@@ -271,6 +349,7 @@ class DbxMagics(Magics):
         print(f"Sandbox workspace at {sandbox.url}; this kernel's magics now run its jobs: {names}.")
 
     @magic_arguments()
+    @_help()
     @argument("job", type=job_ref, nargs="?", default=None, help="job id or quoted name to pre-select")
     @argument("--out", type=out_name, default="dbx_result", help="variable for the RunResult")
     @argument("--profile", default=None)
@@ -296,6 +375,7 @@ class DbxMagics(Magics):
         )
 
     @magic_arguments()
+    @_help()
     @argument("job", type=job_ref, help="the job id, or the job's name in quotes")
     @argument("--profile", default=None, help="~/.databrickscfg profile to use")
     @line_magic
@@ -308,6 +388,35 @@ class DbxMagics(Magics):
             self.session.refuse_secrets(line)
         return params_cell(self.session, parse(self.dbx_params, line))
 
+    @magic_arguments()
+    @argument("a", type=run_or_name, help="the run in question: a run id, or the variable holding it")
+    @argument(
+        "b",
+        type=run_or_name,
+        nargs="?",
+        default=None,
+        help="the run to compare with (default: the last success)",
+    )
+    @argument("--out", type=out_name, default="dbx_comparison", help="variable for the comparison")
+    @argument("--profile", default=None, help="~/.databrickscfg profile to use")
+    @line_magic
+    def dbx_compare(self, line: str) -> Any:
+        """Compare two runs of a job side by side: the parameters that differ (sent and resolved), each
+        task's state, attempts and duration, the first output or error that differs, queue and set-up
+        time. Without B, A is compared with the job's last successful run before it. The comparison
+        goes under ``--out`` (``dbx_comparison``): ``.rerun("a"|"b")`` and ``.repair()`` are the next steps.
+
+        Examples::
+
+            %dbx_compare res            # res failed: what differs from the last success?
+            %dbx_compare 1204 1180
+        """
+        from .compare import compare_cell
+
+        with usage_errors():
+            self.session.refuse_secrets(line)
+        return compare_cell(self.session, parse(self.dbx_compare, line))
+
     def stop(self) -> None:
         """Stop what the magics started (the background watching, the sandbox)."""
         self.session.shutdown()
@@ -316,9 +425,11 @@ class DbxMagics(Magics):
 
 def load(ipython: Any) -> None:
     """Register the magics with a shell, with a session of their own; after each cell, run handles
-    the notebook holds (``start_background`` from Python) join the session's board and notices."""
+    the notebook holds (``start_background`` from Python) join the session's board and notices.
+    ``%config DbxMagics`` shows their settings."""
     magics = DbxMagics(ipython)
     ipython.register_magics(magics)
+    ipython.configurables.append(magics)
     ipython.events.register("post_run_cell", magics.session.after_cell)
 
 
@@ -328,6 +439,8 @@ def unload(ipython: Any) -> None:
     magics = manager.registry.pop("DbxMagics", None)
     if isinstance(magics, DbxMagics):
         magics.stop()
+        if magics in ipython.configurables:
+            ipython.configurables.remove(magics)
         with contextlib.suppress(ValueError):  # registered by another load
             ipython.events.unregister("post_run_cell", magics.session.after_cell)
     for kind in ("line", "cell"):

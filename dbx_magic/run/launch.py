@@ -19,6 +19,7 @@ from ..errors import (
     MAY_HAVE_STARTED,
     DatabricksError,
     InvalidInput,
+    PermissionDenied,
     ResourceConflict,
     ResourceDoesNotExist,
     RunInterrupted,
@@ -29,7 +30,9 @@ from ..errors import (
 )
 from .checks import (
     MAX_ID,
+    a_kind,
     check_if_running,
+    check_performance_target,
     check_timeout,
     check_token,
     digits,
@@ -109,6 +112,7 @@ class JobInfo:
         return dict(self.job_parameters if self.uses_job_parameters else self.notebook_parameters)
 
 
+MAX_JOB_NAME = 4096  # the Jobs API's limit on a job's name
 NAME_PREFIX = "name:"
 """``name:123`` is the job *named* "123" (a string of digits alone is a job id)."""
 
@@ -119,11 +123,16 @@ def _job_id_from(job: Any) -> int | None:
         text = job.strip()
         if not text or text.lower() == NAME_PREFIX:
             raise InvalidInput("The job is empty: pass a job id or a job name.")
+        if len(text) > MAX_JOB_NAME:
+            raise InvalidInput(
+                f"The job name is {len(text):,} characters long, over the {MAX_JOB_NAME:,} a job name can "
+                "have: pass the job's id or its name as the workspace shows it."
+            )
         if text.lower().startswith(NAME_PREFIX) or not digits(text.lstrip("+-")):
             return None
     if not isinstance(job, int | str) or isinstance(job, bool):
         raise InvalidInput(
-            f"The job {job!r} is a {type(job).__name__}: pass a job id (a positive integer) or a job name."
+            f"The job {job!r} is {a_kind(job)}: pass a job id (a positive integer) or a job name."
         )
     return positive_id(job, "job id")
 
@@ -152,6 +161,7 @@ class Launch:
             watches that one instead, ``"cancel"`` cancels it and then launches.
         allow_unknown_params: Send names the job does not declare, and values outside a dropdown's
             choices, as given (otherwise they are refused before anything is launched).
+        performance_target: ``STANDARD`` or ``PERFORMANCE_OPTIMIZED`` (serverless); None: the job's own.
     """
 
     job: int | str
@@ -163,6 +173,7 @@ class Launch:
     only: tuple[str, ...] = ()
     if_running: str = "new"
     allow_unknown_params: bool = False
+    performance_target: str | None = None
 
     @classmethod
     def check(
@@ -176,6 +187,7 @@ class Launch:
         only: str | Iterable[str] | None = None,
         if_running: str | None = None,
         allow_unknown_params: bool = False,
+        performance_target: str | None = None,
     ) -> Launch:
         """Judge every input locally; raise InvalidInput on the first mistake, before anything is sent.
 
@@ -201,6 +213,7 @@ class Launch:
             only=task_keys(only) or (),
             if_running=check_if_running(if_running),
             allow_unknown_params=_flag(allow_unknown_params, "allow_unknown_params"),
+            performance_target=check_performance_target(performance_target),
         )
 
     @property
@@ -396,12 +409,14 @@ def _start(client: DatabricksClient, spec: Launch, info: JobInfo, warnings: tupl
     notebook, jobp = ({}, values) if info.uses_job_parameters else (values, {})
     answer: Mapping[str, Any] | None = None
     try:
-        answer = _run_now(client, info.job_id, token, notebook, jobp, spec.only)
+        answer = _run_now(client, info.job_id, token, notebook, jobp, spec.only, spec.performance_target)
         run_id = int(answer["run_id"])
         if spec.token_given:
             _check_reuse(client, info, run_id, token, values)
     except KeyboardInterrupt:
         answer = None
+    except PermissionDenied as exc:  # a job the credentials may view but not run: say which
+        raise exc.refused(f"run job {info.job_id}", f"job {info.job_id} ({info.name!r})") from None
     if answer is None:  # raised here, not in the except block: nothing of the request is chained
         raise RunInterrupted(
             f"Interrupted while launching job {info.job_id}.",
@@ -417,6 +432,7 @@ def _start(client: DatabricksClient, spec: Launch, info: JobInfo, warnings: tupl
         life_cycle_state=None,
         idempotency_token=token,
         parameters=dict(values),
+        defaults=info.defaults,
         warnings=warnings,
         client=client,
     )
@@ -495,6 +511,7 @@ def _run_now(
     notebook: dict[str, str],
     jobp: dict[str, str],
     only: tuple[str, ...] = (),
+    performance_target: str | None = None,
 ) -> Mapping[str, Any]:
     # The token makes the launch idempotent, so an answer without a usable run id is safely asked again.
     for _ in range(_LAUNCH_ATTEMPTS):
@@ -505,6 +522,7 @@ def _run_now(
                 notebook_params=notebook,
                 job_parameters=jobp,
                 only=only or None,
+                performance_target=performance_target,
             )
         except (TransportError, ServerError, TooManyRequests, WaitTimeout) as exc:
             # The workspace may have started the run before the answer was lost.
@@ -532,12 +550,13 @@ def start_run(
     job: int | str,
     notebook_params: Mapping[str, Any] | None = None,
     job_parameters: Mapping[str, Any] | None = None,
-    idempotency_token: str | None = None,
     *,
+    idempotency_token: str | None = None,
     only: str | Iterable[str] | None = None,
     if_running: str | None = None,
     on_notice: Notice | None = None,
     allow_unknown_params: bool = False,
+    performance_target: str | None = None,
 ) -> RunResult:
     """getJob and runJobNow: launch the job and return the new run (not yet polled).
 
@@ -557,5 +576,6 @@ def start_run(
         only=only,
         if_running=if_running,
         allow_unknown_params=allow_unknown_params,
+        performance_target=performance_target,
     )
     return launch(client, spec, on_notice=on_notice)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DatabricksError, InvalidInput
+from ..safe import terminal_text
 
 if TYPE_CHECKING:
     from .models import RunResult, TaskResult
@@ -169,6 +170,8 @@ class ExportedView:
 def _exportable(result: RunResult, task: str | None) -> list[TaskResult]:
     tasks = [t for t in result.tasks if t.notebook_path and t.run_id is not None]
     if task is None:
+        if not tasks and any(t.iterations for t in result.tasks):
+            return []  # a for-each task's iterations are shown instead (ResultsPage)
         if not tasks:
             raise InvalidInput(
                 f"Run {result.run_id} has no notebook task with a results page: only notebook tasks export."
@@ -178,6 +181,8 @@ def _exportable(result: RunResult, task: str | None) -> list[TaskResult]:
     if not chosen:
         keys = ", ".join(repr(t.key) for t in result.tasks) or "none"
         raise InvalidInput(f"Run {result.run_id} has no task {task!r}: its tasks are {keys}.")
+    if chosen[0].iterations:
+        return []  # its iterations are shown instead (ResultsPage)
     if not chosen[0].notebook_path or chosen[0].run_id is None:
         raise InvalidInput(
             f"Task {task!r} of run {result.run_id} is not a notebook task, so it has no results page: "
@@ -257,20 +262,27 @@ class ResultsPage:
         p.text(self.summary_text())
 
     def summary_text(self) -> str:
-        """One line per page: task, name, size (plain text cannot show HTML)."""
-        lines = [f"Results of run {self.result.run_id}:"]
-        lines += [f"  task {v.task}: {v.name} ({_size(v.size)} of HTML)" for v in self.views]
-        if not self.views:
+        """One line per page: task, name, size (plain text cannot show HTML); a for-each task's iterations."""
+        from .render import task_detail_lines
+
+        lines = [f"Results of job run {self.result.run_id}:"]
+        lines += [
+            f"  task {v.task} (task run {v.run_id}): {v.name} ({_size(v.size)} of HTML)" for v in self.views
+        ]
+        for t in self.result.tasks:
+            if t.iterations:
+                lines += [f"  task {t.key}:", *task_detail_lines(t)]
+        if not self.views and not any(t.iterations for t in self.result.tasks):
             lines.append("  no page was exported")
         lines.append("  result.export('results.html') saves them for a browser.")
-        return "\n".join(lines)
+        return terminal_text("\n".join(lines))
 
     def _repr_html_(self) -> str:
-        parts = [f'<div class="dbx-results">Results of run {self.result.run_id}']
+        parts = [f'<div class="dbx-results">Results of job run {self.result.run_id}']
         for view in self.views:
             parts.append(
-                f'<div class="dbx-results-task"><b>{html.escape(view.task)}</b> · {html.escape(view.name)} '
-                f"<small>({_size(view.size)})</small></div>"
+                f'<div class="dbx-results-task">task <b>{html.escape(view.task)}</b> '
+                f"(task run {view.run_id}) · {html.escape(view.name)} <small>({_size(view.size)})</small></div>"
             )
             if view.size > LARGE_EXPORT and not self.confirm:
                 parts.append(
@@ -281,31 +293,59 @@ class ResultsPage:
                 )
             else:
                 parts.append(view.frame())
-        if not self.views:
+        from .render import iterations_html
+
+        parts.extend(iterations_html(t) for t in self.result.tasks if t.iterations)
+        if not self.views and not any(t.iterations for t in self.result.tasks):
             parts.append("<div>No page was exported.</div>")
         parts.append("</div>")
         return "".join(parts)
 
     def html(self) -> str:
-        """One whole HTML page: the page itself for one task; for several, each in an isolated frame."""
-        if len(self.views) == 1:
-            return self.views[0].content
+        """One whole HTML page with each task's page in an isolated frame (one task as several: its
+        page's scripts never run with the saved file's rights)."""
         body = "".join(
             f"<h2>{html.escape(v.task)} · {html.escape(v.name)}</h2>{v.frame(height=700)}" for v in self.views
         )
-        title = html.escape(f"Results of run {self.result.run_id}")
+        title = html.escape(f"Results of job run {self.result.run_id}")
         return (
             f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>'
             f'<body style="font-family:sans-serif"><h1>{title}</h1>{body}</body></html>\n'
         )
 
     def save(self, path: str | Path) -> Path:
-        """Write :meth:`html` to ``path`` (UTF-8) and return the path."""
+        """Write :meth:`html` to ``path`` (UTF-8) and return the path.
+
+        Raises:
+            InvalidInput: ``path`` is a folder, holds a NUL character, is in a folder that does not
+                exist, or cannot be written.
+        """
+        if not isinstance(path, str | Path) or "\0" in str(path):
+            raise InvalidInput(
+                f"The path to export to is {_path_words(path)}: give a file name such as results.html."
+            )
         target = Path(path).expanduser()
         if target.is_dir():
             raise InvalidInput(f"{str(target)!r} is a directory: give a file name such as results.html.")
-        target.write_text(self.html(), encoding="utf-8")
+        if not target.parent.is_dir():
+            raise InvalidInput(
+                f"The folder {str(target.parent)!r} does not exist: create it first, or export to a file in "
+                "an existing folder."
+            )
+        try:
+            target.write_text(self.html(), encoding="utf-8")
+        except OSError as exc:
+            raise InvalidInput(
+                f"{str(target)!r} cannot be written ({exc.strerror or type(exc).__name__}): export to a "
+                "file in a folder you can write to."
+            ) from None
         return target
+
+
+def _path_words(path: object) -> str:
+    if isinstance(path, str | Path):
+        return "a path with a NUL character in it"
+    return f"a {type(path).__name__}, not a path"
 
 
 def _size(n: int) -> str:

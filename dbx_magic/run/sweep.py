@@ -18,7 +18,7 @@ from ..api.client import DatabricksClient
 from ..clock import Clock
 from ..errors import MAY_HAVE_STARTED, DatabricksError, InvalidInput, RunInterrupted
 from . import stops
-from .checks import MAX_IDEMPOTENCY_TOKEN
+from .checks import MAX_IDEMPOTENCY_TOKEN, a_kind
 from .engine import RunHandle, Watcher
 from .launch import JobInfo, Launch, check_declared, job_info
 from .models import RunResult
@@ -85,26 +85,32 @@ def _specs(
     idempotency_token: str | None,
     timeout: float | None,
     allow_unknown_params: bool = False,
+    performance_target: str | None = None,
 ) -> list[Launch]:
     if isinstance(params, Mapping | str) or not isinstance(params, Sequence):
         raise InvalidInput(
-            f"params must be a list of dicts, one per run, not a {type(params).__name__}: e.g. [{{'date': '2026-11-01'}}, ...]."
+            f"params must be a list of dicts, one per run, not {a_kind(params)}: e.g. [{{'date': '2026-11-01'}}, ...]."
         )
     base = Launch.check(
         job,
         idempotency_token=idempotency_token or f"dbx-sweep-{uuid.uuid4().hex[:16]}",
         timeout=timeout,
         allow_unknown_params=allow_unknown_params,
+        performance_target=performance_target,
     )
     base = replace(base, token_given=idempotency_token is not None)  # a fresh base finds no earlier runs
     if len(f"{base.idempotency_token}-{len(params)}") > MAX_IDEMPOTENCY_TOKEN:
         raise InvalidInput(
-            f"The idempotency token base {base.idempotency_token!r} is too long for {len(params)} runs: keep it "
+            f"The idempotency token base {base.idempotency_token!r} is too long for {len(params)} "
+            f"run{'s' if len(params) != 1 else ''}: keep it "
             f"under {MAX_IDEMPOTENCY_TOKEN - 6} characters."
         )
     specs = []
     for i, p in enumerate(params):
-        Launch.check(job, p)  # each set judged on its own, so the message names the run
+        try:
+            Launch.check(job, p)  # each set judged on its own, so the message names the set
+        except InvalidInput as exc:
+            raise InvalidInput(f"Parameter set #{i}: {exc.message}") from None
         specs.append(base.with_params(p, f"{base.idempotency_token}-{i}"))
     return specs
 
@@ -115,15 +121,15 @@ def _check_sets(client: DatabricksClient, info: JobInfo, specs: list[Launch]) ->
         try:
             check_declared(client, info, spec)
         except InvalidInput as exc:
-            raise InvalidInput(f"Parameter set #{i}: {exc.message}") from None
+            raise InvalidInput(f"Parameter set #{i + 1} of {len(specs)}: {exc.message}") from None
 
 
 def run_many(
     client: DatabricksClient,
     job: int | str,
     params: Sequence[Mapping[str, Any]],
-    max_parallel: int | None = None,
     *,
+    max_parallel: int | None = None,
     idempotency_token: str | None = None,
     timeout: float | None = None,
     on_update: OnSweepUpdate | None = None,
@@ -134,6 +140,7 @@ def run_many(
     sleep: Callable[[float], Any] | None = None,
     allow_unknown_params: bool = False,
     on_handle: Callable[[RunHandle], Any] | None = None,
+    performance_target: str | None = None,
 ) -> list[RunResult]:
     """Run one job once per parameter set and wait for all of them.
 
@@ -161,6 +168,7 @@ def run_many(
         allow_unknown_params: Send names the job does not declare as given (otherwise every set is
             checked against the job's declarations before the first run is launched).
         on_handle: Given each run's :class:`~dbx_magic.run.engine.RunHandle` as soon as it is launched.
+        performance_target: As for ``run_job_and_wait``, for every run.
 
     Returns:
         One RunResult per parameter set, in input order; check each ``ok``.
@@ -173,7 +181,7 @@ def run_many(
     from .runs import _watcher
 
     _check_parallel(max_parallel)
-    specs = _specs(job, params, idempotency_token, timeout, allow_unknown_params)
+    specs = _specs(job, params, idempotency_token, timeout, allow_unknown_params, performance_target)
     if not specs:
         return []
     info = job_info(client, specs[0].job)

@@ -21,6 +21,7 @@ from ..api.client import DatabricksClient
 from ..clock import Clock
 from ..errors import DatabricksError, ResourceDoesNotExist
 from .checks import positive_id
+from .iterations import with_iterations
 from .models import RunResult, TaskResult, is_finished
 from .polling import History, PollPolicy
 
@@ -147,9 +148,7 @@ class WatchedRun:
     def _fetch(self) -> Mapping[str, Any]:
         result = self.result
         try:
-            if self.include_history:
-                return self.client.get_run(self.run_id, include_history=True)
-            return self.client.get_run(self.run_id)
+            return self.client.get_run(self.run_id, self.include_history, include_resolved_values=True)
         except ResourceDoesNotExist:
             raise
         except DatabricksError as exc:
@@ -230,6 +229,7 @@ def _merge(previous: RunResult, run: Mapping[str, Any]) -> RunResult:
     )
     keep: dict[str, Any] = {
         "parameters": previous.parameters,
+        "defaults": previous.defaults,
         "history": previous.history,
         "client": previous.client,
         "exports": previous.exports,
@@ -288,7 +288,8 @@ def fetch_outputs(client: DatabricksClient, result: RunResult, known: RunResult 
             tasks.append(task)
         else:
             tasks.append(task if answer is None else task.with_output(answer))
-    return replace(result, tasks=tuple(tasks), warnings=tuple(warnings), client=result.client or client)
+    result = replace(result, tasks=tuple(tasks), warnings=tuple(warnings), client=result.client or client)
+    return with_iterations(client, result)
 
 
 _OUTPUT_READERS = 8  # outputs read at once: the rate limiter, not the round trips, bounds a wide run
