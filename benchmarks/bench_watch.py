@@ -184,6 +184,7 @@ def _json(request: Any, status: int, body: Any, headers: dict[str, str] | None =
 
 def watch_dbx(script: Script) -> tuple[bool, float, int]:
     """dbx-magic: the run watched by a stepped Watcher; (the wait succeeded, latency, requests)."""
+    random.seed(script.seed)  # the client's retries add jitter from the random module: the same each time
     clock = ManualClock()
     workspace = FakeWorkspace(clock, script)
     session = requests.Session()
