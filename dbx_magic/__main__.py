@@ -119,7 +119,8 @@ def _tour(args: argparse.Namespace) -> int:
 def _sandbox(args: argparse.Namespace) -> int:
     from .sandbox import serve
 
-    return serve(["--port", str(args.port), "--speed", str(args.speed)])
+    data = ["--data", args.data] if args.data else []
+    return serve(["--port", str(args.port), "--speed", str(args.speed), *data])
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -212,6 +213,7 @@ def _parser() -> argparse.ArgumentParser:
     sandbox = sub.add_parser("sandbox", help="serve the sandbox workspace on 127.0.0.1 until Ctrl-C")
     sandbox.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     sandbox.add_argument("--speed", type=_positive, default=1.0, help="make runs N times faster")
+    sandbox.add_argument("--data", metavar="DIR", help="keep its token and runs in DIR: they outlive it")
     sandbox.set_defaults(func=_sandbox)
 
     run = sub.add_parser("run", help="run a job of your workspace and wait for it")

@@ -256,16 +256,24 @@ class DbxMagics(Magics):
 
     @magic_arguments()
     @argument("--speed", type=speed, default=1.0, help="make the sandbox's runs N times faster")
+    @argument("--fresh", action="store_true", help="replace the sandbox with a new one (its runs go)")
     @argument("--stop", action="store_true", help="stop the sandbox and go back to the configured workspace")
     @line_magic
     def dbx_sandbox(self, line: str) -> None:
-        """Start the embedded sandbox workspace (a Jobs API emulator on loopback) and use it here."""
+        """Start the embedded sandbox workspace (a Jobs API emulator on loopback) and use it here; again,
+        change its speed and keep its runs."""
         args = parse(self.dbx_sandbox, line)
         if args.stop:
             self.session.stop_sandbox()
             print("Sandbox stopped; the magics use your configured workspace again.")
             return
-        sandbox = self.session.start_sandbox(args.speed)
+        old = self.session.sandbox
+        sandbox = self.session.start_sandbox(args.speed, fresh=args.fresh)
+        if sandbox is old:
+            print(
+                f"Sandbox workspace at {sandbox.url} kept with its runs; new runs go at speed {args.speed:g}."
+            )
+            return
         names = ", ".join(repr(name) for name in sandbox.jobs)
         print(f"Sandbox workspace at {sandbox.url}; this kernel's magics now run its jobs: {names}.")
 

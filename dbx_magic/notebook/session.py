@@ -180,15 +180,22 @@ class NotebookSession:
             self._clients[config] = client
         return self._clients[config]
 
-    def start_sandbox(self, speed: float = 1.0, **options: Any) -> Any:
+    def start_sandbox(self, speed: float = 1.0, *, fresh: bool = False, **options: Any) -> Any:
         """Start the embedded sandbox workspace and point this session's magics and forms at it.
 
-        ``options`` go to :class:`~dbx_magic.sandbox.Sandbox`; it runs on the session's clock unless
-        they say otherwise.
+        A sandbox already started here is kept, with its runs, and only its speed changes (for the runs
+        started from then on); ``fresh=True`` replaces it with a new one whose run ids go on after the
+        old one's. ``options`` go to :class:`~dbx_magic.sandbox.Sandbox`; it runs on the session's clock
+        unless they say otherwise.
         """
         from ..api.client import DatabricksClient
         from ..sandbox import Sandbox
 
+        if self.sandbox is not None and not fresh and not options:
+            self.sandbox.speed = speed
+            return self.sandbox
+        if self.sandbox is not None:
+            options.setdefault("first_run_id", self.sandbox.next_run_id)
         self.stop_sandbox()
         options.setdefault("clock", self.clock.monotonic)
         options.setdefault("epoch", self.clock.wall())
