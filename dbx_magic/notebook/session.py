@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..clock import SYSTEM, Clock
 from ..errors import DatabricksError, InvalidInput, RunInterrupted
+from ..run.journal import CREDENTIAL as _PAT
+from ..run.journal import Journal
 
 if TYPE_CHECKING:
     from ..api.client import DatabricksClient
@@ -30,11 +32,6 @@ __all__ = ["NotebookSession", "refuse_secrets"]
 
 T = TypeVar("T")
 
-# What a credential looks like, whatever it is called: a personal access token, a JWT (Entra ID and
-# Databricks OAuth tokens), an Authorization header's value.
-_PAT = re.compile(
-    r"\bdapi[0-9a-f]{32}(-\d+)?\b|\beyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]+|\bBearer\s+\S{16,}", re.IGNORECASE
-)
 # A flag naming a credential, and a password given as a parameter. A parameter merely *named* token
 # (a pagination or feature token, say) is a parameter like any other: refused only for a value that
 # looks like a credential (above) or is one this session knows.
@@ -61,9 +58,12 @@ class NotebookSession:
     Args:
         namespace: Where results are published (the shell's ``user_ns``).
         clock: The clock every client of the session runs on.
+        notebook: The notebook this kernel runs (the path Jupyter or VS Code gives it), if known.
     """
 
-    def __init__(self, namespace: dict[str, Any] | None = None, *, clock: Clock = SYSTEM) -> None:
+    def __init__(
+        self, namespace: dict[str, Any] | None = None, *, clock: Clock = SYSTEM, notebook: str | None = None
+    ) -> None:
         self.namespace: dict[str, Any] = {} if namespace is None else namespace
         self.clock = clock
         self.sandbox: Any = None
@@ -78,6 +78,8 @@ class NotebookSession:
         self._watcher: Watcher | None = None
         self._watchers: list[Watcher] = []
         self._shut = False
+        self.journal = Journal(notebook=notebook, secrets=self.secrets, clock=clock.wall)
+        """The run journal every client of this session writes to, its entries marked with ``notebook``."""
 
     def __repr__(self) -> str:
         where = f"sandbox at {self.sandbox.url}" if self.sandbox is not None else "configured workspace"
@@ -176,7 +178,7 @@ class NotebookSession:
             if config.token:
                 self.secrets.add(config.token)
             client = DatabricksClient.from_config(config=config, rate_limiter=self.limiter, clock=self.clock)
-            client.watcher = self.watcher
+            client.watcher, client.journal = self.watcher, self.journal
             self._clients[config] = client
         return self._clients[config]
 
@@ -206,6 +208,7 @@ class NotebookSession:
             sandbox.url, sandbox.token, rate_limiter=self.limiter, clock=self.clock
         )
         self._sandbox_client.watcher = self.watcher
+        self._sandbox_client.journal = self.journal
         return sandbox
 
     def stop_sandbox(self) -> None:
@@ -234,8 +237,11 @@ class NotebookSession:
         refuse_secrets(texts, self.secrets, flags=flags)
 
     def publish(self, name: str, value: Any) -> None:
-        """Put ``value`` in the notebook's namespace under ``name``."""
+        """Put ``value`` in the notebook's namespace under ``name`` (a run's name goes in the journal)."""
         self.namespace[name] = value
+        run_id, host = getattr(value, "run_id", None), getattr(getattr(value, "client", None), "host", None)
+        if isinstance(run_id, int) and isinstance(host, str):
+            self.journal.named(host, run_id, name)
 
     def settle(self, out: str, call: Callable[[], T]) -> T:
         """Run ``call``; publish what it returns, or what its error carries, under ``out`` before

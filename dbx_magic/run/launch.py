@@ -38,6 +38,7 @@ from .checks import (
     task_keys,
 )
 from .declared import Declarations, declared_params
+from .journal import journal_of
 from .models import RunResult
 from .params import normalise_params
 
@@ -395,13 +396,22 @@ def _start(client: DatabricksClient, spec: Launch, info: JobInfo, warnings: tupl
     values = spec.params
     notebook, jobp = ({}, values) if info.uses_job_parameters else (values, {})
     answer: Mapping[str, Any] | None = None
+    journal = journal_of(client)
+    if journal is not None:  # before the request: a launch whose answer never comes is still known
+        journal.launching(client.host, job_id=info.job_id, job_name=info.name, token=token, params=values)
     try:
         answer = _run_now(client, info.job_id, token, notebook, jobp, spec.only)
         run_id = int(answer["run_id"])
+        if journal is not None:
+            journal.launched(client.host, token, run_id)
         if spec.token_given:
             _check_reuse(client, info, run_id, token, values)
     except KeyboardInterrupt:
         answer = None
+    except DatabricksError as exc:
+        if journal is not None and exc.follow_up != MAY_HAVE_STARTED and answer is None:
+            journal.refused(client.host, token)  # refused: no run started
+        raise
     if answer is None:  # raised here, not in the except block: nothing of the request is chained
         raise RunInterrupted(
             f"Interrupted while launching job {info.job_id}.",

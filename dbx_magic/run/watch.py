@@ -30,6 +30,7 @@ from ..errors import (
     WaitTimeout,
 )
 from .checks import check_timeout, positive_id
+from .journal import journal_of
 from .launch import Launch, Notice, adopt_or_launch
 from .models import RunResult, TaskResult, is_finished
 from .polling import History, PollPolicy, history_from_runs
@@ -88,6 +89,9 @@ class WatchedRun:
         self._retry_after: float | None = None
         self._queued = 0.0
         self._setup: float | None = None  # seconds from leaving the queue to RUNNING, once seen
+        self.journal = journal_of(client)
+        if self.journal is not None and launched is None:  # waited on, adopted or repaired: journaled too
+            self.journal.watching(client.host, self.run_id)
 
     def __repr__(self) -> str:
         state = self.result.result_state or self.result.life_cycle_state or "starting"
@@ -146,6 +150,8 @@ class WatchedRun:
                 result = fetch_outputs(self.client, merged)
                 with self._lock:
                     self._result = result
+                if self.journal is not None:
+                    self.journal.ended(self.client.host, result)
             else:
                 result = self.result
         _notify(self.on_update, result)
