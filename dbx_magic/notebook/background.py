@@ -89,6 +89,7 @@ def own(session: NotebookSession, handle: RunHandle, out: str | None = None) -> 
         if out not in handle.names:
             handle.names.append(out)
         session.names[handle.run_id] = out
+        session.journal.named(handle.client.host, handle.run_id, out)
     return handle
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
+from traitlets import Bool
 
 from .args import (
     if_running,
@@ -56,9 +58,18 @@ class DbxMagics(Magics):
             shell's namespace).
     """
 
+    reattach = Bool(
+        True,
+        help="At %load_ext, watch again the runs of this notebook that were going when its kernel stopped.",
+    ).tag(config=True)
+
     def __init__(self, shell: Any, session: NotebookSession | None = None) -> None:
+        from .restart import notebook_path
+
         super().__init__(shell)
-        self.session = session or NotebookSession(shell.user_ns if shell is not None else None)
+        self.session = session or NotebookSession(
+            shell.user_ns if shell is not None else None, notebook=notebook_path(shell)
+        )
 
     @property
     def sandbox(self) -> Any:
@@ -195,17 +206,35 @@ class DbxMagics(Magics):
         default=None,
         help="a job whose active runs to list too (id or quoted name; repeat for more)",
     )
+    @argument("--history", action="store_true", help="this notebook's past runs, from the run journal")
+    @argument("--all", action="store_true", help="with --history: every notebook's runs")
+    @argument(
+        "--since", default=None, metavar="AGE", help="with --history: runs of the last AGE (7d, 12h, 30m)"
+    )
+    @argument("--forget", action="store_true", help="with --history: delete those entries from the journal")
+    @argument("--resend", default=None, metavar="TOKEN", help="send again a launch whose answer never came")
     @argument("--profile", default=None)
     @line_magic
     def dbx_runs(self, line: str) -> Any:
         """The board of this session's runs (from magics, forms, sweeps and Python): job, run link,
         state, elapsed, ETA, result, with Cancel, Watch and Repair; ``--active`` adds the other active
-        runs of the jobs the session touched (after a kernel restart, say). A text table in a terminal."""
+        runs of the jobs the session touched (after a kernel restart, say). A text table in a terminal.
+        ``--history`` lists this notebook's past runs from the run journal (``--all`` every notebook's,
+        ``--job``, ``--since 7d``; ``--forget`` deletes them); ``--resend TOKEN`` sends again a launch
+        whose answer never came, with its token."""
         from .background import runs_cell
+        from .restart import history_cell, resend_cell
 
         with usage_errors():
             self.session.refuse_secrets(line)
-        return runs_cell(self.session, self.shell, parse(self.dbx_runs, line))
+        args = parse(self.dbx_runs, line)
+        if args.resend:
+            return resend_cell(self.session, self.shell, args.resend, args.profile)
+        if args.history:
+            return history_cell(self.session, args)
+        if args.all or args.since or args.forget:
+            raise UsageError("--all, --since and --forget go with --history: `%dbx_runs --history --all`.")
+        return runs_cell(self.session, self.shell, args)
 
     @magic_arguments()
     @argument("run", type=run_or_name, help="the run id, or the variable holding the run (its --out name)")
@@ -322,8 +351,16 @@ class DbxMagics(Magics):
 
 
 def load(ipython: Any) -> None:
-    """Register the magics with a shell, with a session of their own."""
-    ipython.register_magics(DbxMagics(ipython))
+    """Register the magics with a shell, with a session of their own, and watch again the runs of this
+    notebook that were going when its kernel stopped (saying so in one line)."""
+    from .restart import reattach, reattach_enabled
+
+    magics = DbxMagics(ipython)
+    ipython.register_magics(magics)
+    if reattach_enabled(magics.reattach):
+        line = reattach(magics.session)
+        if line:
+            print(magics.session.mask(line))
 
 
 def unload(ipython: Any) -> None:

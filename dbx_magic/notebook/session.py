@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..clock import SYSTEM, Clock
 from ..errors import DatabricksError, InvalidInput, RunInterrupted
-from ..run.journal import CREDENTIAL as _PAT
-from ..run.journal import Journal
+from ..run.journal import Journal, credentials, hide_credentials
 
 if TYPE_CHECKING:
     from ..api.client import DatabricksClient
@@ -48,7 +47,7 @@ def refuse_secrets(texts: tuple[str | None, ...], known: set[str], *, flags: boo
     for text in texts:
         if not text:
             continue
-        if (flags and _TOKEN_FLAG.search(text)) or _PAT.search(text) or any(k and k in text for k in known):
+        if (flags and _TOKEN_FLAG.search(text)) or credentials(text) or any(k and k in text for k in known):
             raise InvalidInput(f"Refused: {WHERE_TOKENS_GO}")
 
 
@@ -78,6 +77,8 @@ class NotebookSession:
         self._watcher: Watcher | None = None
         self._watchers: list[Watcher] = []
         self._shut = False
+        self.notebook = notebook
+        """The notebook this kernel runs, as its front end said (None: not known)."""
         self.journal = Journal(notebook=notebook, secrets=self.secrets, clock=clock.wall)
         """The run journal every client of this session writes to, its entries marked with ``notebook``."""
 
@@ -230,7 +231,7 @@ class NotebookSession:
         for secret in self.secrets:
             if secret:
                 text = text.replace(secret, "***")
-        return _PAT.sub("***", text)
+        return hide_credentials(text)
 
     def refuse_secrets(self, *texts: str | None, flags: bool = True) -> None:
         """Raise InvalidInput when a text holds a token (see :func:`refuse_secrets`)."""

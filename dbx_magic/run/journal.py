@@ -39,11 +39,21 @@ __all__ = ["CREDENTIAL", "Journal", "JournalEntry", "default_path", "journal_of"
 
 log = logging.getLogger("dbx_magic")
 
-CREDENTIAL = re.compile(
-    r"\bdapi[0-9a-f]{32}(-\d+)?\b|\beyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]+|\bBearer\s+\S{16,}", re.IGNORECASE
-)
+CREDENTIAL = r"\bdapi[0-9a-f]{32}(-\d+)?\b|\beyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]+|\bBearer\s+\S{16,}"
 """What a credential looks like, whatever it is called: a personal access token, a JWT (Entra ID and
-Databricks OAuth tokens), an Authorization header's value."""
+Databricks OAuth tokens), an Authorization header's value. A pattern (case-insensitive): compiling it
+costs milliseconds, so it is compiled on first use (``re`` keeps it), not at ``%load_ext``."""
+
+
+def credentials(text: str) -> re.Match[str] | None:
+    """The first thing in ``text`` shaped like a credential, if any."""
+    return re.search(CREDENTIAL, text, re.IGNORECASE)
+
+
+def hide_credentials(text: str) -> str:
+    """``text`` with everything shaped like a credential as ``***``."""
+    return re.sub(CREDENTIAL, "***", text, flags=re.IGNORECASE)
+
 
 LAUNCHING = "LAUNCHING"
 """The state of a row whose launch request was sent and whose answer never came (yet)."""
@@ -287,7 +297,7 @@ class Journal:
         for secret in list(self.secrets):
             if secret:
                 text = text.replace(secret, "***")
-        return CREDENTIAL.sub("***", text)
+        return hide_credentials(text)
 
     def _params(self, params: Mapping[str, Any]) -> str:
         return json.dumps({self.mask(str(k)): self.mask(str(v)) for k, v in params.items()}, sort_keys=True)
