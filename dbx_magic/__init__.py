@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .notebook.form import RunForm
     from .run.background import RunHandle, Watcher, start_background
     from .run.declared import Declarations, declared_params
+    from .run.journal import history
     from .run.launch import Launch, start_run
     from .run.models import RepairRecord, RunResult, TaskResult
     from .run.polling import PollPolicy
@@ -55,6 +56,7 @@ _LAZY = {
     "declared_params": "run.declared",
     "Launch": "run.launch",
     "RunHandle": "run.background",
+    "history": "run.journal",
     "Watcher": "run.background",
     "start_background": "run.background",
     "start_run": "run.launch",
@@ -103,6 +105,7 @@ __all__ = [
     "Watcher",
     "__version__",
     "declared_params",
+    "history",
     "load_ipython_extension",
     "repair_run",
     "run_job_and_wait",

@@ -1,12 +1,13 @@
 """python -m dbx_magic: run, wait and cancel jobs of your workspace; demo and sandbox on loopback.
 
 demo      run a sample job on the embedded sandbox, with live progress
-sandbox   serve the sandbox workspace on 127.0.0.1 until Ctrl-C
+sandbox   serve the sandbox workspace on 127.0.0.1 until Ctrl-C (--data DIR keeps its runs)
 run       run a job of your workspace (DATABRICKS_HOST/DATABRICKS_TOKEN or a profile) and wait
 params    list the parameters a job takes (names, defaults, kinds, choices)
 wait      watch a run to its end (after run --no-wait, or Ctrl-C)
 repair    rerun the failed tasks of a run (and the tasks after them), and watch it
 cancel    cancel a run
+runs      the runs in the run journal (--job, --since 7d, --notebook PATH, --forget)
 """
 
 from __future__ import annotations
@@ -195,6 +196,27 @@ def _cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def _runs(args: argparse.Namespace) -> int:
+    from .run.journal import Journal, age_seconds
+
+    journal = Journal()
+    since = age_seconds(args.since) if args.since else None
+    if args.forget:
+        count = journal.forget(notebook=args.notebook, job=args.job, since=since)
+        print(f"Forgot {count} journal entr{'y' if count == 1 else 'ies'} ({journal.path}).")
+        return 0
+    entries = journal.entries(notebook=args.notebook, job=args.job, since=since)
+    if not entries:
+        print(
+            f"The run journal ({journal.path}) has no runs{' that match' if args.job or args.since or args.notebook else ''}."
+        )
+        return 0
+    for entry in entries:
+        where = f"  ({entry.notebook})" if entry.notebook and not args.notebook else ""
+        print(journal.mask(entry.describe()) + where)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m dbx_magic", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -296,6 +318,13 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout", type=_positive, default=None, help="seconds to wait; the run goes on after"
     )
     wait.set_defaults(func=_wait)
+
+    runs = sub.add_parser("runs", help="the runs in the run journal, newest first (every notebook's)")
+    runs.add_argument("--job", default=None, help="one job's runs (id or name)")
+    runs.add_argument("--since", default=None, metavar="AGE", help="runs of the last AGE: 7d, 12h, 30m")
+    runs.add_argument("--notebook", default=None, metavar="PATH", help="one notebook's runs")
+    runs.add_argument("--forget", action="store_true", help="delete those entries instead")
+    runs.set_defaults(func=_runs)
 
     cancel = sub.add_parser("cancel", help="cancel a run")
     cancel.add_argument("run_id", type=_run_id, help="the run id")

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
+import dbx_magic
 from dbx_magic import DatabricksClient, RetryPolicy, TransportError, run_job_and_wait
 from dbx_magic.clock import ManualClock
-from dbx_magic.errors import BadRequest
+from dbx_magic.errors import BadRequest, InvalidInput
 from dbx_magic.notebook.magics import DbxMagics, unload
 from dbx_magic.notebook.session import NotebookSession
 from dbx_magic.run.journal import LAUNCHING, Journal, default_path
@@ -189,3 +190,45 @@ def test_a_read_only_journal_gives_one_warning(dbx_magic_home, caplog):
     finally:
         dbx_magic_home.chmod(0o700)
     assert len([r for r in caplog.records if "journal" in r.getMessage()]) == 1
+
+
+def test_history_in_python_reopens_a_past_run_from_its_workspace(sandbox, clock, monkeypatch):
+    monkeypatch.setenv("DATABRICKS_HOST", sandbox.url)
+    monkeypatch.setenv("DATABRICKS_TOKEN", sandbox.token)
+    client = DatabricksClient(sandbox.url, sandbox.token, clock=clock)
+    client.journal = journal = Journal(clock=clock.wall)  # the journal on the test's clock
+    first = run_job_and_wait(client, "daily-sales-report", {"date": "2026-11-01"})
+    clock.advance(8 * 86400)
+    run_job_and_wait(client, "etl-pipeline")
+    entries = dbx_magic.history(journal=journal)
+    assert [e.job_name for e in entries] == ["etl-pipeline", "daily-sales-report"]
+    assert [e.job_name for e in dbx_magic.history(since="7d", journal=journal)] == ["etl-pipeline"]
+    (only,) = dbx_magic.history("daily-sales-report", journal=journal)
+    again = only.result()
+    assert (again.run_id, again.result_state, again.output) == (first.run_id, "SUCCESS", first.output)
+    with pytest.raises(InvalidInput):
+        dbx_magic.history(since="a week")
+
+
+def test_the_cli_lists_and_forgets_the_journal(sandbox, clock, dbx_magic_home):
+    client = DatabricksClient(sandbox.url, sandbox.token, clock=clock)
+    client.journal = Journal(notebook="/nb/a.ipynb", clock=clock.wall)
+    result = run_job_and_wait(client, "daily-sales-report")
+    env = {**os.environ, "DBX_MAGIC_HOME": str(dbx_magic_home)}
+    shown = subprocess.run(
+        [sys.executable, "-m", "dbx_magic", "runs", "--job", "daily-sales-report"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout
+    assert f"run {result.run_id} of daily-sales-report: SUCCESS" in shown and "(/nb/a.ipynb)" in shown
+    forgot = subprocess.run(
+        [sys.executable, "-m", "dbx_magic", "runs", "--forget"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout
+    assert forgot.startswith("Forgot 1 journal entry")
+    assert Journal().entries() == []

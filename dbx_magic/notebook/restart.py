@@ -13,11 +13,10 @@ or ``c.DbxMagics.reattach = False`` (an IPython profile's config) turns it off.
 from __future__ import annotations
 
 import os
-import re
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DatabricksError, InvalidInput, ResourceDoesNotExist
-from ..run.journal import JournalEntry
+from ..run.journal import JournalEntry, age_seconds
 from .args import usage_errors
 from .session import NotebookSession
 
@@ -25,10 +24,7 @@ if TYPE_CHECKING:
     from ..api.client import DatabricksClient
     from ..run.background import RunHandle
 
-__all__ = ["history_cell", "notebook_path", "reattach", "reattach_enabled", "resend_cell", "since_seconds"]
-
-_SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-_UNIT = {"": 86400.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
+__all__ = ["history_cell", "notebook_path", "reattach", "reattach_enabled", "resend_cell"]
 
 
 def notebook_path(shell: Any) -> str | None:
@@ -43,18 +39,6 @@ def reattach_enabled(configured: bool) -> bool:
     """Whether ``%load_ext`` re-attaches: ``DBX_MAGIC_REATTACH=0`` (or false, no, off) turns it off."""
     flag = os.environ.get("DBX_MAGIC_REATTACH", "").strip().lower()
     return configured and flag not in ("0", "false", "no", "off")
-
-
-def since_seconds(text: str) -> float:
-    """``7d``, ``12h``, ``30m``, ``90s``, ``2w`` (a bare number: days) as seconds.
-
-    Raises:
-        InvalidInput: anything else.
-    """
-    match = _SINCE.match(text or "")
-    if not match:
-        raise InvalidInput(f"--since takes an age such as 7d, 12h or 30m, not {text!r}.")
-    return float(match.group(1)) * _UNIT[match.group(2)]
 
 
 # -- re-attaching -------------------------------------------------------------------------------------
@@ -167,7 +151,7 @@ def history_cell(session: NotebookSession, args: Any) -> list[JournalEntry]:
     """``%dbx_runs --history [--all] [--job JOB] [--since AGE] [--forget]``: this notebook's past runs
     (every notebook's with ``--all``) as lines, newest first; ``--forget`` deletes them instead."""
     with usage_errors():
-        since = since_seconds(args.since) if args.since else None
+        since = age_seconds(args.since) if args.since else None
     notebook = None if args.all else session.notebook
     if not args.all and notebook is None:
         print("This kernel does not know its notebook's path, so its history is every notebook's (as --all).")

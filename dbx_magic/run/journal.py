@@ -55,6 +55,8 @@ def hide_credentials(text: str) -> str:
     return re.sub(CREDENTIAL, "***", text, flags=re.IGNORECASE)
 
 
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_UNIT = {"": 86400.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
 LAUNCHING = "LAUNCHING"
 """The state of a row whose launch request was sent and whose answer never came (yet)."""
 WATCHING = "WATCHING"
@@ -441,6 +443,48 @@ class Journal:
             lambda db: db.execute(f"DELETE FROM runs {_where(where)}", args).rowcount, default=0
         )
         return int(count)
+
+
+def age_seconds(age: str | float | int) -> float:
+    """An age as seconds: a number of seconds, or text such as ``7d``, ``12h``, ``30m``, ``90s``, ``2w``
+    (a bare number in text: days).
+
+    Raises:
+        InvalidInput: anything else.
+    """
+    from ..errors import InvalidInput
+
+    if isinstance(age, int | float) and not isinstance(age, bool) and age >= 0:
+        return float(age)
+    match = _AGE.match(age) if isinstance(age, str) else None
+    if not match:
+        raise InvalidInput(f"An age is a number of seconds, or text such as 7d, 12h or 30m, not {age!r}.")
+    return float(match.group(1)) * _UNIT[match.group(2)]
+
+
+def history(
+    job: int | str | None = None,
+    *,
+    since: str | float | None = None,
+    notebook: str | None = None,
+    host: str | None = None,
+    journal: Journal | None = None,
+) -> list[JournalEntry]:
+    """The runs in the run journal, newest first: every notebook's, or one ``notebook``'s (its path),
+    of one ``job`` (id or name), ``since`` an age ago (``"7d"``, or seconds), in one workspace ``host``::
+
+        import dbx_magic
+        for entry in dbx_magic.history("daily-sales-report", since="7d"):
+            print(entry.describe())
+        result = dbx_magic.history()[0].result()      # the newest run, read again from its workspace
+
+    Args:
+        journal: The journal to read (default: the one in ``DBX_MAGIC_HOME`` or the user data directory).
+    """
+    journal = journal or Journal()
+    return journal.entries(
+        notebook=notebook, host=host, job=job, since=None if since is None else age_seconds(since)
+    )
 
 
 def _wal(db: sqlite3.Connection) -> None:
