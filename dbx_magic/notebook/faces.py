@@ -30,7 +30,7 @@ def watch_in_cell(
     what it leaves behind under ``out`` whatever happens, and fail the cell when the run did not succeed."""
     from .display import progress_display
 
-    progress = progress_display(shell, cancel_on_interrupt=cancel_on_interrupt)
+    progress = progress_display(shell, cancel_on_interrupt=cancel_on_interrupt, lives=session.lives)
     try:
         with usage_errors():  # judged from the workspace's answer (a job name that matches nothing, say)
             result = session.settle(out, lambda: call(progress))
@@ -46,6 +46,10 @@ def watch_in_cell(
 def _keep_final_state(progress: Any) -> None:
     """Leave a static copy of the display's end in the cell, for the saved notebook (a widget has
     no view once the kernel is gone)."""
+    settle = getattr(progress, "settle", None)
+    if settle is not None:  # a live display: it becomes the record of the end
+        settle()
+        return
     snapshot = getattr(progress, "snapshot", None)
     if snapshot is not None:
         from IPython.display import display

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..clock import SYSTEM, Clock
 from ..errors import DatabricksError, InvalidInput, RunInterrupted
 from ..run.journal import Journal, credentials, hide_credentials
+from .live import Lives
 
 if TYPE_CHECKING:
     from ..api.client import DatabricksClient
@@ -77,6 +78,8 @@ class NotebookSession:
         self._watcher: Watcher | None = None
         self._watchers: list[Watcher] = []
         self._shut = False
+        self.lives = Lives()
+        """The displays still live: each becomes a record when the session shuts down."""
         self.notebook = notebook
         """The notebook this kernel runs, as its front end said (None: not known)."""
         self.journal = Journal(notebook=notebook, secrets=self.secrets, clock=clock.wall)
@@ -159,6 +162,7 @@ class NotebookSession:
         self._shut = True
         from ..run.background import going_on
 
+        self.lives.stop()  # every display still live says watching stopped, and how to re-attach
         going = [h for w in self._watchers for h in w.shutdown()]
         # With no logging set up, Python's last-resort handler already put the log line in the
         # output (stderr); with logging set up, it went there, so the output gets it too.
