@@ -119,7 +119,7 @@ def test_a_killed_kernels_runs_are_watched_again_and_their_names_get_the_results
 
 
 def test_after_a_graceful_restart_a_run_that_ended_meanwhile_is_published_at_once(workspace):
-    a = kernel(workspace, A_CELLS[:2] + ["print(longrun.run_id)"])
+    a = kernel(workspace, [*A_CELLS[:2], "print(longrun.run_id)"])
     with a.setup_kernel(env=env(workspace)):
         texts = run_cells(a)
     run_id = int(texts[2])  # the kernel was shut down as Jupyter does it (its hooks ran)
