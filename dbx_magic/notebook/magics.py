@@ -67,6 +67,7 @@ class DbxMagics(Magics):
         from .restart import notebook_path
 
         super().__init__(shell)
+        self._kernel_shutdown: Any = None
         self.session = session or NotebookSession(
             shell.user_ns if shell is not None else None, notebook=notebook_path(shell)
         )
@@ -348,6 +349,27 @@ class DbxMagics(Magics):
         """Stop what the magics started (the background watching, the sandbox)."""
         self.session.shutdown()
         self.session.stop_sandbox()
+        kernel = getattr(self.shell, "kernel", None)
+        if kernel is not None and self._kernel_shutdown is not None:
+            kernel.do_shutdown = self._kernel_shutdown
+            self._kernel_shutdown = None
+
+    def follow_kernel_shutdown(self) -> None:
+        """When the kernel is asked to shut down (or restart), the session shuts down first, while its
+        messages still reach the page: every display still live becomes its "watching stopped" record
+        (an exit hook would run after the kernel stopped talking)."""
+        kernel = getattr(self.shell, "kernel", None)
+        original = getattr(kernel, "do_shutdown", None)
+        if kernel is None or original is None or self._kernel_shutdown is not None:
+            return
+        session = self.session
+
+        def do_shutdown(restart: bool) -> Any:
+            session.shutdown()
+            return original(restart)
+
+        self._kernel_shutdown = original
+        kernel.do_shutdown = do_shutdown
 
 
 def load(ipython: Any) -> None:
@@ -357,6 +379,7 @@ def load(ipython: Any) -> None:
 
     magics = DbxMagics(ipython)
     ipython.register_magics(magics)
+    magics.follow_kernel_shutdown()
     if reattach_enabled(magics.reattach):
         line = reattach(magics.session)
         if line:

@@ -227,7 +227,9 @@ class ProgressWidget:
 
         def stopped() -> dict[str, str]:
             shot = self.snapshot()
-            return record(f'<div class="dbx-progress-snapshot">{shot.body}</div>', shot.text, STOPPED)
+            return record(
+                f'<div class="dbx-progress dbx-progress-snapshot">{shot.body}</div>', shot.text, STOPPED
+            )
 
         self.live = Live(self.widget, self.plain, on_stop=stopped)
         self._actions = Live(None, str, on_stop=lambda: {"text/plain": ""})  # no dead button is left
@@ -247,7 +249,9 @@ class ProgressWidget:
         from .live import record
 
         shot = self.snapshot()
-        self.live.settle(record(f'<div class="dbx-progress-snapshot">{shot.body}</div>', shot.text))
+        self.live.settle(
+            record(f'<div class="dbx-progress dbx-progress-snapshot">{shot.body}</div>', shot.text)
+        )
         offered = [b for b in (self.repair_button, self.results_button) if b.layout.display is None]
         if offered:
             actions = widgets.VBox([widgets.HBox(offered), self.results_out])
@@ -296,11 +300,12 @@ class ProgressWidget:
         view = self.view()
         body = "".join(
             (
-                f"<div>{self.header.value}</div>",
-                f"<div>{self.state.value} {self.elapsed.value}</div>",
-                f"<div>{self.message.value}</div>" if self.message.value else "",
+                f'<div class="dbx-progress-header">{self.header.value}</div>',
+                f'<div><span class="dbx-progress-state">{self.state.value}</span> '
+                f'<span class="dbx-progress-elapsed">{self.elapsed.value}</span></div>',
+                f'<div class="dbx-progress-message">{self.message.value}</div>' if self.message.value else "",
                 self.tasks.value,
-                f"<div>{self.hint.value}</div>" if self.hint.value else "",
+                f'<div class="dbx-progress-hint">{self.hint.value}</div>',
             )
         )
         return Snapshot(body, view.line if view is not None else html_to_text(self.header.value))
@@ -481,7 +486,8 @@ class SweepWidget:
             if self.live is not None:
                 from .live import record
 
-                self.live.settle(record(f"{self.summary.value}{self.grid.value}", self.plain()))
+                body = f'<div class="dbx-sweep-summary">{self.summary.value}</div>{self.grid.value}'
+                self.live.settle(record(f'<div class="dbx-sweep">{body}</div>', self.plain()))
         elif self.live is not None:
             self.live.refresh()
 
