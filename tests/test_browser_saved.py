@@ -1,4 +1,4 @@
-"""A saved notebook tells the truth in JupyterLab: a blocking run, a failed run, a background run still
+"""A saved notebook tells the truth in JupyterLab (and then in Notebook 7): a blocking run, a failed run, a background run still
 going, a sweep, the board and the form; the kernel shut down, the notebook saved, the page reloaded:
 no "Error displaying widget", every run's last state visible, no button enabled; the .ipynb's
 text/plain outputs and ``jupyter nbconvert --to html`` say the same."""
@@ -99,3 +99,13 @@ def test_a_saved_notebook_reopened_without_its_kernel_tells_the_truth(
     for text in STATES.values():
         assert text in html, text
     assert "model not found" not in html
+
+    # The same file in Notebook 7 (served by the same server): the same truth.
+    page.goto(f"{lab.url}/notebooks/{name}?token={lab.token}")
+    expect(cell(page, len(CELLS) - 1)).to_be_visible(timeout=STEP_MS)
+    for index, text in STATES.items():
+        expect(cell(page, index).locator(".jp-Cell-outputArea")).to_contain_text(text, timeout=STEP_MS)
+    notebook = page.locator(".jp-Notebook")
+    expect(notebook).not_to_contain_text("Error displaying widget")
+    expect(page.locator(".jp-Notebook .jp-OutputArea button:enabled")).to_have_count(0)
+    screenshot(page, "browser-saved-truth-notebook7.png")

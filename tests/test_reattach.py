@@ -196,12 +196,14 @@ def test_history_lists_this_notebooks_runs_and_forget_clears_them(workspace, ker
     assert ip.run_cell("%dbx_run daily-sales-report --out a").success
     Journal(notebook="/other.ipynb").watching(workspace.url, 99999)
     capsys.readouterr()
-    entries = ip.run_line_magic("dbx_runs", "--history --since 7d")
+    ip.run_line_magic("dbx_runs", "--history --since 7d")
     text = capsys.readouterr().out
-    assert [e.run_id for e in entries] == [ip.user_ns["a"].run_id]
-    assert "1 run of this notebook" in text and "daily-sales-report: SUCCESS" in text and "in `a`" in text
-    assert len(ip.run_line_magic("dbx_runs", "--history --all")) == 2
-    assert len(ip.run_line_magic("dbx_runs", "--history --job daily-sales-report")) == 1
+    assert text.startswith("1 run of this notebook, newest first:\n")
+    assert f"run {ip.user_ns['a'].run_id} of daily-sales-report: SUCCESS" in text and "in `a`" in text
+    ip.run_line_magic("dbx_runs", "--history --all")
+    assert capsys.readouterr().out.startswith("2 runs of every notebook")
+    ip.run_line_magic("dbx_runs", "--history --job daily-sales-report")
+    assert capsys.readouterr().out.startswith("1 run of this notebook")
     ip.run_line_magic("dbx_runs", "--history --forget")
     assert "Forgot 1 journal entry." in capsys.readouterr().out
     assert [e.run_id for e in Journal().entries()] == [99999]

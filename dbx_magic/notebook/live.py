@@ -14,7 +14,6 @@ place from any thread:
 
 from __future__ import annotations
 
-import html
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +29,8 @@ STOPPED = (
 
 def record(body_html: str, text: str, note: str = "") -> dict[str, str]:
     """A static record: HTML (the display as it last read, then ``note``) and the same in a sentence."""
+    import html
+
     extra = f'<div class="dbx-record-note"><small>{html.escape(note)}</small></div>' if note else ""
     plain = f"{text}\n{note}" if note else text
     return {"text/html": f'<div class="dbx-record">{body_html}{extra}</div>', "text/plain": plain}
@@ -98,6 +99,8 @@ class Live:
         if self.widget is None:  # an output never filled: left empty
             self.settle({"text/plain": ""})
             return
+        import html
+
         bundle = (
             self.on_stop()
             if self.on_stop is not None
@@ -140,6 +143,8 @@ def show_widget(lives: Lives | None, widget: Any, text: Callable[[], str], note:
     sentence and ``note`` (what to run in a new kernel)."""
 
     def stopped() -> dict[str, str]:
+        import html
+
         last = text()
         return record(f'<pre style="white-space:pre-wrap">{html.escape(last)}</pre>', last, note)
 

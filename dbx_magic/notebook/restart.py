@@ -16,13 +16,13 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DatabricksError, InvalidInput, ResourceDoesNotExist
-from ..run.journal import JournalEntry, age_seconds
 from .args import usage_errors
 from .session import NotebookSession
 
 if TYPE_CHECKING:
     from ..api.client import DatabricksClient
     from ..run.background import RunHandle
+    from ..run.journal import JournalEntry
 
 __all__ = ["history_cell", "notebook_path", "reattach", "reattach_enabled", "resend_cell"]
 
@@ -147,9 +147,12 @@ def _joined(items: list[str]) -> str:
 # -- %dbx_runs --history and --resend -----------------------------------------------------------------
 
 
-def history_cell(session: NotebookSession, args: Any) -> list[JournalEntry]:
+def history_cell(session: NotebookSession, args: Any) -> None:
     """``%dbx_runs --history [--all] [--job JOB] [--since AGE] [--forget]``: this notebook's past runs
-    (every notebook's with ``--all``) as lines, newest first; ``--forget`` deletes them instead."""
+    (every notebook's with ``--all``) as lines, newest first; ``--forget`` deletes them instead.
+    (``dbx_magic.history(...)`` gives the entries themselves.)"""
+    from ..run.journal import age_seconds
+
     with usage_errors():
         since = age_seconds(args.since) if args.since else None
     notebook = None if args.all else session.notebook
@@ -159,17 +162,16 @@ def history_cell(session: NotebookSession, args: Any) -> list[JournalEntry]:
     if args.forget:
         count = sum(session.journal.forget(notebook=notebook, job=j, since=since) for j in jobs)
         print(f"Forgot {count} journal entr{'y' if count == 1 else 'ies'}.")
-        return []
+        return
     entries = [e for j in jobs for e in session.journal.entries(notebook=notebook, job=j, since=since)]
     entries.sort(key=lambda e: e.launched_at, reverse=True)
     where = "every notebook" if notebook is None else "this notebook"
     if not entries:
         print(f"The run journal has no runs of {where}{' in that time' if since else ''}.")
-        return []
+        return
     print(f"{len(entries)} run{'s' if len(entries) != 1 else ''} of {where}, newest first:")
     for entry in entries:
         print("  " + session.mask(entry.describe()))
-    return entries
 
 
 def resend_cell(session: NotebookSession, shell: Any, token: str, profile: str | None) -> Any:

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..clock import SYSTEM, Clock
 from ..errors import DatabricksError, InvalidInput, RunInterrupted
-from ..run.journal import Journal, credentials, hide_credentials
 from .live import Lives
 
 if TYPE_CHECKING:
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
     from ..api.config import Config
     from ..api.ratelimit import RateLimiter
     from ..run.background import RunHandle, Watcher
+    from ..run.journal import Journal
 
 __all__ = ["NotebookSession", "refuse_secrets"]
 
@@ -45,6 +45,8 @@ WHERE_TOKENS_GO = (
 def refuse_secrets(texts: tuple[str | None, ...], known: set[str], *, flags: bool = True) -> None:
     """Raise InvalidInput when any text holds a token: a known one, one shaped like a PAT, or a
     ``--token`` flag (``flags``: magic lines and cells, not form values)."""
+    from ..run.journal import credentials
+
     for text in texts:
         if not text:
             continue
@@ -82,12 +84,21 @@ class NotebookSession:
         """The displays still live: each becomes a record when the session shuts down."""
         self.notebook = notebook
         """The notebook this kernel runs, as its front end said (None: not known)."""
-        self.journal = Journal(notebook=notebook, secrets=self.secrets, clock=clock.wall)
-        """The run journal every client of this session writes to, its entries marked with ``notebook``."""
+        self._journal: Journal | None = None
 
     def __repr__(self) -> str:
         where = f"sandbox at {self.sandbox.url}" if self.sandbox is not None else "configured workspace"
         return f"NotebookSession({where}, {len(self._clients)} clients)"
+
+    @property
+    def journal(self) -> Journal:
+        """The run journal every client of this session writes to, its entries marked with the notebook
+        (opened on first use: ``%load_ext`` in a kernel that knows no notebook never reads it)."""
+        if self._journal is None:
+            from ..run.journal import Journal
+
+            self._journal = Journal(notebook=self.notebook, secrets=self.secrets, clock=self.clock.wall)
+        return self._journal
 
     @property
     def limiter(self) -> RateLimiter:
@@ -235,6 +246,8 @@ class NotebookSession:
         for secret in self.secrets:
             if secret:
                 text = text.replace(secret, "***")
+        from ..run.journal import hide_credentials
+
         return hide_credentials(text)
 
     def refuse_secrets(self, *texts: str | None, flags: bool = True) -> None:

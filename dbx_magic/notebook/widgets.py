@@ -226,6 +226,9 @@ class ProgressWidget:
         from .live import STOPPED, Live, record
 
         def stopped() -> dict[str, str]:
+            self._stop.set()
+            self._stopped, self.hint.value = STOPPED, ""  # "a notice comes when it ends" no longer holds
+            self._render()
             shot = self.snapshot()
             return record(
                 f'<div class="dbx-progress dbx-progress-snapshot">{shot.body}</div>', shot.text, STOPPED

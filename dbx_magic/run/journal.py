@@ -147,9 +147,12 @@ class JournalEntry:
         return self.names[0] if self.names else None
 
     def describe(self) -> str:
-        """The entry in one line: run, job, state, elapsed, name, link."""
+        """The entry in one line: run, job, parameters, state, elapsed, name, link."""
         what = f"run {self.run_id}" if self.run_id else f"launch (token {self.idempotency_token})"
         job = self.job_name or (f"job {self.job_id}" if self.job_id else "a job")
+        if self.parameters:
+            shown = ", ".join(f"{k}={v}" for k, v in sorted(self.parameters.items()))
+            job += f" ({shown if len(shown) <= 80 else shown[:79] + '…'})"
         if not self.answered:
             state = "answer never came"
         else:
@@ -248,6 +251,7 @@ class Journal:
             db = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False, isolation_level=None)
             try:
                 _wal(db)
+                db.execute("PRAGMA synchronous = NORMAL")  # with WAL: no fsync a write, never corrupt
                 with db:
                     db.execute("BEGIN IMMEDIATE")
                     for statement in _SCHEMA.split(";"):
