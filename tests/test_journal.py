@@ -110,6 +110,15 @@ def test_entries_older_than_90_days_are_dropped_when_the_journal_opens(tmp_path)
     assert [e.run_id for e in Journal(path, clock=clock.wall).entries()] == [2]
 
 
+def test_how_long_entries_are_kept_can_be_set(tmp_path, monkeypatch):
+    clock = ManualClock()
+    path = tmp_path / "j.sqlite3"
+    monkeypatch.setenv("DBX_MAGIC_JOURNAL_DAYS", "7")
+    Journal(path, clock=clock.wall).watching("http://h", 1)
+    clock.advance(8 * 86400)
+    assert Journal(path, clock=clock.wall).entries() == []
+
+
 WRITER = textwrap.dedent(
     """
     import sys, time

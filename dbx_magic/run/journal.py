@@ -13,7 +13,7 @@ run ends::
 Several kernels use one file at once (WAL, a busy timeout); the file and its directory are the user's
 alone (0600, 0700). A journal that cannot be written (a read-only home, a full disk, a corrupt file)
 never fails a run: it says so once, in a warning, and the runs go on unjournaled. Entries older than
-``keep_days`` (90) are dropped when the journal is opened.
+``keep_days`` (90, or ``DBX_MAGIC_JOURNAL_DAYS``) are dropped when the journal is opened.
 """
 
 from __future__ import annotations
@@ -213,7 +213,8 @@ class Journal:
             VS Code gives the kernel), None outside a notebook.
         secrets: Values never to be written (the set is read at each write, so it may grow).
         clock: Wall-clock seconds.
-        keep_days: Entries older than this are dropped when the journal is opened.
+        keep_days: Entries older than this are dropped when the journal is opened (default:
+            ``DBX_MAGIC_JOURNAL_DAYS``, else 90).
     """
 
     def __init__(
@@ -223,7 +224,7 @@ class Journal:
         notebook: str | None = None,
         secrets: set[str] | None = None,
         clock: Callable[[], float] | None = None,
-        keep_days: float = KEEP_DAYS,
+        keep_days: float | None = None,
     ) -> None:
         import time
 
@@ -231,7 +232,7 @@ class Journal:
         self.notebook = notebook
         self.secrets: set[str] = secrets if secrets is not None else set()
         self.clock = clock or time.time
-        self.keep_days = keep_days
+        self.keep_days = keep_days if keep_days is not None else _keep_days()
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
         self.broken: str | None = None
@@ -489,6 +490,15 @@ def history(
     return journal.entries(
         notebook=notebook, host=host, job=job, since=None if since is None else age_seconds(since)
     )
+
+
+def _keep_days() -> float:
+    """``DBX_MAGIC_JOURNAL_DAYS`` when it is a positive number, else 90."""
+    try:
+        days = float(os.environ.get("DBX_MAGIC_JOURNAL_DAYS", KEEP_DAYS))
+    except ValueError:
+        return KEEP_DAYS
+    return days if days > 0 else KEEP_DAYS
 
 
 def _wal(db: sqlite3.Connection) -> None:
