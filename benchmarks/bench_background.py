@@ -21,10 +21,12 @@ import time
 from collections import Counter
 from typing import Any
 
-from dbx_magic import DatabricksClient, ManualClock, RetryPolicy, Watcher, start_background
+from dbx_magic import DatabricksClient, Watcher, start_background
+from dbx_magic.api.client import RetryPolicy
 from dbx_magic.run.launch import Launch, launch
 from dbx_magic.run.watch import WatchedRun
 from dbx_magic.sandbox import Sandbox
+from dbx_magic.testing import ManualClock
 
 
 def _jobs(sb: Sandbox, jobs: int, base: float) -> list[str]:
@@ -42,7 +44,7 @@ def batched(runs: int, jobs: int) -> dict[str, Any]:
     with Sandbox(clock=clock.monotonic, epoch=clock.wall()) as sb:
         names = _jobs(sb, jobs, base=60.0)
         client = DatabricksClient(sb.url, sb.token, clock=clock, retry=RetryPolicy(jitter=0.0))
-        watcher = Watcher(clock)
+        watcher = Watcher(clock, threaded=False)
         handles = [start_background(client, names[i % jobs], watcher=watcher) for i in range(runs)]
         per_job = Counter(str(h.job_id) for h in handles)
         sb.clear_requests()

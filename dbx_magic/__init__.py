@@ -14,105 +14,57 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .errors import (
-    ApiError,
-    ConfigError,
-    DatabricksError,
-    InvalidInput,
-    PermissionDenied,
-    ResourceDoesNotExist,
-    RunFailed,
-    RunInterrupted,
-    RunNotFinished,
-    TransportError,
-    WaitTimeout,
-)
+from .errors import DatabricksError, RunFailed, RunInterrupted, WaitTimeout
 
 if TYPE_CHECKING:
-    from .api.client import DatabricksClient, RetryPolicy
-    from .api.config import Config
-    from .api.ratelimit import RateLimiter
-    from .clock import Clock, ManualClock
+    from .api.client import DatabricksClient
     from .notebook.form import RunForm
-    from .run.background import RunHandle, Watcher, start_background
-    from .run.declared import Declarations, declared_params
+    from .run.engine import RunHandle, Watcher
     from .run.journal import history
-    from .run.launch import Launch, start_run
-    from .run.models import RepairRecord, RunResult, TaskResult
+    from .run.launch import start_run
+    from .run.models import RunResult
     from .run.polling import PollPolicy
-    from .run.repair import Repair, repair_run
-    from .run.sweep import SweepFailed, run_many
-    from .run.watch import WatchedRun, run_job_and_wait, wait_for_run
+    from .run.repair import repair_run
+    from .run.runs import run_job_and_wait, start_background, wait_for_run
+    from .run.sweep import run_many
 
+# The public API: the contract names and the errors a caller catches. Everything else stays importable
+# from its own module (``dbx_magic.errors``, ``dbx_magic.run.models``...); test helpers (the fake
+# clock) are in ``dbx_magic.testing``.
 _LAZY = {
     "DatabricksClient": "api.client",
-    "RetryPolicy": "api.client",
-    "Config": "api.config",
-    "RateLimiter": "api.ratelimit",
-    "Clock": "clock",
-    "ManualClock": "clock",
     "RunForm": "notebook.form",
-    "Declarations": "run.declared",
-    "declared_params": "run.declared",
-    "Launch": "run.launch",
-    "RunHandle": "run.background",
+    "RunHandle": "run.engine",
+    "Watcher": "run.engine",
     "history": "run.journal",
-    "Watcher": "run.background",
-    "start_background": "run.background",
     "start_run": "run.launch",
     "RunResult": "run.models",
-    "TaskResult": "run.models",
     "PollPolicy": "run.polling",
-    "Repair": "run.repair",
     "repair_run": "run.repair",
-    "RepairRecord": "run.models",
-    "SweepFailed": "run.sweep",
+    "run_job_and_wait": "run.runs",
+    "start_background": "run.runs",
+    "wait_for_run": "run.runs",
     "run_many": "run.sweep",
-    "WatchedRun": "run.watch",
-    "run_job_and_wait": "run.watch",
-    "wait_for_run": "run.watch",
 }
 
 __all__ = [
-    "ApiError",
-    "Clock",
-    "Config",
-    "ConfigError",
     "DatabricksClient",
     "DatabricksError",
-    "Declarations",
-    "InvalidInput",
-    "Launch",
-    "ManualClock",
-    "PermissionDenied",
     "PollPolicy",
-    "RateLimiter",
-    "Repair",
-    "RepairRecord",
-    "ResourceDoesNotExist",
-    "RetryPolicy",
     "RunFailed",
     "RunForm",
     "RunHandle",
     "RunInterrupted",
-    "RunNotFinished",
     "RunResult",
-    "SweepFailed",
-    "TaskResult",
-    "TransportError",
     "WaitTimeout",
-    "WatchedRun",
     "Watcher",
     "__version__",
-    "declared_params",
     "history",
-    "load_ipython_extension",
     "repair_run",
     "run_job_and_wait",
     "run_many",
     "start_background",
     "start_run",
-    "unload_ipython_extension",
     "wait_for_run",
 ]
 

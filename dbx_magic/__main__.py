@@ -76,7 +76,7 @@ def _finish(result: Any) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from .api.client import DatabricksClient
     from .notebook.progress import TextProgress
-    from .run.watch import run_job_and_wait
+    from .run.runs import run_job_and_wait
     from .sandbox import Sandbox
 
     params = {"date": "2026-11-01", "table": "main.sales.transactions"}
@@ -127,8 +127,9 @@ def _sandbox(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from .api.client import DatabricksClient
     from .notebook.progress import TextProgress
+    from .run.engine import Watcher
     from .run.launch import Launch, adopt_or_launch
-    from .run.watch import run_launch
+    from .run.runs import launch_and_wait
 
     spec = Launch.check(
         args.job,
@@ -148,13 +149,15 @@ def _run(args: argparse.Namespace) -> int:
             f"python -m dbx_magic cancel {launched.run_id} cancels it."
         )
         return 0
-    return _finish(run_launch(client, spec, on_update=TextProgress(), on_notice=print))
+    watcher = Watcher(client.clock, threaded=False)  # one run: the waiting steps it, no thread
+    return _finish(launch_and_wait(client, spec, watcher, on_update=TextProgress(), on_notice=print))
 
 
 def _repair(args: argparse.Namespace) -> int:
     from .api.client import DatabricksClient
     from .notebook.progress import TextProgress
-    from .run.repair import Repair, run_repair
+    from .run.engine import Watcher
+    from .run.repair import Repair, repair_and_wait
 
     spec = Repair.check(
         args.run_id,
@@ -165,7 +168,10 @@ def _repair(args: argparse.Namespace) -> int:
         timeout=args.timeout,
     )
     client = DatabricksClient.from_config(profile=args.profile)
-    return _finish(run_repair(client, spec, on_update=TextProgress(), on_plan=lambda plan: print(plan.line)))
+    handle = Watcher(client.clock, threaded=False).add(client, spec.run_id, source="repair")
+    return _finish(
+        repair_and_wait(handle, spec, on_update=TextProgress(), on_plan=lambda plan: print(plan.line))
+    )
 
 
 def _list_params(args: argparse.Namespace) -> int:
@@ -180,7 +186,7 @@ def _list_params(args: argparse.Namespace) -> int:
 def _wait(args: argparse.Namespace) -> int:
     from .api.client import DatabricksClient
     from .notebook.progress import TextProgress
-    from .run.watch import wait_for_run
+    from .run.runs import wait_for_run
 
     client = DatabricksClient.from_config(profile=args.profile)
     return _finish(wait_for_run(client, args.run_id, timeout=args.timeout, on_update=TextProgress()))

@@ -2,7 +2,7 @@
 
 Everything in dbx-magic that reads the time or waits (the client's retries, the rate limiter, the
 poller, the displays' elapsed time) takes a :class:`Clock`, so a test or a benchmark can play an
-hour-long run in milliseconds with :class:`ManualClock`::
+hour-long run in milliseconds with :class:`dbx_magic.testing.ManualClock`::
 
     clock = ManualClock()
     sandbox = Sandbox(clock=clock.monotonic, epoch=clock.wall())
@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["SYSTEM", "Clock", "ManualClock", "as_clock"]
+__all__ = ["SYSTEM", "Clock", "as_clock"]
 
 
 class Clock:
@@ -70,47 +70,6 @@ class Clock:
 
 SYSTEM = Clock()
 """The real clock (immutable: nothing about it can be changed)."""
-
-
-class ManualClock(Clock):
-    """A clock that moves only when slept on: time for tests and benchmarks.
-
-    ``sleep(d)`` moves the time forward by ``d`` at once (and records it in ``slept``); ``advance(d)``
-    moves it by hand. Thread-safe.
-
-    Args:
-        start: The monotonic time it starts at.
-        epoch: The wall time (epoch seconds) at ``start``.
-    """
-
-    def __init__(self, start: float = 1000.0, epoch: float = 1_790_000_000.0) -> None:
-        self._now = float(start)
-        self._epoch = float(epoch) - float(start)
-        self._lock = threading.Lock()
-        self.slept: list[float] = []
-        """Every sleep asked for, in order."""
-        super().__init__(self._read, self._advance_to_wake, lambda: self._epoch + self._read())
-
-    def _read(self) -> float:
-        with self._lock:
-            return self._now
-
-    def _advance_to_wake(self, seconds: float) -> None:
-        with self._lock:
-            self.slept.append(seconds)
-            self._now += seconds
-
-    def advance(self, seconds: float) -> None:
-        """Move the time forward by hand."""
-        with self._lock:
-            self._now += max(0.0, seconds)
-
-    def wait(self, event: threading.Event, seconds: float) -> bool:
-        """As :meth:`Clock.wait`; a set event returns at once without moving time."""
-        if event.is_set():
-            return True
-        self.sleep(seconds)
-        return event.is_set()
 
 
 def as_clock(

@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 import responses
 
-from dbx_magic import DatabricksClient, RetryPolicy
-from dbx_magic.clock import ManualClock
+from dbx_magic import DatabricksClient
+from dbx_magic.api.client import RetryPolicy
 from dbx_magic.sandbox import Sandbox
+from dbx_magic.testing import ManualClock
 
 HOST = "https://adb-1234567890123456.7.azuredatabricks.net"
 # Recognisable, obviously fake: the hygiene tests look for it everywhere it must not be.

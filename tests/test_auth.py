@@ -20,10 +20,12 @@ import pytest
 import responses
 from responses import matchers
 
-from dbx_magic import Config, ConfigError, DatabricksClient, RetryPolicy
+from dbx_magic import DatabricksClient
 from dbx_magic.api import auth as auth_module
 from dbx_magic.api.auth import AZURE_DATABRICKS_APP_ID, INSTALL_EXTRA, BearerAuth, Token, azure_msi_provider
-from dbx_magic.errors import InvalidInput, PermissionDenied
+from dbx_magic.api.client import RetryPolicy
+from dbx_magic.api.config import Config
+from dbx_magic.errors import ConfigError, InvalidInput, PermissionDenied
 from dbx_magic.notebook.session import NotebookSession
 
 from .conftest import API, HOST
@@ -617,7 +619,7 @@ def test_import_and_load_ext_do_not_import_the_extra():
         import dbx_magic
         from IPython.core.interactiveshell import InteractiveShell
         InteractiveShell.instance().run_line_magic("load_ext", "dbx_magic")
-        from dbx_magic import Config
+        from dbx_magic.api.config import Config
         Config.resolve(host="https://adb-1.1.azuredatabricks.net", token="t", env={})
         heavy = [m for m in ("databricks.sdk", "azure.identity") if m in sys.modules]
         print(heavy)

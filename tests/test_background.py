@@ -18,9 +18,6 @@ import pytest
 from dbx_magic import (
     DatabricksClient,
     DatabricksError,
-    ManualClock,
-    ResourceDoesNotExist,
-    RetryPolicy,
     RunFailed,
     RunHandle,
     RunInterrupted,
@@ -29,9 +26,11 @@ from dbx_magic import (
     run_job_and_wait,
     start_background,
 )
-from dbx_magic.run.background import FOLLOWING, STOPPED, WATCHING
-from dbx_magic.run.watch import WatchedRun
+from dbx_magic.api.client import RetryPolicy
+from dbx_magic.errors import ResourceDoesNotExist
+from dbx_magic.run.engine import NO_HISTORY_AGE, STOPPED, WATCHING
 from dbx_magic.sandbox import Sandbox
+from dbx_magic.testing import ManualClock
 
 from .conftest import interrupt_main, main_thread_waits
 
@@ -40,7 +39,7 @@ NO_RETRY = RetryPolicy(attempts=1, jitter=0.0)
 
 @pytest.fixture
 def watcher(clock: ManualClock) -> Watcher:
-    return Watcher(clock)
+    return Watcher(clock, threaded=False)
 
 
 def client_of(sb: Sandbox, clock: ManualClock, **kwargs: Any) -> DatabricksClient:
@@ -149,7 +148,7 @@ def test_runs_are_polled_together_by_job(make_sandbox, clock, runs, jobs):
     for i, name in enumerate(names):
         sb.add_job(name, duration=20.0 + 7 * i, max_concurrent_runs=100, history=3)
     client = client_of(sb, clock)
-    watcher = Watcher(clock)
+    watcher = Watcher(clock, threaded=False)
     handles = [start_background(client, names[i % jobs], watcher=watcher) for i in range(runs)]
     sb.clear_requests()
     cycles = 0
@@ -170,8 +169,11 @@ def test_runs_are_polled_together_by_job(make_sandbox, clock, runs, jobs):
             assert count <= math.ceil(per_job / 25), (job_id, count, per_job)
     assert all(h.done and h.ok for h in handles)
     counted = polls(sb)
-    assert counted["jobs/runs/get"] == runs  # one runs/get per run, when it leaves the active list
-    history = sum(1 for r in sb.requests if r.path.endswith("runs/list") and r.query.get("completed_only"))
+    if runs == jobs:  # one run a job: a runs/get a cycle costs what a page would, and brings its tasks
+        assert counted["jobs/runs/get"] <= cycles + runs
+    else:
+        assert counted["jobs/runs/get"] == runs  # one runs/get per run, when it leaves the active list
+    history = sum(1 for r in sb.requests if r.path.endswith("runs/list") and not r.query.get("active_only"))
     assert history == jobs  # the history of each job read once, for all its runs
     assert counted["jobs/runs/list"] - history <= cycles * sum(math.ceil(runs / jobs / 25) for _ in names)
 
@@ -209,7 +211,7 @@ def test_a_workspace_gone_away_is_recorded_on_its_runs_only(make_sandbox, clock)
     watched, the other's runs are watched to their end."""
     gone, well = make_sandbox(), make_sandbox()
     gone.add_job("slow-job", duration=600)
-    watcher = Watcher(clock, give_up_after=2)
+    watcher = Watcher(clock, threaded=False, give_up_after=2)
     lost = [
         start_background(client_of(gone, clock, retry=NO_RETRY), "slow-job", watcher=watcher)
         for _ in range(2)
@@ -228,16 +230,17 @@ def test_transient_and_lasting_failures(make_sandbox, clock):
     sb = make_sandbox()
     sb.add_job("slow-job", duration=60)
     client = client_of(sb, clock, retry=NO_RETRY)
-    watcher = Watcher(clock, give_up_after=3)
+    watcher = Watcher(clock, threaded=False, give_up_after=3)
     handle = start_background(client, "slow-job", watcher=watcher)
-    # One failed cycle: recorded, and the next good poll clears it.
-    sb.inject("jobs/runs/list", "status", count=1, status=503)
+    clock.sleep(watcher.step())  # the first look: the job's newest runs, this one among them
+    # One failed cycle: recorded, and the next good poll clears it (one run: polled with runs/get).
+    sb.inject("jobs/runs/get", "status", count=1, status=503)
     clock.sleep(watcher.step())
     assert handle.last_error is not None and handle.mode == WATCHING and handle.error is None
     clock.sleep(watcher.step())
     assert handle.last_error is None
     # Failures in a row: the watching stops, the error names the run, which goes on.
-    sb.inject("jobs/runs/list", "status", count=3, status=503)
+    sb.inject("jobs/runs/get", "status", count=3, status=503)
     drive(watcher, clock, until=lambda: handle.mode == STOPPED)
     assert handle.error is not None and handle.error.run_id == handle.run_id
     assert f"wait_for_run(client, {handle.run_id})" in str(handle.error)
@@ -249,9 +252,10 @@ def test_transient_and_lasting_failures(make_sandbox, clock):
 def test_a_refusal_stops_the_watching_at_once_and_names_the_run(make_sandbox, clock):
     sb = make_sandbox()
     sb.add_job("slow-job", duration=60)
-    watcher = Watcher(clock, give_up_after=5)
+    watcher = Watcher(clock, threaded=False, give_up_after=5)
     handle = start_background(client_of(sb, clock), "slow-job", watcher=watcher)
-    sb.inject("jobs/runs/list", "status", count=1, status=403)  # asking again would not help
+    clock.sleep(watcher.step())  # the first look: the job's newest runs, this one among them
+    sb.inject("jobs/runs/get", "status", count=1, status=403)  # asking again would not help
     clock.sleep(watcher.step())
     assert handle.mode == STOPPED and handle.error is not None and handle.error.run_id == handle.run_id
     assert not handle.done and handle not in watcher.active
@@ -259,13 +263,14 @@ def test_a_refusal_stops_the_watching_at_once_and_names_the_run(make_sandbox, cl
 
 def test_no_watcher_is_shared_behind_the_callers_back(make_sandbox, clock):
     from dbx_magic.notebook.session import NotebookSession
-    from dbx_magic.run.background import watcher_of
 
     sb = make_sandbox()
-    one, two = client_of(sb, clock), client_of(sb, clock)
-    assert watcher_of(one) is watcher_of(one) and watcher_of(one) is not watcher_of(two)
-    assert watcher_of(one).clock is clock  # on the client's own clock
-    first, second = NotebookSession({}, clock=clock), NotebookSession({}, clock=clock)
+    one = client_of(sb, clock)
+    assert not hasattr(one, "watcher")  # the HTTP client holds no run-layer object
+    first, second = (
+        NotebookSession({}, clock=clock, threaded=False),
+        NotebookSession({}, clock=clock, threaded=False),
+    )
     assert first.watcher is not second.watcher
     assert first.watcher_for(client_of(sb, clock)) is first.watcher
     other_clock = ManualClock()
@@ -281,7 +286,7 @@ def test_a_form_with_a_client_on_another_clock_ends_without_hanging(make_sandbox
     from dbx_magic.notebook.session import NotebookSession
 
     sb = make_sandbox()
-    session = NotebookSession({}, clock=ManualClock())  # not the client's clock
+    session = NotebookSession({}, clock=ManualClock(), threaded=False)  # not the client's clock
     form = RunForm(client=client_of(sb, clock), session=session, job="daily-sales-report", out="r")
     form.run()
     result = form.wait(timeout=30)
@@ -299,34 +304,14 @@ def test_a_broken_listener_never_stops_the_watching(sandbox_client, clock, watch
     assert handle.ok and other.ok
 
 
-# -- runs watched elsewhere: followed, then handed over ---------------------------------------------------
-
-
-def test_a_followed_run_is_listed_not_polled_then_resumed(make_sandbox, clock, watcher):
-    sb = make_sandbox()
-    sb.add_job("slow-job", duration=300)
-    client = client_of(sb, clock)
-    launched = start_background(client, "slow-job", watcher=Watcher(clock))  # launched elsewhere
-    watched = WatchedRun(client, launched.run_id, clock=clock)
-    handle = watcher.follow(client, watched, source="magic")
-    assert handle.mode == FOLLOWING and handle in watcher.handles and watcher.active == []
-    sb.clear_requests()
-    watcher.step()
-    assert sb.requests == []  # followed: the cell polls it, not the watcher
-    watched.poll()
-    assert handle.state == watched.result.life_cycle_state
-    handle.stop_following()
-    assert handle.mode == STOPPED and not handle.watching
-    handle.resume()
-    assert handle.mode == WATCHING
-    assert handle.wait().ok
+# -- runs found elsewhere ----------------------------------------------------------------------------
 
 
 def test_adopt_lists_a_run_found_in_a_page_without_watching_it(make_sandbox, clock, watcher):
     sb = make_sandbox()
     sb.add_job("slow-job", duration=300)
     client = client_of(sb, clock)
-    other = Watcher(clock)
+    other = Watcher(clock, threaded=False)
     elsewhere = start_background(client, "slow-job", watcher=other)
     drive(other, clock, until=lambda: elsewhere.state == "RUNNING")
     page = client.list_runs(sb.job_id("slow-job"), active_only=True)
@@ -420,7 +405,7 @@ def test_the_board_and_the_notices_say_how_each_run_stands(make_sandbox, clock):
 
     gone, well = make_sandbox(), make_sandbox()
     gone.add_job("slow-job", duration=600)
-    watcher = Watcher(clock, give_up_after=1)
+    watcher = Watcher(clock, threaded=False, give_up_after=1)
     lost = start_background(client_of(gone, clock, retry=NO_RETRY), "slow-job", watcher=watcher)
     ok = start_background(client_of(well, clock), "daily-sales-report", watcher=watcher)
     bad = start_background(client_of(well, clock), "flaky-ingest", {"fail": "true"}, watcher=watcher)
@@ -451,11 +436,10 @@ def test_the_board_and_the_notices_say_how_each_run_stands(make_sandbox, clock):
 
 
 def test_a_job_without_history_gets_one_as_its_runs_end(make_sandbox, clock):
-    from dbx_magic.run.background import NO_HISTORY_AGE
 
     sb = make_sandbox()
     sb.add_job("new-job", duration=30)  # no finished run yet
-    watcher = Watcher(clock)
+    watcher = Watcher(clock, threaded=False)
     client = client_of(sb, clock)
     first = start_background(client, "new-job", watcher=watcher)
     drive(watcher, clock)
@@ -487,10 +471,10 @@ def test_a_throttled_poll_waits_as_asked_and_never_ends_the_watching(make_sandbo
     sb = make_sandbox()
     sb.add_job("slow-job", duration=600)
     client = client_of(sb, clock, retry=NO_RETRY)
-    watcher = Watcher(clock, give_up_after=2)
+    watcher = Watcher(clock, threaded=False, give_up_after=2)
     handle = start_background(client, "slow-job", watcher=watcher)
     clock.sleep(watcher.step())
-    sb.inject("jobs/runs/list", "status", status=429, retry_after=120, count=3)
+    sb.inject("jobs/runs/get", "status", status=429, retry_after=120, count=3)
     for _ in range(3):  # more throttled cycles than give_up_after: still watched
         before = clock.monotonic()
         clock.sleep(watcher.step())

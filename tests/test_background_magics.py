@@ -265,8 +265,8 @@ def test_a_session_shutting_down_names_the_runs_that_go_on(capsys, caplog):
     sb = session.start_sandbox(speed=50)
     try:
         sb.add_job("slow-job", duration=600)
-        handle = start_background(session.client(), "slow-job")
-        assert handle.watcher is session.watcher  # a session client carries the session's watcher
+        handle = start_background(session.client(), "slow-job", watcher=session.watcher)
+        assert handle.watcher is session.watcher  # the session's one watcher
         capsys.readouterr()
         session.shutdown()
         printed = capsys.readouterr().out
@@ -291,7 +291,7 @@ def test_active_after_a_restart_says_how_to_name_a_job_and_then_finds_its_runs(c
     sb = before.start_sandbox(speed=50)
     try:
         sb.add_job("slow-job", duration=600)
-        going = start_background(before.client(), "slow-job")
+        going = start_background(before.client(), "slow-job", watcher=before.watcher)
         before.shutdown()  # the kernel restarts: the run goes on, unwatched
         capsys.readouterr()
         monkeypatch.setenv("DATABRICKS_HOST", sb.url)  # the same workspace, as configured
@@ -374,7 +374,7 @@ def test_runs_of_a_stopped_sandbox_leave_the_board_and_a_wait_says_why():
     session = NotebookSession({})
     first = session.start_sandbox(speed=50)
     first.add_job("slow-job", duration=600)
-    handle = start_background(session.client(), "slow-job")
+    handle = start_background(session.client(), "slow-job", watcher=session.watcher)
     session.start_sandbox(speed=50, fresh=True)  # %dbx_sandbox --fresh: a new workspace
     try:
         assert all(h is not handle for h in session.handles) and handle not in handle.watcher.active
@@ -400,7 +400,7 @@ def test_a_credential_quoted_by_a_failing_run_is_masked_on_the_board_and_in_the_
     try:
         sb.add_job("leaky", tasks=[Task("main", "/Shared/leaky", duration=1, notebook=leaks)])
         channel = notices(session)
-        handle = start_background(session.client(), "leaky")
+        handle = start_background(session.client(), "leaky", watcher=session.watcher)
         assert not handle.wait(raise_on_failure=False).ok
         until(lambda: any(n.run_id == handle.run_id for n in channel.sent))
         notice = next(n for n in channel.sent if n.run_id == handle.run_id)

@@ -19,21 +19,21 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from dbx_magic import (
-    Config,
     DatabricksClient,
     DatabricksError,
-    RetryPolicy,
     repair_run,
     run_job_and_wait,
     start_background,
     start_run,
     wait_for_run,
 )
-from dbx_magic.clock import ManualClock
+from dbx_magic.api.client import RetryPolicy
+from dbx_magic.api.config import Config
 from dbx_magic.notebook.form import RunForm
 from dbx_magic.notebook.magics import DbxMagics, unload
 from dbx_magic.notebook.session import NotebookSession
 from dbx_magic.run.sweep import run_many
+from dbx_magic.testing import ManualClock, stepped_watcher
 
 JOB = "daily-sales-report"
 FAST = RetryPolicy(attempts=3, backoff=0.01, max_backoff=0.02, jitter=0)
@@ -55,7 +55,7 @@ class World:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     clock = ManualClock()  # the magics, their sandbox and every client of the table on fake time
     shell = InteractiveShell.instance()
-    shell.register_magics(DbxMagics(shell, NotebookSession(shell.user_ns, clock=clock)))
+    shell.register_magics(DbxMagics(shell, NotebookSession(shell.user_ns, clock=clock, threaded=False)))
     shell.run_line_magic("dbx_sandbox", "")
     sandbox = shell.magics_manager.registry["DbxMagics"].sandbox
     sandbox.add_job("twin", duration=1)
@@ -755,7 +755,11 @@ CASES: list[tuple[str, str, Callable[[World], str], str, bool]] = [
     (
         "api",
         "a handle's wait with a negative timeout",
-        api(lambda w: start_background(w.client(), JOB, {"date": "2026-11-01"}).wait(timeout=-1)),
+        api(
+            lambda w: start_background(
+                w.client(), JOB, {"date": "2026-11-01"}, watcher=stepped_watcher(w.clock)
+            ).wait(timeout=-1)
+        ),
         "timeout",
         False,
     ),

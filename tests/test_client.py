@@ -10,7 +10,8 @@ import requests
 import responses
 from responses import matchers
 
-from dbx_magic import DatabricksClient, RetryPolicy, start_run
+from dbx_magic import DatabricksClient, start_run
+from dbx_magic.api.client import RetryPolicy
 from dbx_magic.errors import (
     ApiError,
     BadRequest,

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from dbx_magic import Config, ConfigError, DatabricksClient
+from dbx_magic import DatabricksClient
+from dbx_magic.api.config import Config
+from dbx_magic.errors import ConfigError
 
 from .conftest import TOKEN
 

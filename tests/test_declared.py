@@ -9,7 +9,8 @@ import base64
 import pytest
 import responses
 
-from dbx_magic import InvalidInput, PermissionDenied, ResourceDoesNotExist, RunResult, TransportError
+from dbx_magic import RunResult
+from dbx_magic.errors import InvalidInput, PermissionDenied, ResourceDoesNotExist, TransportError
 from dbx_magic.run.declared import Declarations, Declared, parse_widgets
 from dbx_magic.run.outputs import ansi_to_html, strip_ansi
 from dbx_magic.run.timing import Timing

@@ -1,9 +1,11 @@
 """The fault matrix: every fault on every workflow step, against the sandbox over HTTP, on the fake clock.
 
 For each step (getJob, runJobNow, pollRun) and each fault, twice: a burst the retries outlast (the
-workflow must complete with the right result) and a fault that outlasts the retry budget (the
-workflow must raise one clear error, naming the run when one exists, or the idempotency token that
-finds it when a launch may have got through). A fault that is no use retrying (a 409) ends in that
+workflow must complete with the right result) and a fault that outlasts the client's retry budget:
+on getJob and runJobNow the workflow must raise one clear error (naming the idempotency token that
+finds the run when a launch may have got through); on pollRun the watcher rides it out (the run is
+watched, so an outage of minutes never fails the wait) and an outage longer than the policy's
+``outage`` budget raises one clear error naming the run. A fault that is no use retrying (a 409) ends in that
 error at once, burst or not. In every case at most one run is created, exactly one whenever the
 workspace processed a launch, and no message holds the token (some faults echo it back).
 
@@ -19,10 +21,11 @@ from typing import Any
 
 import pytest
 
-from dbx_magic import DatabricksClient, DatabricksError, RetryPolicy, run_job_and_wait
-from dbx_magic.clock import ManualClock
+from dbx_magic import DatabricksClient, DatabricksError, PollPolicy, run_job_and_wait
+from dbx_magic.api.client import RetryPolicy
 from dbx_magic.errors import NOTEBOOK
 from dbx_magic.sandbox import Sandbox
+from dbx_magic.testing import ManualClock
 
 STEPS = {"getJob": "jobs/get", "runJobNow": "jobs/run-now", "pollRun": "jobs/runs/get"}
 FAULTS: dict[str, dict[str, Any]] = {
@@ -105,12 +108,26 @@ def test_a_fault_that_outlasts_the_budget(make_sandbox, clock, step, fault):
     sb = make_sandbox()
     before = len(sb.run_ids(JOB))
     sb.inject(STEPS[step], count=OUTLAST, **FAULTS[fault])
-    if fault in IGNORED_OFF_LAUNCH and step != "runJobNow":
-        # getJob: the name is just unknown; pollRun: polled again, so the run completes.
+    if (fault in IGNORED_OFF_LAUNCH and step != "runJobNow") or (step == "pollRun" and fault not in FINAL):
+        # getJob: the name is just unknown; pollRun: the watcher polls again, so the run completes.
         result = run_job_and_wait(client_for(sb, clock), JOB)
         assert result.ok and len(sb.run_ids(JOB)) == before + 1
         return
     check_failure(sb, clock, step, fault, before)
+
+
+@pytest.mark.parametrize("fault", sorted(set(FAULTS) - IGNORED_OFF_LAUNCH - FINAL))
+def test_an_outage_longer_than_the_budget_ends_the_wait_naming_the_run(make_sandbox, clock, fault):
+    sb = make_sandbox()
+    before = len(sb.run_ids(JOB))
+    sb.inject(STEPS["pollRun"], count=10_000, **FAULTS[fault])
+    with pytest.raises(DatabricksError) as info:
+        run_job_and_wait(client_for(sb, clock), JOB, policy=PollPolicy(outage=60))
+    failed = info.value
+    message = str(failed)
+    assert len(sb.run_ids(JOB)) == before + 1
+    assert "\n" not in message and sb.token not in message and len(message) < 700, message
+    assert failed.run_id is not None and f"wait_for_run(client, {failed.run_id})" in message
 
 
 def check_failure(sb: Sandbox, clock: ManualClock, step: str, fault: str, before: int) -> None:

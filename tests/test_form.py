@@ -11,7 +11,8 @@ from typing import Any
 import ipywidgets as widgets
 import pytest
 
-from dbx_magic import DatabricksClient, InvalidInput, RunResult
+from dbx_magic import DatabricksClient, RunResult
+from dbx_magic.errors import InvalidInput
 from dbx_magic.notebook.form import RunForm
 from dbx_magic.notebook.widgets import ProgressWidget
 from dbx_magic.sandbox import Sandbox

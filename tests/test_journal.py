@@ -16,12 +16,13 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 import dbx_magic
-from dbx_magic import DatabricksClient, RetryPolicy, TransportError, run_job_and_wait
-from dbx_magic.clock import ManualClock
-from dbx_magic.errors import BadRequest, InvalidInput
+from dbx_magic import DatabricksClient, run_job_and_wait
+from dbx_magic.api.client import RetryPolicy
+from dbx_magic.errors import BadRequest, InvalidInput, TransportError
 from dbx_magic.notebook.magics import DbxMagics, unload
 from dbx_magic.notebook.session import NotebookSession
 from dbx_magic.run.journal import LAUNCHING, Journal, default_path
+from dbx_magic.testing import ManualClock
 
 PAT = "dapi" + "0123456789abcdef" * 2
 SECRET = "hunter2-very-secret-value"
@@ -30,7 +31,7 @@ SECRET = "hunter2-very-secret-value"
 @pytest.fixture
 def ip(clock: ManualClock):
     shell = InteractiveShell.instance()
-    session = NotebookSession(shell.user_ns, clock=clock, notebook="/work/report.ipynb")
+    session = NotebookSession(shell.user_ns, clock=clock, threaded=False, notebook="/work/report.ipynb")
     shell.register_magics(DbxMagics(shell, session))
     shell.run_line_magic("dbx_sandbox", "")
     yield shell
@@ -172,7 +173,9 @@ def test_a_journal_that_cannot_be_written_gives_one_warning_and_the_runs_go_on(
     blocker.write_text("not a directory")
     monkeypatch.setenv("DBX_MAGIC_HOME", str(blocker / "home"))  # cannot be made: a read-only place
     shell = InteractiveShell.instance()
-    shell.register_magics(DbxMagics(shell, NotebookSession(shell.user_ns, clock=clock, notebook="/n.ipynb")))
+    shell.register_magics(
+        DbxMagics(shell, NotebookSession(shell.user_ns, clock=clock, threaded=False, notebook="/n.ipynb"))
+    )
     caplog.set_level(logging.WARNING, logger="dbx_magic")
     try:
         shell.run_line_magic("dbx_sandbox", "")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from dbx_magic import DatabricksClient, RetryPolicy, RunResult, run_job_and_wait
+from dbx_magic import DatabricksClient, RunResult, run_job_and_wait
+from dbx_magic.api.client import RetryPolicy
 from dbx_magic.api.ratelimit import RateLimiter
 from dbx_magic.sandbox import Sandbox, Task
 

@@ -9,9 +9,9 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from dbx_magic import RunFailed, RunInterrupted, RunResult, WaitTimeout
-from dbx_magic.clock import ManualClock
 from dbx_magic.notebook.magics import DbxMagics, unload
 from dbx_magic.notebook.session import NotebookSession
+from dbx_magic.testing import ManualClock
 
 from .conftest import InterruptAt
 
@@ -24,7 +24,7 @@ def make_ip() -> Iterator[Callable[[ManualClock], InteractiveShell]]:
 
     def make(clock: ManualClock) -> InteractiveShell:
         shell = InteractiveShell.instance()
-        shell.register_magics(DbxMagics(shell, NotebookSession(shell.user_ns, clock=clock)))
+        shell.register_magics(DbxMagics(shell, NotebookSession(shell.user_ns, clock=clock, threaded=False)))
         shell.run_line_magic("dbx_sandbox", "")
         shell.magics_manager.registry["DbxMagics"].sandbox.add_job("slow-job", duration=600)
         shells.append(shell)

@@ -16,19 +16,20 @@ from IPython.core.interactiveshell import InteractiveShell
 from dbx_magic import (
     DatabricksClient,
     DatabricksError,
-    RetryPolicy,
+    PollPolicy,
     RunInterrupted,
     WaitTimeout,
     run_job_and_wait,
     run_many,
     wait_for_run,
 )
+from dbx_magic.api.client import RetryPolicy
 from dbx_magic.api.ratelimit import RateLimiter
-from dbx_magic.clock import ManualClock
 from dbx_magic.errors import MAY_HAVE_STARTED, NOTEBOOK
 from dbx_magic.notebook.form import RunForm
 from dbx_magic.run.sweep import SweepFailed
 from dbx_magic.sandbox import Sandbox
+from dbx_magic.testing import ManualClock
 
 from .conftest import InterruptAt
 
@@ -130,9 +131,10 @@ def test_the_rate_limiter_keeps_the_timeout(make_sandbox, clock):
 
 def test_a_sweep_whose_polling_fails_for_good_names_every_run(make_sandbox, clock):
     sb = make_sandbox()
-    sb.inject("jobs/runs/list", "status", status=503, count=100)
-    with pytest.raises(SweepFailed) as info:
-        run_many(client_of(sb, clock), JOB, [{"date": "1"}])
+    sb.inject("jobs/runs/list", "status", status=503, count=10_000)
+    sb.inject("jobs/runs/get", "status", status=503, count=10_000)
+    with pytest.raises(SweepFailed) as info:  # an outage longer than the policy rides out
+        run_many(client_of(sb, clock), JOB, [{"date": "1"}], policy=PollPolicy(outage=60))
     error = info.value
     assert error.results and error.results[0] is not None
     run_id = error.results[0].run_id

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from dbx_magic import InvalidInput
+from dbx_magic.errors import InvalidInput
 from dbx_magic.run.params import normalise_params, parse_param_lines
 
 

@@ -6,7 +6,8 @@ import threading
 
 import pytest
 
-from dbx_magic import DatabricksClient, RetryPolicy, wait_for_run
+from dbx_magic import DatabricksClient, wait_for_run
+from dbx_magic.api.client import RetryPolicy
 from dbx_magic.api.ratelimit import DEFAULT_BURST, DEFAULT_RATE, RateLimiter
 from dbx_magic.notebook.session import NotebookSession
 

@@ -9,17 +9,8 @@ from typing import Any
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from dbx_magic import (
-    DatabricksClient,
-    InvalidInput,
-    RunResult,
-    TransportError,
-    repair_run,
-    run_job_and_wait,
-    start_run,
-    wait_for_run,
-)
-from dbx_magic.errors import NOTEBOOK
+from dbx_magic import DatabricksClient, RunResult, repair_run, run_job_and_wait, start_run, wait_for_run
+from dbx_magic.errors import NOTEBOOK, InvalidInput, TransportError
 from dbx_magic.notebook.magics import DbxMagics, unload
 from dbx_magic.notebook.progress import TextProgress, describe
 from dbx_magic.notebook.session import NotebookSession
@@ -261,7 +252,7 @@ def test_the_task_table_shows_for_each_progress_and_the_condition(sandbox_client
 def ip(clock) -> Iterator[InteractiveShell]:
     shell = InteractiveShell.instance()
     before = shell.magics_manager.registry.get("DbxMagics")
-    session = NotebookSession(shell.user_ns, clock=clock)
+    session = NotebookSession(shell.user_ns, clock=clock, threaded=False)
     shell.register_magics(DbxMagics(shell, session))
     session.start_sandbox(clock=clock.monotonic, epoch=clock.wall())
     session.sandbox.add_job("long-one", duration=600)
@@ -415,5 +406,5 @@ def test_the_form_watches_the_run_going_when_asked(sandbox_client, sandbox, goin
     form = RunForm(client=sandbox_client, job="long-one", namespace={})
     form.if_running.value = "wait"
     form.run()
-    assert form.wait(timeout=60).run_id == going.run_id
+    assert form.wait().run_id == going.run_id
     assert requests_to(sandbox, "/jobs/run-now") == []

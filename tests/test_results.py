@@ -15,7 +15,8 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
-from dbx_magic import InvalidInput, RunResult, run_job_and_wait, start_run
+from dbx_magic import RunResult, run_job_and_wait, start_run
+from dbx_magic.errors import InvalidInput
 from dbx_magic.notebook.form import RunForm
 from dbx_magic.notebook.magics import DbxMagics, unload
 from dbx_magic.notebook.session import NotebookSession
@@ -52,7 +53,7 @@ def env(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Sa
 def ip(env: Sandbox, clock: Any) -> Iterator[InteractiveShell]:
     """A real InteractiveShell whose magics' session runs on the fake clock, against the sandbox."""
     shell = InteractiveShell.instance()
-    shell.register_magics(DbxMagics(shell, NotebookSession(shell.user_ns, clock=clock)))
+    shell.register_magics(DbxMagics(shell, NotebookSession(shell.user_ns, clock=clock, threaded=False)))
     env.clear_requests()
     yield shell
     unload(shell)
@@ -311,10 +312,14 @@ def test_the_form_offers_a_multiselect_and_a_combobox(sandbox_client):
 
 
 def test_python_lists_what_a_job_takes(sandbox_client):
-    import dbx_magic
 
-    declared = dbx_magic.declared_params(sandbox_client, "train-model")
-    assert isinstance(declared, dbx_magic.Declarations) and declared.complete
+    declared = __import__("dbx_magic.run.declared", fromlist=["x"]).declared_params(
+        sandbox_client, "train-model"
+    )
+    assert (
+        isinstance(declared, __import__("dbx_magic.run.declared", fromlist=["x"]).Declarations)
+        and declared.complete
+    )
     assert declared["max_depth"].choices == ("4", "6", "8", "10") and declared["max_depth"].default == "6"
     assert declared.defaults == {"model_name": "churn-xgb", "max_depth": "6", "learning_rate": "0.1"}
 

@@ -16,16 +16,16 @@ import requests
 from IPython.core.interactiveshell import InteractiveShell
 
 from dbx_magic import DatabricksClient, RunResult
-from dbx_magic.clock import ManualClock
 from dbx_magic.notebook.magics import DbxMagics, unload
 from dbx_magic.notebook.session import NotebookSession
 from dbx_magic.sandbox import Sandbox
+from dbx_magic.testing import ManualClock
 
 
 @pytest.fixture
 def ip(clock: ManualClock):
     shell = InteractiveShell.instance()
-    shell.register_magics(DbxMagics(shell, NotebookSession(shell.user_ns, clock=clock)))
+    shell.register_magics(DbxMagics(shell, NotebookSession(shell.user_ns, clock=clock, threaded=False)))
     yield shell
     unload(shell)
 

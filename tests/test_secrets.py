@@ -25,7 +25,9 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
-from dbx_magic import Config, DatabricksClient, DatabricksError, RetryPolicy, run_job_and_wait
+from dbx_magic import DatabricksClient, DatabricksError, run_job_and_wait
+from dbx_magic.api.client import RetryPolicy
+from dbx_magic.api.config import Config
 from dbx_magic.notebook.form import RunForm
 from dbx_magic.notebook.magics import DbxMagics, unload
 from dbx_magic.notebook.progress import describe
@@ -79,7 +81,7 @@ def test_python_api_and_form_leak_no_token(caplog, capfd, clock):
 def test_magics_leak_no_token(caplog, capfd, clock):
     caplog.set_level(logging.DEBUG)
     shell = InteractiveShell.instance()
-    shell.register_magics(DbxMagics(shell, NotebookSession(shell.user_ns, clock=clock)))
+    shell.register_magics(DbxMagics(shell, NotebookSession(shell.user_ns, clock=clock, threaded=False)))
     try:
         shell.run_cell("%dbx_sandbox")
         token = shell.magics_manager.registry["DbxMagics"].sandbox.token
@@ -190,7 +192,8 @@ def proxy_echoing_the_headers(p: Plant) -> str:
         "jobs/run-now", "echo_headers", status=502, count=2
     )  # outlasts the retries (two attempts)
     p.cell(
-        "from dbx_magic import DatabricksClient, RetryPolicy, run_job_and_wait\n"
+        "from dbx_magic import DatabricksClient, run_job_and_wait\n"
+        "from dbx_magic.api.client import RetryPolicy\n"
         "run_job_and_wait(DatabricksClient.from_config(retry=RetryPolicy(attempts=2, backoff=0.001, jitter=0)), "
         f"{JOB!r})"
     )

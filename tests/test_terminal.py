@@ -10,9 +10,9 @@ import subprocess
 import sys
 import time
 
-from dbx_magic.clock import ManualClock
 from dbx_magic.notebook.progress import TextProgress
 from dbx_magic.run.models import RunResult
+from dbx_magic.testing import ManualClock
 
 
 def test_the_demo_updates_its_line_at_a_steady_pace_in_a_terminal():

@@ -9,17 +9,8 @@ import pytest
 import responses
 from responses import matchers
 
-from dbx_magic import (
-    InvalidInput,
-    RunFailed,
-    RunInterrupted,
-    RunNotFinished,
-    RunResult,
-    WaitTimeout,
-    run_job_and_wait,
-    wait_for_run,
-)
-from dbx_magic.errors import CLI, NOTEBOOK, ResourceDoesNotExist, TransportError
+from dbx_magic import RunFailed, RunInterrupted, RunResult, WaitTimeout, run_job_and_wait, wait_for_run
+from dbx_magic.errors import CLI, NOTEBOOK, InvalidInput, ResourceDoesNotExist, RunNotFinished, TransportError
 
 from .conftest import API, HOST
 

@@ -1,7 +1,7 @@
 """The notebook side of background runs: ``--background``, ``%dbx_wait NAME|RUN_ID``, ``%dbx_runs``,
 the form's launches, and what happens when a run ends (its result published, a notice given).
 
-The session's watcher (:mod:`dbx_magic.run.background`) polls the runs on its own thread, so a cell
+The session's watcher (:mod:`dbx_magic.run.engine`) polls the runs on its own thread, so a cell
 returns at once and the kernel stays idle: the progress widget goes on updating from that thread and
 its buttons, and the board's, get their clicks. When a run ends, the variable that holds its handle
 gets the final RunResult (only while it still holds that handle: a name the user reassigned is left
@@ -10,12 +10,11 @@ alone), and a notice is given outside the cell (:mod:`dbx_magic.notebook.notices
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInput, RunInterrupted, WaitTimeout
-from ..run.background import RunHandle
+from ..run.engine import RunHandle
 from ..run.models import RunResult
 from .args import usage_errors
 from .display import has_widget_frontend
@@ -28,7 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "background_cell",
     "check_background",
-    "following",
+    "goes_on",
     "launch_in_session",
     "notices",
     "runs_cell",
@@ -93,33 +92,15 @@ def own(session: NotebookSession, handle: RunHandle, out: str | None = None) -> 
     return handle
 
 
-@contextlib.contextmanager
-def following(
-    session: NotebookSession, client: DatabricksClient, out: str | None, source: str = "magic"
-) -> Iterator[Callable[[Any], RunHandle]]:
-    """Runs a cell, a sweep or a form watches itself, listed on the board while it does; when the
-    block ends, those not finished are shown as not watched (the board's Watch, or ``%dbx_wait``,
-    goes on).
-
-    Yields ``follow(watched_or_launched)``: give it a WatchedRun, or a just-launched RunResult.
-    """
-    from ..run.watch import WatchedRun
-
-    handles: list[RunHandle] = []
-    watcher = session.watcher_for(client)
-
-    def follow(run: Any) -> RunHandle:
-        watched = run if isinstance(run, WatchedRun) else WatchedRun(client, run.run_id, launched=run)
-        kind = source if isinstance(run, WatchedRun) else "no-wait"
-        handle = watcher.follow(client, watched, source=kind, notify=source in ("form", "repair"))
-        handles.append(own(session, handle, out))
-        return handle
-
-    try:
-        yield follow
-    finally:
-        for handle in handles:
-            handle.stop_following()
+def goes_on(session: NotebookSession, shell: Any, handle: RunHandle, out: str | None = None) -> None:
+    """A wait stopped (an interrupt, a timeout) while the run goes on, still watched: its end will be
+    announced, and ``out`` (when given) holds the handle until that end replaces it."""
+    if handle.done or not handle.watching:
+        return
+    handle.notify = True
+    notices(session, shell)
+    if out is not None:
+        hold(session, out, handle)
 
 
 # -- %%dbx_run --background ---------------------------------------------------------------------------
@@ -203,15 +184,8 @@ def launch_in_session(
 ) -> RunHandle:
     """Launch one more background run of the session (a ``--background`` cell's, the form's): on its
     board, its end published under ``out`` and announced."""
-    from ..run.background import launch_background
-
-    handle = launch_background(
-        client,
-        spec,
-        watcher=session.watcher_for(client),
-        on_update=progress,
-        on_notice=on_notice,
-        source=source,
+    handle = session.watcher_for(client).launch(
+        client, spec, on_update=progress, on_notice=on_notice, source=source
     )
     return own(session, handle, out)
 
@@ -300,12 +274,9 @@ def wait_cell(session: NotebookSession, shell: Any, args: Any) -> RunResult:
 
     try:
         return watch_in_cell(session, shell, out, call, args.cancel_on_interrupt)
-    except (WaitTimeout, RunInterrupted) as exc:
-        if not handle.done and handle.watching:  # goes on in the background: the name gets its end
-            handle.notify = True
-            notices(session, shell)
-            hold(session, out, handle)
-        raise exc
+    except (WaitTimeout, RunInterrupted):
+        goes_on(session, shell, handle, out)  # the name gets its end
+        raise
 
 
 # -- %dbx_runs ----------------------------------------------------------------------------------------
@@ -327,8 +298,8 @@ def find_active(
     that this kernel does not watch, as handles not yet watched (the board's Watch, or
     ``%dbx_wait RUN_ID``, watches one); and what could not be listed, one phrase per job."""
     from ..errors import DatabricksError
+    from ..run.engine import active_runs
     from ..run.launch import job_info
-    from ..run.sweep import active_runs
 
     job_ids = touched_jobs(session, client)
     for job in jobs:  # a job named on the line that does not exist is refused here, in one sentence

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import NOTEBOOK, DatabricksError
-from ..run.background import FOLLOWING, STOPPED, RunHandle
+from ..run.engine import STOPPED, RunHandle
+from ..run.models import RunResult
 from .progress import DANGER, INFO, SUCCESS, WARNING, describe, format_duration
 from .session import NotebookSession
 
@@ -45,11 +46,8 @@ class BoardRow:
 
 
 def _elapsed(handle: RunHandle, now_wall: float) -> float:
-    result = handle.result
-    if result.start_time:
-        end = result.end_time / 1000 if (result.finished and result.end_time) else now_wall
-        return max(0.0, end - result.start_time / 1000)
-    return max(0.0, now_wall - handle.started_wall)
+    elapsed = handle.result.elapsed(now_wall)
+    return max(0.0, now_wall - handle.started_wall) if elapsed is None else elapsed
 
 
 def _verdict(handle: RunHandle) -> str:
@@ -65,14 +63,8 @@ def _verdict(handle: RunHandle) -> str:
     return ""
 
 
-def _how_watched(handle: RunHandle, mode: str) -> str:
-    if mode == STOPPED:
-        return "not watched"
-    if mode == FOLLOWING:
-        return {"sweep": "by its sweep", "form": "by its form", "repair": "by its repair"}.get(
-            handle.source, "in its cell"
-        )
-    return "watched"
+def _how_watched(mode: str) -> str:
+    return "not watched" if mode == STOPPED else "watched"
 
 
 def latest_per_run(handles: list[RunHandle]) -> list[RunHandle]:
@@ -102,7 +94,7 @@ def describe_board(
         if not result.finished and view.eta is not None:
             eta = "late" if view.overrun else f"~{format_duration(view.eta)}"
         mode = handle.mode
-        watched = "done" if result.finished else _how_watched(handle, mode)
+        watched = "done" if result.finished else _how_watched(mode)
         state = view.state
         if mode == STOPPED and result.life_cycle_state is None and not result.finished:
             state = "STARTED"  # launched and never polled (--no-wait): its state is not known here
@@ -110,7 +102,8 @@ def describe_board(
             BoardRow(
                 key=id(handle),
                 run_id=handle.run_id,
-                job=result.job_name or (str(result.job_id) if result.job_id else "?"),
+                job=(result.job_name or (str(result.job_id) if result.job_id else "?"))
+                + (f" · repair {result.round}" if result.round else ""),
                 url=result.run_page_url,
                 state=state,
                 colour=view.colour,
@@ -153,6 +146,22 @@ def text_board(handles: list[RunHandle], now_wall: float, mask: Callable[[str], 
     return "\n".join([line.rstrip() for line in lines] + links)
 
 
+def run_parameters(result: RunResult) -> dict[str, str]:
+    """The parameters a run was started with: what was sent, else what the workspace says it ran with."""
+    if result.parameters:
+        return dict(result.parameters)
+    run = result.run or {}
+    job_params = run.get("job_parameters")
+    if isinstance(job_params, list):
+        return {
+            str(p["name"]): str(p.get("value", p.get("default", "")))
+            for p in job_params
+            if isinstance(p, dict) and "name" in p
+        }
+    overriding = (run.get("overriding_parameters") or {}).get("notebook_params")
+    return {str(k): str(v) for k, v in overriding.items()} if isinstance(overriding, dict) else {}
+
+
 def _badge(state: str, colour: str) -> str:
     return (
         f'<span class="dbx-state-badge" style="background:{_COLOURS[colour]};color:white;'
@@ -193,9 +202,42 @@ class _Row:
         self.repair.on_click(lambda _b: board._act(self, "repair"))
         self.actions = widgets.HBox([self.cancel, self.watch, self.repair])
         self.actions.add_class("dbx-board-actions")
-        self.box = widgets.HBox([*self.cells, self.actions])
+        self.line = widgets.HBox([*self.cells, self.actions])
+        self.editor = widgets.VBox([])
+        self.editor.add_class("dbx-board-editor")
+        self.box = widgets.VBox([self.line, self.editor])
         self.box.add_class("dbx-board-row")
         self.box.add_class(f"dbx-board-run-{handle.run_id}")
+        self._board = board
+
+    def open_editor(self, params: dict[str, str]) -> None:
+        """Show the repair editor: one text box per parameter, pre-filled, and Repair / Close."""
+        import ipywidgets as widgets
+
+        boxes = []
+        for name, value in params.items():
+            box = widgets.Text(value=value, description=name, style={"description_width": "120px"})
+            box.add_class("dbx-board-param")
+            boxes.append(box)
+        go = widgets.Button(description="Repair", button_style=WARNING, icon="wrench")
+        go.add_class("dbx-board-repair-go")
+        close = widgets.Button(description="Close", icon="times")
+        close.add_class("dbx-board-repair-close")
+
+        def send(_b: Any) -> None:
+            edited = {b.description: b.value for b in boxes}
+            self.editor.children = ()
+            # the whole set when any value changed (explicit), else none: the run's own values stay
+            self._board.repair(self.handle, edited if edited != params else None)
+
+        go.on_click(send)
+        close.on_click(lambda _b: setattr(self.editor, "children", ()))
+        note = widgets.HTML(
+            "<small>Repair reruns the failed tasks and the tasks after them with these parameters.</small>"
+            if boxes
+            else "<small>This run has no parameters to change.</small>"
+        )
+        self.editor.children = (note, *boxes, widgets.HBox([go, close]))
 
     def show(self, row: BoardRow) -> None:
         link = (
@@ -341,30 +383,31 @@ class RunBoard:
         self.refresh()
 
     def _repair(self, handle: RunHandle) -> None:
-        """Repair the run in a worker thread (the kernel stays idle); the repair gets its own row."""
+        """Open the row's repair editor, pre-filled with the failed run's parameters (a run that cannot
+        be repaired is refused here, nothing sent)."""
         from ..run.repair import Repair
 
-        spec = Repair.check(
-            handle.result, None
-        )  # a run that cannot be repaired is refused here, nothing sent
+        Repair.check(handle.result, None)
+        row = self._rows.get(id(handle))
+        if row is not None:
+            row.open_editor(run_parameters(handle.result))
+            self._say(f"Repair run {handle.run_id}: change its parameters if needed, then Repair.")
+
+    def repair(self, handle: RunHandle, params: dict[str, str] | None = None) -> None:
+        """Repair the run as the editor's Repair does: its failed tasks and the tasks after them, with
+        ``params`` (changed parameters); a new round of the same row, watched by the session's watcher.
+        The request goes out from a worker thread, so the kernel stays idle."""
         self._say(f"Repairing run {handle.run_id}: its failed tasks and the tasks after them…")
+        handle.notify = True  # its end is announced, and fills the names holding it
         threading.Thread(
-            target=self._repair_work, args=(handle, spec), name="dbx-board-repair", daemon=True
+            target=self._repair_work, args=(handle, params or {}), name="dbx-board-repair", daemon=True
         ).start()
 
-    def _repair_work(self, handle: RunHandle, spec: Any) -> None:
-        from ..errors import RunInterrupted
-        from ..run.repair import run_repair
-        from .background import following
-
-        out = handle.out or "dbx_result"
+    def _repair_work(self, handle: RunHandle, params: dict[str, str]) -> None:
         try:
-            with following(self.session, handle.client, out, source="repair") as follow:
-                result = self.session.settle(out, lambda: run_repair(handle.client, spec, on_watch=follow))
-            self._say(
-                f"The repair of run {result.run_id} ended {result.result_state}; the result is in `{out}`."
-            )
-        except (DatabricksError, RunInterrupted) as exc:
+            handle.repair(notebook_params=params or None)
+            self._say(f"Repairing run {handle.run_id} (repair {handle.round}): a notice comes when it ends.")
+        except DatabricksError as exc:
             self._say(exc.render(NOTEBOOK))
         except Exception as exc:  # shown on the board, never lost in a thread
             self._say(

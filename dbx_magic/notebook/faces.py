@@ -35,12 +35,27 @@ def watch_in_cell(
         with usage_errors():  # judged from the workspace's answer (a job name that matches nothing, say)
             result = session.settle(out, lambda: call(progress))
     except (DatabricksError, RunInterrupted, UsageError) as exc:
-        show_end(progress, exc)
+        show_end(progress, exc, still_watched=_goes_on(session, shell, exc))
         raise
     finally:
         getattr(progress, "close", lambda: None)()
         _keep_final_state(progress)
     return result.raise_for_state()
+
+
+def _goes_on(session: NotebookSession, shell: Any, exc: BaseException) -> bool:
+    """After a wait that stopped early (an interrupt, a timeout), the session's watcher goes on
+    watching the run: its end is announced and fills the names still holding it. True when it does."""
+    from ..errors import WaitTimeout
+    from .background import goes_on
+
+    run_id = getattr(exc, "run_id", None)
+    if not isinstance(exc, WaitTimeout | RunInterrupted) or run_id is None:
+        return False
+    going = [h for h in session.handles if h.run_id == run_id and h.watching]
+    for handle in going:
+        goes_on(session, shell, handle)
+    return bool(going)
 
 
 def _keep_final_state(progress: Any) -> None:
@@ -57,7 +72,7 @@ def _keep_final_state(progress: Any) -> None:
         display(snapshot())
 
 
-def show_end(progress: Any, exc: BaseException) -> None:
+def show_end(progress: Any, exc: BaseException, *, still_watched: bool = False) -> None:
     """Tell a display, once and briefly, why the watching ended before the run did (the error
     itself is shown once, below it)."""
     if isinstance(exc, RunInterrupted) and exc.cancelled:
@@ -76,6 +91,9 @@ def show_end(progress: Any, exc: BaseException) -> None:
             note="The launch was cut short: a run may have started (the message below says how to find it)."
         )
         return
+    if still_watched:
+        close(note="Stopped waiting; the run goes on, still watched: a notice comes when it ends.")
+        return
     close(
         note="Stopped watching; the run goes on in the workspace (the message below says how to re-attach)."
     )
@@ -84,8 +102,8 @@ def show_end(progress: Any, exc: BaseException) -> None:
 def run_cell(session: NotebookSession, shell: Any, args: Any, cell: str | None) -> Any:
     """``%%dbx_run``: one run (blocking, in the background or not watched), or a sweep with ``--foreach``."""
     from ..run.launch import Launch
-    from ..run.watch import run_launch
-    from .background import background_cell, check_background, following
+    from ..run.runs import launch_and_wait
+    from .background import background_cell, check_background, own
 
     with usage_errors():
         check_background(args)
@@ -115,27 +133,29 @@ def run_cell(session: NotebookSession, shell: Any, args: Any, cell: str | None) 
         return background_cell(session, shell, client, spec, args.out)
     if args.no_wait:
         return _launch_only(session, client, args, spec)
-    with following(session, client, args.out) as follow:  # on the board while the cell watches it
-        return watch_in_cell(
-            session,
-            shell,
-            args.out,
-            lambda progress: run_launch(
-                client,
-                spec,
-                on_update=progress,
-                cancel_on_interrupt=args.cancel_on_interrupt,
-                on_notice=print,
-                on_watch=follow,
-            ),
-            args.cancel_on_interrupt,
-        )
+    watcher = session.watcher_for(client)  # the session's one watcher polls this run with all the others
+    return watch_in_cell(
+        session,
+        shell,
+        args.out,
+        lambda progress: launch_and_wait(
+            client,
+            spec,
+            watcher,
+            on_update=progress,
+            cancel_on_interrupt=args.cancel_on_interrupt,
+            on_notice=print,
+            on_handle=lambda handle: own(session, handle, args.out),
+            source="magic",
+        ),
+        args.cancel_on_interrupt,
+    )
 
 
 def _launch_only(session: NotebookSession, client: Any, args: Any, spec: Any) -> None:
     """``--no-wait``: launch (or find the run going, with ``--if-running wait``) and say how to watch it."""
     from ..run.launch import adopt_or_launch
-    from .background import following
+    from .background import own
 
     adopted: list[bool] = []
 
@@ -147,8 +167,8 @@ def _launch_only(session: NotebookSession, client: Any, args: Any, spec: Any) ->
     with usage_errors():
         launched = session.settle(args.out, call)
     run_id = launched.run_id
-    with following(session, client, args.out) as follow:  # on the board, not watched
-        follow(launched)
+    watcher = session.watcher_for(client)  # on the board, not watched
+    own(session, watcher.add(client, run_id, launched=launched, source="no-wait"), args.out)
     verb = "Found" if adopted[0] else "Started"
     print(
         f"{verb} run {run_id} of {launched.job_name or args.job!r}; it is in `{args.out}`. "
@@ -176,7 +196,8 @@ def _run_in(session: NotebookSession, ref: int | str) -> tuple[int, str | None]:
 def repair_cell(session: NotebookSession, shell: Any, args: Any, cell: str | None) -> RunResult:
     """``%dbx_repair``: rerun the failed tasks of a run (the cell's lines change parameters), watch it,
     and publish the repaired run under ``--out``, else the name given, else ``dbx_result``."""
-    from ..run.repair import Repair, run_repair
+    from ..run.repair import Repair, repair_and_wait
+    from .background import own
 
     with usage_errors():
         run_id, name = _run_in(session, args.run)
@@ -190,24 +211,34 @@ def repair_cell(session: NotebookSession, shell: Any, args: Any, cell: str | Non
             timeout=args.timeout,
         )
     out = args.out or name or "dbx_result"
-    client = session.client(args.profile)
-    from .background import following
+    handle = _repair_handle(session, session.client(args.profile), run_id, name)
+    own(session, handle, out)
+    return watch_in_cell(
+        session,
+        shell,
+        out,
+        lambda progress: repair_and_wait(
+            handle,
+            spec,
+            on_update=progress,
+            cancel_on_interrupt=args.cancel_on_interrupt,
+            on_plan=lambda plan: print(plan.line),
+        ),
+        args.cancel_on_interrupt,
+    )
 
-    with following(session, client, out) as follow:  # on the board while the cell watches it
-        return watch_in_cell(
-            session,
-            shell,
-            out,
-            lambda progress: run_repair(
-                client,
-                spec,
-                on_update=progress,
-                cancel_on_interrupt=args.cancel_on_interrupt,
-                on_plan=lambda plan: print(plan.line),
-                on_watch=follow,
-            ),
-            args.cancel_on_interrupt,
-        )
+
+def _repair_handle(session: NotebookSession, client: Any, run_id: int, name: str | None) -> Any:
+    """The run's handle: the one the name holds, else the session's, else a new one (not watched yet)."""
+    from ..run.engine import RunHandle
+
+    held = session.namespace.get(name) if name else None
+    if isinstance(held, RunHandle):
+        return held
+    known = [h for h in session.handles if h.run_id == run_id and h.client is client]
+    if known:
+        return known[-1]
+    return session.watcher_for(client).add(client, run_id, source="repair")
 
 
 def wait_cell(session: NotebookSession, shell: Any, args: Any) -> RunResult:
@@ -230,11 +261,11 @@ def _sweep(
     session: NotebookSession, shell: Any, client: Any, args: Any, sets: list[dict[str, Any]]
 ) -> list[RunResult]:
     from ..run.sweep import SweepFailed, run_many
-    from .background import following
+    from .background import own
     from .display import sweep_display
 
     progress = sweep_display(shell, sets)
-    with usage_errors(), following(session, client, None, source="sweep") as follow:
+    with usage_errors():
         results = session.settle(
             args.out,
             lambda: run_many(
@@ -247,7 +278,8 @@ def _sweep(
                 on_update=progress,
                 cancel_on_interrupt=args.cancel_on_interrupt,
                 allow_unknown_params=args.allow_unknown_params,
-                on_watch=follow,
+                watcher=session.watcher_for(client),
+                on_handle=lambda handle: own(session, handle),
             ),
         )
     failed = [(i, r) for i, r in enumerate(results) if not r.ok]

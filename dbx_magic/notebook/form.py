@@ -23,15 +23,13 @@ from ..run.checks import digits
 from ..run.declared import Declarations, Declared
 from ..run.launch import Launch, job_info
 from ..run.models import RunResult
-from ..run.watch import WatchedRun
 from .args import out_name
 from .faces import show_end
 from .session import NotebookSession
 from .widgets import ProgressWidget
 
 if TYPE_CHECKING:
-    from ..run.background import RunHandle
-    from ..run.repair import Repair
+    from ..run.engine import RunHandle
 
 __all__ = ["ParamRow", "RunForm"]
 
@@ -203,10 +201,10 @@ class RunForm:
         self._client = client  # None: the session's current one (after %dbx_sandbox, the new sandbox's)
         self.result: RunResult | None = None
         self.error: BaseException | None = None
-        self.watched: WatchedRun | RunHandle | None = None
-        self._done = threading.Event()
-        self._done.set()
-        self._thread: threading.Thread | None = None
+        self.handle: RunHandle | None = None
+        """The run the form launched last (a repair is a new round of it)."""
+        self._starting: threading.Thread | None = None  # sends the launch or the repair, then ends
+        self._listening: Callable[[RunResult], None] | None = None
         self.rows: list[ParamRow] = []
         self.declarations: Declarations | None = None
         self.progress: ProgressWidget | None = None
@@ -404,17 +402,20 @@ class RunForm:
     # -- running --------------------------------------------------------------------------------
     @property
     def running(self) -> bool:
-        return not self._done.is_set()
+        """True while a launch or repair is being sent, or the form's run has not ended."""
+        starting = self._starting is not None and self._starting.is_alive()
+        return starting or (self.handle is not None and not self.handle.settled)
 
     @property
     def run_id(self) -> int | None:
         """The id of the run the form launched last (None before its launch returned)."""
-        return None if self.watched is None else self.watched.run_id
+        return None if self.handle is None else self.handle.run_id
 
     def run(self) -> None:
         """Launch the selected job with the form's parameters, as the Run button does.
 
-        Returns at once; the run is watched in a worker thread. Mistakes show in the form (and in
+        Returns at once: the launch is sent from a short-lived thread, and the run is then polled by
+        the session's watcher (the form listens to it). Mistakes show in the form (and in
         ``form.error``) before anything is sent.
         """
         if self.running:
@@ -435,20 +436,19 @@ class RunForm:
             self._say(str(exc), "danger")
             return
         self._announce_here()
-        self._begin(
-            lambda progress: self._launch_and_wait(spec, out, progress), out, f"Launching {spec.job}…"
-        )
+        self.handle = None
+        self._begin(lambda: self._launch(spec, out), out, f"Launching {spec.job}…")
 
     def repair(self, tasks: str | Iterable[str] | None = None) -> None:
         """Repair the form's last run, as its Repair button does: rerun its failed tasks and the tasks
-        after them (or ``tasks``) with the form's parameters; watched like a run, in a worker thread."""
+        after them (or ``tasks``) with the form's parameters; a new round of the same run."""
         from ..run.repair import Repair
 
         if self.running:
             self._say(f"Run {self.run_id or ''} is still going: wait for it or cancel it first.", "warning")
             return
         try:
-            if self.result is None:
+            if self.handle is None or self.result is None:
                 raise InvalidInput("There is no run to repair yet: click Run first.")
             out = out_name(self.out.value)
             spec = Repair.check(self.result, tasks, notebook_params=self.get_params())
@@ -457,36 +457,23 @@ class RunForm:
             self._say(str(exc), "danger")
             return
         self._announce_here()
-        self._begin(
-            lambda progress: self._repair_and_wait(spec, out, progress), out, f"Repairing run {spec.run_id}…"
-        )
+        handle = self.handle
+        self._begin(lambda: handle.watcher.repair(handle, spec), out, f"Repairing run {spec.run_id}…")
 
-    def _begin(self, call: Callable[[ProgressWidget], RunResult], out: str, text: str) -> None:
-        self.error, self.result, self.watched = None, None, None
+    def _begin(self, start: Callable[[], RunHandle], out: str, text: str) -> None:
+        """Show a fresh progress widget and send the launch (or repair) from a short-lived thread; the
+        form then listens to the run's handle."""
+        self.error, self.result = None, None
+        if self.handle is not None and self._listening is not None:
+            self.handle.remove_listener(self._listening)
         self.progress = ProgressWidget(cancel=self.cancel, repair=self.repair)
         self.progress_box.children = (self.progress.widget,)
-        self._done.clear()
         self.run_button.disabled = True
         self._say(text, "info")
-        self._thread = threading.Thread(
-            target=self._work, args=(call, out, self.progress), name="dbx-form-run", daemon=True
+        self._starting = threading.Thread(
+            target=self._start, args=(start, out, self.progress), name="dbx-form-start", daemon=True
         )
-        self._thread.start()
-
-    def _showing(self, progress: ProgressWidget) -> Callable[[RunResult], None]:
-        """The progress widget's update, and the status line saying the state as it is now (it said
-        'Launching…' through PENDING and RUNNING)."""
-
-        def update(result: RunResult) -> None:
-            progress(result)
-            if not result.finished and result.life_cycle_state:
-                self._say(f"Run {result.run_id} is {result.life_cycle_state}…", "info")
-
-        return update
-
-    def _attach(self, watched: WatchedRun | RunHandle) -> None:
-        self.watched = watched
-        self.cancel_button.disabled = False
+        self._starting.start()
 
     def _announce_here(self) -> None:
         """Make the session's notice channel now, on the kernel's thread (in a notebook only: the
@@ -500,74 +487,87 @@ class RunForm:
         if has_widget_frontend(shell):
             notices(self.session, shell)
 
-    def _launch_and_wait(self, spec: Launch, out: str, progress: ProgressWidget) -> RunResult:
-        """Launch through the session's background watcher (so the run is on ``%dbx_runs`` and its end
-        is announced), and wait for it in the form's worker thread."""
+    def _launch(self, spec: Launch, out: str) -> RunHandle:
+        """Launch into the session's watcher (the run is on ``%dbx_runs``, its end published under
+        ``out`` and announced)."""
         from .background import launch_in_session
 
-        handle = launch_in_session(
-            self.session,
-            self.client,
-            spec,
-            self._showing(progress),
-            out,
-            source="form",
-            on_notice=self._notice,
+        return launch_in_session(
+            self.session, self.client, spec, None, out, source="form", on_notice=self._notice
         )
-        self._attach(handle)
-        return handle.wait(raise_on_failure=False)
 
-    def _repair_and_wait(self, spec: Repair, out: str, progress: ProgressWidget) -> RunResult:
-        """Repair and watch the repair in the worker thread, listed on the session's board meanwhile."""
-        from ..run.repair import run_repair
-        from .background import following
-
-        client = self.client
-
-        def attach(watched: WatchedRun) -> None:
-            follow(watched)
-            self._attach(watched)
-
-        with following(self.session, client, out, source="repair") as follow:
-            return run_repair(client, spec, on_update=self._showing(progress), on_watch=attach)
-
-    def _work(self, call: Callable[[ProgressWidget], RunResult], out: str, progress: ProgressWidget) -> None:
+    def _start(self, start: Callable[[], RunHandle], out: str, progress: ProgressWidget) -> None:
         try:
-            result = self.session.settle(out, lambda: call(progress))
-            self.result = result
-            if result.ok:
-                self._say(f"Run {result.run_id} {result.result_state}; the result is in `{out}`.", "success")
-            else:
-                self._say(f"The result is in `{out}`. {result.failure_summary()}", "danger")
+            handle = self.session.settle(out, start)  # the name holds the handle until its end
         except (DatabricksError, RunInterrupted) as exc:
-            show_end(progress, exc)
-            self.error = exc
-            self.result = exc.result
-            if exc.follow_up == MAY_HAVE_STARTED and exc.idempotency_token:
-                self.token.value = exc.idempotency_token  # Run again finds that run, starts no second one
-            self._say(exc.render(NOTEBOOK), "danger")
+            self._failed(exc, progress)
+            return
         except Exception as exc:  # shown in the form, never lost in a thread
             self.error = exc
             self._say(f"Unexpected error ({type(exc).__name__}: {exc}); please report it.", "danger")
-        finally:
-            progress.close()
-            self.run_button.disabled = False
-            self.cancel_button.disabled = True
-            self._done.set()
+            self._idle(progress)
+            return
+        from .background import own
+
+        own(self.session, handle, out)
+        self.handle = handle
+        self.cancel_button.disabled = False
+        self._listening = self._showing(progress, handle, out)
+        handle.add_listener(self._listening)
+        self._listening(handle.result)  # what is known already (a run that ended at once, say)
+
+    def _showing(self, progress: ProgressWidget, handle: RunHandle, out: str) -> Callable[[RunResult], None]:
+        """The form's listener: the progress widget, the status line as the state is now, and the end."""
+
+        def update(result: RunResult) -> None:
+            progress(result)
+            if result.finished:
+                self._ended(result, out, progress)
+            elif handle.error is not None and handle.settled and self.error is not handle.error:
+                self._failed(handle.error, progress)
+            elif result.life_cycle_state:
+                self._say(f"Run {result.run_id} is {result.life_cycle_state}…", "info")
+
+        return update
+
+    def _ended(self, result: RunResult, out: str, progress: ProgressWidget) -> None:
+        if self.result is result:
+            return  # said once
+        self.result = result
+        self.session.publish(out, result)
+        if result.ok:
+            self._say(f"Run {result.run_id} {result.result_state}; the result is in `{out}`.", "success")
+        else:
+            self._say(f"The result is in `{out}`. {result.failure_summary()}", "danger")
+        self._idle(progress)
+
+    def _failed(self, exc: DatabricksError | RunInterrupted, progress: ProgressWidget) -> None:
+        show_end(progress, exc)
+        self.error = exc
+        self.result = exc.result
+        if exc.follow_up == MAY_HAVE_STARTED and exc.idempotency_token:
+            self.token.value = exc.idempotency_token  # Run again finds that run, starts no second one
+        self._say(exc.render(NOTEBOOK), "danger")
+        self._idle(progress)
+
+    def _idle(self, progress: ProgressWidget) -> None:
+        progress.close()
+        self.run_button.disabled = False
+        self.cancel_button.disabled = True
 
     def cancel(self) -> None:
         """Cancel the run the form launched (asynchronous: the progress shows it end)."""
-        watched = self.watched
-        if watched is None or not self.running:
+        handle = self.handle
+        if handle is None or not self.running:
             self._say("There is no run going to cancel.", "warning")
             return
         try:
-            watched.cancel()  # also wakes the poller, which may be in a long sleep
+            handle.cancel()
         except DatabricksError as exc:
-            self._say(f"Cancelling run {watched.run_id} failed: {exc}", "danger")
+            self._say(f"Cancelling run {handle.run_id} failed: {exc}", "danger")
             return
         self.cancel_button.disabled = True
-        self._say(f"Asked the workspace to cancel run {watched.run_id}…", "warning")
+        self._say(f"Asked the workspace to cancel run {handle.run_id}…", "warning")
 
     def wait(self, timeout: float | None = None) -> RunResult:
         """Wait for the form's run to finish and return its RunResult.
@@ -577,17 +577,30 @@ class RunForm:
             InvalidInput: nothing was run.
             DatabricksError: the launch failed (the message says why).
         """
-        if not self._done.wait(timeout):
-            raise WaitTimeout(
-                f"The form's run {self.run_id or ''} is still going after {timeout:g} s: call form.wait() "
-                "again, or cancel it.",
-                run_id=self.run_id,
-            )
-        if self.result is not None:
-            return self.result
-        if self.error is not None:
-            raise self.error
-        raise InvalidInput("Nothing was run yet: click Run (or call form.run()) first.")
+        starting = self._starting
+        if starting is not None:
+            starting.join(timeout)  # the launch is being sent (seconds at most)
+            if starting.is_alive():
+                raise WaitTimeout(
+                    f"The form's launch is still being sent after {timeout:g} s: call form.wait() again.",
+                )
+        if self.handle is None:
+            if self.error is not None:
+                raise self.error
+            raise InvalidInput("Nothing was run yet: click Run (or call form.run()) first.")
+        try:
+            result = self.handle.wait(timeout, raise_on_failure=False)
+        except WaitTimeout:
+            raise
+        except DatabricksError as exc:  # the watching stopped: the form says why, the run as last seen stays
+            if self.progress is not None and self.error is not exc:
+                self._failed(exc, self.progress)
+            if exc.result is None:
+                raise
+            return exc.result
+        if self._listening is not None:
+            self._listening(result)  # the end as the form says it, even if the listener has not run yet
+        return result
 
     # -- helpers --------------------------------------------------------------------------------
     def _notice(self, text: str) -> None:

@@ -9,6 +9,7 @@ with one short message (no stack trace), so "Run All" stops there.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -373,12 +374,14 @@ class DbxMagics(Magics):
 
 
 def load(ipython: Any) -> None:
-    """Register the magics with a shell, with a session of their own, and watch again the runs of this
-    notebook that were going when its kernel stopped (saying so in one line)."""
+    """Register the magics with a shell, with a session of their own; after each cell, run handles
+    the notebook holds (``start_background`` from Python) join the session's board and notices. The
+    runs of this notebook that were going when its kernel stopped are watched again (said in one line)."""
     from .restart import reattach, reattach_enabled
 
     magics = DbxMagics(ipython)
     ipython.register_magics(magics)
+    ipython.events.register("post_run_cell", magics.session.after_cell)
     magics.follow_kernel_shutdown()
     if reattach_enabled(magics.reattach):
         line = reattach(magics.session)
@@ -392,6 +395,8 @@ def unload(ipython: Any) -> None:
     magics = manager.registry.pop("DbxMagics", None)
     if isinstance(magics, DbxMagics):
         magics.stop()
+        with contextlib.suppress(ValueError):  # registered by another load
+            ipython.events.unregister("post_run_cell", magics.session.after_cell)
     for kind in ("line", "cell"):
         for name in MAGIC_NAMES:
             manager.magics[kind].pop(name, None)

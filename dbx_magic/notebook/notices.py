@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from ..errors import ResourceDoesNotExist
-from ..run.background import RunHandle
+from ..run.engine import RunHandle
 from ..run.models import RunResult
 from .progress import format_duration
 

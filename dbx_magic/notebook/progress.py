@@ -126,6 +126,8 @@ def _message(result: RunResult) -> str:
         for task in result.failed_tasks:
             if task.error:
                 return f"{_last_line(task.error)} (task {task.key})"
+    if result.trouble and not result.finished:
+        return result.trouble
     return result.state_message or (result.queue_reason or "")
 
 
@@ -333,10 +335,8 @@ def _is_terminal(stream: IO[str]) -> bool:
 def elapsed_of(result: RunResult, clock: Clock, started: float) -> float:
     """Seconds the run has been going: from its own start time (so re-attaching does not restart at
     zero), to its end once it has one; before the first poll, since the watching began."""
-    if result.start_time:
-        end = result.end_time if result.finished and result.end_time else clock.wall() * 1000
-        return max(0.0, (end - result.start_time) / 1000)
-    return max(0.0, clock.monotonic() - started)
+    elapsed = result.elapsed(clock.wall())
+    return max(0.0, clock.monotonic() - started) if elapsed is None else elapsed
 
 
 # -- sweeps ------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from .session import NotebookSession
 
 if TYPE_CHECKING:
     from ..api.client import DatabricksClient
-    from ..run.background import RunHandle
+    from ..run.engine import RunHandle
     from ..run.journal import JournalEntry
 
 __all__ = ["history_cell", "notebook_path", "reattach", "reattach_enabled", "resend_cell"]

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ..api.client import DatabricksClient
     from ..api.config import Config
     from ..api.ratelimit import RateLimiter
-    from ..run.background import RunHandle, Watcher
+    from ..run.engine import RunHandle, Watcher
     from ..run.journal import Journal
 
 __all__ = ["NotebookSession", "refuse_secrets"]
@@ -60,14 +60,22 @@ class NotebookSession:
     Args:
         namespace: Where results are published (the shell's ``user_ns``).
         clock: The clock every client of the session runs on.
+        threaded: The session's watcher polls on a thread of its own (the default); ``False``: it is
+            stepped by whoever waits (what a fake clock needs).
         notebook: The notebook this kernel runs (the path Jupyter or VS Code gives it), if known.
     """
 
     def __init__(
-        self, namespace: dict[str, Any] | None = None, *, clock: Clock = SYSTEM, notebook: str | None = None
+        self,
+        namespace: dict[str, Any] | None = None,
+        *,
+        clock: Clock = SYSTEM,
+        threaded: bool = True,
+        notebook: str | None = None,
     ) -> None:
         self.namespace: dict[str, Any] = {} if namespace is None else namespace
         self.clock = clock
+        self.threaded = threaded
         self.sandbox: Any = None
         self._sandbox_client: DatabricksClient | None = None
         self._clients: dict[Config, DatabricksClient] = {}
@@ -79,6 +87,7 @@ class NotebookSession:
         """The variable each run was published under, by run id (so ``%dbx_wait RUN_ID`` finds it)."""
         self._watcher: Watcher | None = None
         self._watchers: list[Watcher] = []
+        self._own: dict[int, Watcher] = {}  # the watchers of clients on another clock, by client
         self._shut = False
         self.lives = Lives()
         """The displays still live: each becomes a record when the session shuts down."""
@@ -112,12 +121,11 @@ class NotebookSession:
     # -- background runs -------------------------------------------------------------------------
     @property
     def watcher(self) -> Watcher:
-        """The watcher that polls this session's background runs, on the session's clock (its clients
-        carry it as ``client.watcher``)."""
+        """The watcher that polls every run of this session, on the session's clock."""
         if self._watcher is None:
-            from ..run.background import Watcher
+            from ..run.engine import Watcher
 
-            self._watcher = Watcher(self.clock)
+            self._watcher = Watcher(self.clock, threaded=self.threaded)
             self.watch_over(self._watcher)
             if self._watcher.threaded:  # the kernel going away names the runs that go on, in its last output
                 import atexit
@@ -126,14 +134,16 @@ class NotebookSession:
         return self._watcher
 
     def watcher_for(self, client: DatabricksClient) -> Watcher:
-        """The watcher for a client's runs: the session's when the client has none of its own yet
-        and runs on the session's clock, else the client's own; either way its runs end up on this
-        session's board and in its notices."""
-        from ..run.background import watcher_of
+        """The watcher for a client's runs: the session's, unless the client runs on a clock of its own
+        (a test's, given to a form), which gets a watcher of its own, stepped by whoever waits (such a
+        clock may not move by itself); either way its runs are on this session's board and in its notices."""
+        if client.clock is self.clock:
+            return self.watcher
+        from ..run.engine import Watcher
 
-        if client.watcher is None and client.clock is self.clock:
-            client.watcher = self.watcher
-        watcher = watcher_of(client)
+        watcher = self._own.get(id(client))
+        if watcher is None:
+            watcher = self._own[id(client)] = Watcher(client.clock, threaded=False)
         self.watch_over(watcher)
         return watcher
 
@@ -157,8 +167,8 @@ class NotebookSession:
 
     def find_handles(self) -> None:
         """Take in the watchers of run handles the notebook holds (``start_background`` from Python
-        with a client of its own): their runs join the board and their ends are announced."""
-        from ..run.background import RunHandle
+        with a watcher of its own): their runs join the board and their ends are announced."""
+        from ..run.engine import RunHandle
 
         for value in list(self.namespace.values()):
             items = value if isinstance(value, list | tuple) and len(value) <= 1000 else (value,)
@@ -166,12 +176,20 @@ class NotebookSession:
                 if isinstance(item, RunHandle):
                     self.watch_over(item.watcher)
 
+    def after_cell(self, *_args: Any) -> None:
+        """After each cell: take in the run handles it left in the namespace (none can exist before the
+        run layer was imported, so a notebook that runs no job pays nothing)."""
+        import sys
+
+        if "dbx_magic.run.engine" in sys.modules:
+            self.find_handles()
+
     def shutdown(self) -> None:
         """Stop watching (the kernel is going): the runs that go on are named in the log and printed."""
         if self._shut:
             return
         self._shut = True
-        from ..run.background import going_on
+        from ..run.engine import going_on
 
         self.lives.stop()  # every display still live says watching stopped, and how to re-attach
         going = [h for w in self._watchers for h in w.shutdown()]
@@ -194,7 +212,7 @@ class NotebookSession:
             if config.token:
                 self.secrets.add(config.token)
             client = DatabricksClient.from_config(config=config, rate_limiter=self.limiter, clock=self.clock)
-            client.watcher, client.journal = self.watcher, self.journal
+            client.journal = self.journal
             self._clients[config] = client
         return self._clients[config]
 
@@ -223,7 +241,6 @@ class NotebookSession:
         self._sandbox_client = DatabricksClient(
             sandbox.url, sandbox.token, rate_limiter=self.limiter, clock=self.clock
         )
-        self._sandbox_client.watcher = self.watcher
         self._sandbox_client.journal = self.journal
         return sandbox
 

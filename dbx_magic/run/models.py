@@ -247,6 +247,9 @@ class RunResult:
     repairs: tuple[RepairRecord, ...] = field(default=(), compare=False)
     client: Any = field(default=None, repr=False, compare=False)
     exports: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+    trouble: str = field(default="", repr=False, compare=False)
+    """While the workspace does not answer: what the watcher says of it ("workspace unreachable for
+    1:40 (503), still trying"); empty once it answers again."""
 
     @classmethod
     def from_api(
@@ -331,6 +334,26 @@ class RunResult:
         """The exit value, when exactly one task has one."""
         values = [t.output for t in self.tasks if t.output is not None]
         return values[0] if len(values) == 1 else None
+
+    @property
+    def round(self) -> int:
+        """How many times the run was repaired (0 for a run never repaired)."""
+        return max(0, len(self.repairs) - 1)
+
+    @property
+    def round_started(self) -> int | None:
+        """When the latest round began (epoch ms): the latest repair's start, else the run's."""
+        latest = self.repairs[-1] if len(self.repairs) > 1 else None
+        return (latest.start_time if latest is not None else None) or self.start_time
+
+    def elapsed(self, now_wall: float) -> float | None:
+        """Seconds the latest round has been going at ``now_wall`` (epoch seconds), to its end once it
+        has one; None before the run's start time is known. A repair counts from its own start."""
+        started = self.round_started
+        if not started:
+            return None
+        end = self.end_time / 1000 if (self.finished and self.end_time) else now_wall
+        return max(0.0, end - started / 1000)
 
     @property
     def queued(self) -> float:

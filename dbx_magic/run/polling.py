@@ -223,15 +223,21 @@ class PollPolicy:
         cap: The longest wait at pace 10.5, in seconds (the SDK's longest, 11 s, by default); it
             scales by ``pace / 10.5``. A ``Retry-After`` may still ask for longer.
         floor: The shortest wait, in seconds (near the expected end, and in TERMINATING).
+        outage: Seconds a watched run rides out a workspace that does not answer (connection errors,
+            timeouts, 5xx, 429) before its watching stops; None rides out any outage. A refused
+            credential or a run that does not exist still ends the watching at once.
     """
 
     pace: float = 10.5
     cap: float = _SDK_CAP
     floor: float = 0.5
+    outage: float | None = 900.0
 
     def __post_init__(self) -> None:
         if not 0 < self.floor <= self.cap or self.pace <= 0:
             raise ValueError(f"PollPolicy needs 0 < floor <= cap and pace > 0, got {self!r}")
+        if self.outage is not None and not self.outage >= 0:
+            raise ValueError(f"PollPolicy needs outage >= 0 seconds or None, got {self!r}")
 
     @property
     def longest(self) -> float:

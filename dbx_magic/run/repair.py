@@ -3,8 +3,8 @@
 :meth:`Repair.check` judges the inputs locally; :func:`plan_repair` reads the run (with its repair
 history) and refuses, before anything is sent, what cannot be repaired: a run still going, a run
 that succeeded, task keys the run does not have, a run with nothing failed. :func:`repair_run` sends
-the repair with its own idempotency token (so a retried repair is the same repair) and watches the
-run like a launch, with the same :class:`~dbx_magic.run.watch.WatchedRun`.
+the repair with its own idempotency token (so a retried repair is the same repair); the repair is a
+new round of the run's :class:`~dbx_magic.run.engine.RunHandle`, watched by the same watcher.
 """
 
 from __future__ import annotations
@@ -31,10 +31,18 @@ from .checks import check_timeout, check_token, known_tasks, positive_id, task_k
 from .launch import job_info
 from .models import RunResult, TaskResult
 from .params import normalise_params
-from .polling import PollPolicy
-from .watch import OnUpdate, WatchedRun
+from .watch import OnUpdate
 
-__all__ = ["FAILED_RESULTS", "Repair", "RepairPlan", "plan_repair", "repair_run", "send_repair"]
+__all__ = [
+    "FAILED_RESULTS",
+    "Repair",
+    "RepairPlan",
+    "plan_repair",
+    "repair_and_wait",
+    "repair_run",
+    "send_and_read",
+    "send_repair",
+]
 
 log = logging.getLogger(__name__)
 
@@ -278,90 +286,19 @@ def _await_visible(
         clock.sleep(1.0)
 
 
-def repair_run(
-    client: DatabricksClient,
-    run: Any,
-    tasks: str | Iterable[str] | None = None,
-    *,
-    rerun_dependents: bool = False,
-    notebook_params: Mapping[str, Any] | None = None,
-    job_parameters: Mapping[str, Any] | None = None,
-    idempotency_token: str | None = None,
-    timeout: float | None = None,
-    on_update: OnUpdate | None = None,
-    cancel_on_interrupt: bool = False,
-    policy: PollPolicy | None = None,
-    clock: Clock | None = None,
-    on_watch: Callable[[WatchedRun], Any] | None = None,
-    on_plan: Callable[[RepairPlan], Any] | None = None,
-) -> RunResult:
-    """Repair a run that did not succeed and wait for it, as ``run_job_and_wait`` waits for a launch.
-
-    Args:
-        client: The workspace client.
-        run: The run id, or its RunResult (or anything with a ``run_id``).
-        tasks: Task keys to rerun (a list or ``"a,b"``); None reruns every failed task and the tasks
-            after them.
-        rerun_dependents: With ``tasks``, also rerun the tasks after them.
-        notebook_params: Changed parameters (sent the way the job takes them).
-        job_parameters: The same, for jobs with job-level parameters (give one or the other).
-        idempotency_token: At most 64 characters; None makes a fresh one. The repair carries it, so
-            retrying finds the same repair instead of repairing twice.
-        timeout: Seconds to wait; a timeout stops the waiting, not the run.
-        on_update: Called with the current RunResult on every poll, the last one included.
-        cancel_on_interrupt: On a kernel interrupt, also cancel the run.
-        policy: When to poll next.
-        clock: The clock to wait on (default: the client's).
-        on_watch: Given the :class:`WatchedRun` as soon as the repair was accepted.
-        on_plan: Given the :class:`RepairPlan` before the repair is sent (to say what it reruns).
+def send_and_read(
+    client: DatabricksClient, spec: Repair, *, on_plan: Callable[[RepairPlan], Any] | None = None
+) -> tuple[RunResult, Mapping[str, Any] | None, bool]:
+    """Plan and send a checked repair, then read the run once the repair shows in it.
 
     Returns:
-        The run after the repair: ``tasks`` holds each task's latest attempt with its output,
-        ``attempts`` every attempt, ``repairs`` the original run and each repair.
+        The run as the repair leaves it (before its first poll), the run as read once the repair
+        shows (None if it did not yet), and whether every task reruns.
 
     Raises:
-        InvalidInput: bad input, or a run that cannot be repaired (nothing is sent).
-        ResourceDoesNotExist: no such run.
-        WaitTimeout: the timeout passed; ``error.result`` holds the run as last seen.
-        DatabricksError: any other failure; the message names the run (and the token when the
-            repair may have started).
-        RunInterrupted: the kernel was interrupted.
+        RunInterrupted: interrupted; the message says whether anything was sent.
+        DatabricksError: as :func:`send_repair` and :func:`plan_repair`.
     """
-    spec = Repair.check(
-        run,
-        tasks,
-        rerun_dependents=rerun_dependents,
-        notebook_params=notebook_params,
-        job_parameters=job_parameters,
-        idempotency_token=idempotency_token,
-        timeout=timeout,
-    )
-    return run_repair(
-        client,
-        spec,
-        on_update=on_update,
-        cancel_on_interrupt=cancel_on_interrupt,
-        policy=policy,
-        clock=clock,
-        on_watch=on_watch,
-        on_plan=on_plan,
-    )
-
-
-def run_repair(
-    client: DatabricksClient,
-    spec: Repair,
-    *,
-    on_update: OnUpdate | None = None,
-    cancel_on_interrupt: bool = False,
-    policy: PollPolicy | None = None,
-    clock: Clock | None = None,
-    on_watch: Callable[[WatchedRun], Any] | None = None,
-    on_plan: Callable[[RepairPlan], Any] | None = None,
-) -> RunResult:
-    """Plan, send and watch a checked :class:`Repair` (what every face that repairs calls)."""
-    clock = clock or client.clock
-    started = clock.monotonic()
     run_id, token = spec.run_id, spec.idempotency_token
     stage = "planning"
     try:
@@ -383,20 +320,7 @@ def run_repair(
             parameters=dict(spec.params),
             repairs=old.repairs,
         )
-        watched = WatchedRun(
-            client,
-            run_id,
-            launched=before,
-            policy=policy,
-            clock=clock,
-            on_update=on_update,
-            include_history=True,
-        )
-        if on_watch is not None:
-            on_watch(watched)
-        visible = _await_visible(client, clock, run_id, repair_id)
-        if visible is not None:
-            watched.poll(visible)
+        visible = _await_visible(client, client.clock, run_id, repair_id)
     except KeyboardInterrupt as exc:
         if isinstance(exc, RunInterrupted):
             raise
@@ -414,5 +338,95 @@ def run_repair(
             idempotency_token=token,
             follow_up=REPAIR_MAY_HAVE_STARTED,
         ) from None
-    remaining = None if spec.timeout is None else max(0.0, spec.timeout - (clock.monotonic() - started))
-    return watched.wait(remaining, cancel_on_interrupt=cancel_on_interrupt)
+    whole = set(plan.reruns) >= {t.key for t in old.tasks}
+    return before, visible, whole
+
+
+def repair_run(
+    client: DatabricksClient,
+    run: Any,
+    tasks: str | Iterable[str] | None = None,
+    *,
+    rerun_dependents: bool = False,
+    notebook_params: Mapping[str, Any] | None = None,
+    job_parameters: Mapping[str, Any] | None = None,
+    idempotency_token: str | None = None,
+    timeout: float | None = None,
+    on_update: OnUpdate | None = None,
+    cancel_on_interrupt: bool = False,
+    watcher: Any = None,
+    on_plan: Callable[[RepairPlan], Any] | None = None,
+) -> RunResult:
+    """Repair a run that did not succeed and wait for it, as ``run_job_and_wait`` waits for a launch.
+
+    Args:
+        client: The workspace client.
+        run: The run id, its RunResult or its RunHandle (a handle's next round is the repair).
+        tasks: Task keys to rerun (a list or ``"a,b"``); None reruns every failed task and the tasks
+            after them.
+        rerun_dependents: With ``tasks``, also rerun the tasks after them.
+        notebook_params: Changed parameters (sent the way the job takes them).
+        job_parameters: The same, for jobs with job-level parameters (give one or the other).
+        idempotency_token: At most 64 characters; None makes a fresh one. The repair carries it, so
+            retrying finds the same repair instead of repairing twice.
+        timeout: Seconds to wait; a timeout stops the waiting, not the run.
+        on_update: Called with the current RunResult on every poll, the last one included.
+        cancel_on_interrupt: On a kernel interrupt, also cancel the run.
+        watcher: The :class:`~dbx_magic.run.engine.Watcher` that watches the repair (default: the
+            handle's, else one of this call's own, stepped while it waits).
+        on_plan: Given the :class:`RepairPlan` before the repair is sent (to say what it reruns).
+
+    Returns:
+        The run after the repair: ``tasks`` holds each task's latest attempt with its output,
+        ``attempts`` every attempt, ``repairs`` the original run and each repair.
+
+    Raises:
+        InvalidInput: bad input, or a run that cannot be repaired (nothing is sent).
+        ResourceDoesNotExist: no such run.
+        WaitTimeout: the timeout passed; ``error.result`` holds the run as last seen.
+        DatabricksError: any other failure; the message names the run (and the token when the
+            repair may have started).
+        RunInterrupted: the kernel was interrupted.
+    """
+    from .engine import RunHandle, Watcher
+
+    spec = Repair.check(
+        run,
+        tasks,
+        rerun_dependents=rerun_dependents,
+        notebook_params=notebook_params,
+        job_parameters=job_parameters,
+        idempotency_token=idempotency_token,
+        timeout=timeout,
+    )
+    if isinstance(run, RunHandle):
+        handle = run
+    else:
+        watcher = watcher or Watcher(client.clock, threaded=False)
+        handle = watcher.add(client, spec.run_id, source="repair")
+    return repair_and_wait(
+        handle, spec, on_update=on_update, cancel_on_interrupt=cancel_on_interrupt, on_plan=on_plan
+    )
+
+
+def repair_and_wait(
+    handle: Any,
+    spec: Repair,
+    *,
+    on_update: OnUpdate | None = None,
+    cancel_on_interrupt: bool = False,
+    on_plan: Callable[[RepairPlan], Any] | None = None,
+) -> RunResult:
+    """Send a checked repair of a handle's run, as its next round, and wait for it (what every face
+    that repairs and waits calls)."""
+    clock = handle.watcher.clock
+    started = clock.monotonic()
+    if on_update is not None:
+        handle.add_listener(on_update)
+    try:
+        handle.watcher.repair(handle, spec, on_plan=on_plan)
+        remaining = None if spec.timeout is None else max(0.0, spec.timeout - (clock.monotonic() - started))
+        return handle.wait_within(remaining, raise_on_failure=False, cancel_on_interrupt=cancel_on_interrupt)
+    finally:
+        if on_update is not None:
+            handle.remove_listener(on_update)

@@ -1,11 +1,8 @@
 """Parameter sweeps: launch many runs of one job and watch them all, with few requests.
 
-``run_many`` launches one run per parameter set (each with its own idempotency token), keeps no
-more in flight than the job allows, and watches each as a :class:`~dbx_magic.run.watch.WatchedRun`,
-polled in batches: one ``runs/list?active_only=true`` page covers up to 25 active runs, so a poll
-cycle costs about N/25 requests instead of N. A run that leaves the active list gets one
-``runs/get`` (and its tasks' outputs) to settle its result. The cycles are paced by the same policy
-as a single run (the soonest any run is due; ``Retry-After`` wins). A failed run never stops the
+``run_many`` launches one run per parameter set (each with its own idempotency token) into one
+:class:`~dbx_magic.run.engine.Watcher`, keeps no more in flight than the job allows, and waits for
+all of them; the watcher polls them together, as it polls every run. A failed run never stops the
 others; results come back in input order; every way out names every run.
 """
 
@@ -19,18 +16,18 @@ from typing import Any
 
 from ..api.client import DatabricksClient
 from ..clock import Clock
-from ..errors import MANY_GO_ON, MAY_HAVE_STARTED, DatabricksError, InvalidInput, RunInterrupted, WaitTimeout
-from .checks import MAX_IDEMPOTENCY_TOKEN, digits
-from .launch import JobInfo, Launch, check_declared, job_info, launch
+from ..errors import MAY_HAVE_STARTED, DatabricksError, InvalidInput, RunInterrupted
+from . import stops
+from .checks import MAX_IDEMPOTENCY_TOKEN
+from .engine import RunHandle, Watcher
+from .launch import JobInfo, Launch, check_declared, job_info
 from .models import RunResult
-from .polling import History, PollPolicy, history_from_runs
-from .watch import WatchedRun, _clock
+from .polling import PollPolicy
 
-__all__ = ["SweepFailed", "active_runs", "job_history", "run_many"]
+__all__ = ["SweepFailed", "run_many"]
 
 log = logging.getLogger(__name__)
 
-PAGE = 25  # runs/list's page size limit ("less than 25" per the docs; 25 is accepted and 0 means it)
 OnSweepUpdate = Callable[[list[RunResult | None]], Any]
 
 
@@ -47,16 +44,16 @@ class SweepFailed(DatabricksError):
 class _Slot:
     index: int
     spec: Launch
-    watched: WatchedRun | None = None
+    handle: RunHandle | None = None
     error: DatabricksError | None = None
 
     @property
     def result(self) -> RunResult | None:
-        return None if self.watched is None else self.watched.result
+        return None if self.handle is None else self.handle.result
 
     @property
     def active(self) -> bool:
-        return self.watched is not None and not self.watched.done
+        return self.handle is not None and not self.handle.settled
 
 
 def _check_parallel(max_parallel: int | None) -> None:
@@ -130,12 +127,16 @@ def run_many(
     on_update: OnSweepUpdate | None = None,
     cancel_on_interrupt: bool = False,
     policy: PollPolicy | None = None,
+    watcher: Watcher | None = None,
     clock: Clock | Callable[[], float] | None = None,
     sleep: Callable[[float], Any] | None = None,
     allow_unknown_params: bool = False,
-    on_watch: Callable[[WatchedRun], Any] | None = None,
+    on_handle: Callable[[RunHandle], Any] | None = None,
 ) -> list[RunResult]:
     """Run one job once per parameter set and wait for all of them.
+
+    The runs are launched into one watcher (no more in flight than ``max_parallel``), which polls
+    them together: one ``runs/list`` page covers up to 25 of the job's active runs.
 
     Args:
         client: The workspace client.
@@ -150,12 +151,13 @@ def run_many(
         on_update: Called with the list of results (None for runs not launched yet) every cycle.
         cancel_on_interrupt: On a kernel interrupt, also cancel the runs still going.
         policy: When to poll next, as for a single run.
+        watcher: The watcher that polls the runs (default: one of this call's own, stepped while it
+            waits).
         clock: The clock to wait on (default: the client's).
         sleep: Waits between poll cycles, with a plain ``clock`` function.
         allow_unknown_params: Send names the job does not declare as given (otherwise every set is
             checked against the job's declarations before the first run is launched).
-        on_watch: Given each run's :class:`~dbx_magic.run.watch.WatchedRun` as soon as it is launched
-            (a notebook lists them on its board).
+        on_handle: Given each run's :class:`~dbx_magic.run.engine.RunHandle` as soon as it is launched.
 
     Returns:
         One RunResult per parameter set, in input order; check each ``ok``.
@@ -165,16 +167,16 @@ def run_many(
         SweepFailed: a launch failed for good, or the polling did (``results`` has every run).
         WaitTimeout, RunInterrupted: with ``results`` holding every run as last seen.
     """
+    from .runs import _watcher
+
     _check_parallel(max_parallel)
     specs = _specs(job, params, idempotency_token, timeout, allow_unknown_params)
     if not specs:
         return []
     info = job_info(client, specs[0].job)
     _check_sets(client, info, specs)
-    sweep = _Sweep(
-        client, info, specs, _limit(info, max_parallel), _clock(client, clock, sleep), policy, on_update
-    )
-    sweep.on_watch = on_watch
+    own = _watcher(client, watcher, threaded=False, policy=policy, clock=clock, sleep=sleep)
+    sweep = _Sweep(client, info, specs, _limit(info, max_parallel), own, on_update, on_handle)
     timeout = specs[0].timeout
     interrupted = False
     try:
@@ -198,32 +200,6 @@ def run_many(
     return [r for r in results if r is not None]
 
 
-def active_runs(client: DatabricksClient, job_id: int) -> tuple[dict[int, dict[str, Any]], float | None]:
-    """Every active run of a job, by run id (one ``runs/list`` page per 25), and the last page's
-    ``Retry-After``: how a sweep and the background watcher poll many runs of one job at once."""
-    seen: dict[int, dict[str, Any]] = {}
-    page_token: str | None = None
-    while True:
-        page = client.list_runs(job_id, active_only=True, limit=PAGE, page_token=page_token)
-        for run in page.get("runs") or ():
-            if isinstance(run, dict) and digits(str(run.get("run_id", ""))):
-                seen[int(run["run_id"])] = run
-        page_token = page.get("next_page_token")
-        if not page_token or not page.get("runs"):
-            return seen, page.retry_after
-
-
-def job_history(client: DatabricksClient, job_id: int) -> History | None:
-    """What a job's last 25 finished runs say about its durations (None when they cannot be read:
-    history only sharpens the pacing, so it never fails a watch)."""
-    try:
-        page = client.list_runs(job_id, completed_only=True, limit=PAGE)
-    except DatabricksError as exc:
-        log.debug("no history for job %s: %s", job_id, exc)
-        return None
-    return history_from_runs([r for r in page.get("runs") or () if isinstance(r, dict)])
-
-
 class _Sweep:
     def __init__(
         self,
@@ -231,17 +207,15 @@ class _Sweep:
         info: JobInfo,
         specs: list[Launch],
         limit: int | None,
-        clock: Clock,
-        policy: PollPolicy | None,
+        watcher: Watcher,
         on_update: OnSweepUpdate | None,
+        on_handle: Callable[[RunHandle], Any] | None,
     ) -> None:
-        self.client, self.info, self.limit, self.clock = client, info, limit, clock
-        self.policy, self.on_update = policy, on_update
+        self.client, self.info, self.limit, self.watcher = client, info, limit, watcher
+        self.on_update, self.on_handle = on_update, on_handle
         self.slots = [_Slot(i, spec) for i, spec in enumerate(specs)]
+        self.waiting = list(self.slots)
         self.launching: _Slot | None = None
-        self.history_read = False
-        self.retry_after: float | None = None
-        self.on_watch: Callable[[WatchedRun], Any] | None = None
 
     def results(self) -> list[RunResult | None]:
         return [s.result for s in self.slots]
@@ -256,68 +230,49 @@ class _Sweep:
             except Exception:
                 log.warning("on_update raised while showing a sweep", exc_info=True)
 
+    def _room(self) -> bool:
+        return bool(self.waiting) and (self.limit is None or len(self._active()) < self.limit)
+
+    def _moved(self) -> bool:
+        """Checked after every cycle: shows the sweep, and says whether the sweep has something to do."""
+        self._notify()
+        return self._room() or not self._active() or self._lost() is not None
+
+    def _lost(self) -> DatabricksError | None:
+        return next((s.handle.error for s in self.slots if s.handle is not None and s.handle.error), None)
+
     def run(self, timeout: float | None) -> None:
-        deadline = None if timeout is None else self.clock.monotonic() + timeout
-        waiting = list(self.slots)
+        clock = self.watcher.clock
+        deadline = None if timeout is None else clock.monotonic() + timeout
         while True:
-            while waiting and (self.limit is None or len(self._active()) < self.limit):
-                if deadline is not None and self.clock.monotonic() >= deadline:
-                    break  # the timeout bounds the waiting: no run is launched after it
-                self._launch(waiting.pop(0))
-            self._notify()
-            active = self._active()
-            if not waiting and not active:
+            while self._room() and (deadline is None or clock.monotonic() < deadline):
+                self._launch(self.waiting.pop(0))  # the timeout bounds the waiting: none launched after it
+            lost = self._lost()
+            if lost is not None:
+                raise stops.sweep_watch_lost(lost, self._going(), self.results(), self._cut_short())
+            if not self.waiting and not self._active():
+                self._notify()
                 return
-            now = self.clock.monotonic()
-            if deadline is not None and now >= deadline:
-                raise self._timed_out(timeout or 0.0)
-            delay = min((s.watched.next_delay() for s in active if s.watched), default=1.0)
-            delay = max(delay, self.retry_after or 0.0)  # Retry-After wins
-            if deadline is not None:
-                delay = min(delay, max(0.0, deadline - now))
-            self.clock.sleep(delay)
-            try:
-                self._poll()
-            except DatabricksError as exc:
-                raise self._poll_failed(exc) from None
+            if deadline is not None and clock.monotonic() >= deadline:
+                raise stops.sweep_timed_out(timeout or 0.0, self._going(), self.results(), self._cut_short())
+            self.watcher.wait_for(self._moved, deadline)
 
     def _launch(self, slot: _Slot) -> None:
         self.launching = slot  # an interrupt leaves it set: the message then names its token
         try:
-            launched = launch(self.client, slot.spec, self.info)
+            slot.handle = self.watcher.launch(
+                self.client, slot.spec, source="sweep", notify=False, info=self.info
+            )
         except DatabricksError as exc:
             slot.error = exc
             log.debug("sweep run %d could not be launched: %s", slot.index, exc)
-            launched = None
         self.launching = None
-        if launched is None:
-            return
-        slot.watched = WatchedRun(
-            self.client, launched.run_id, launched=launched, policy=self.policy, clock=self.clock
-        )
-        if self.on_watch is not None:
-            self.on_watch(slot.watched)
+        if slot.handle is not None and self.on_handle is not None:
+            self.on_handle(slot.handle)
 
-    def _poll(self) -> None:
-        """One cycle: page through the job's active runs, settle the ones that left the list."""
-        seen, self.retry_after = active_runs(self.client, self.info.job_id)
-        if not self.history_read:
-            self.history_read = True
-            history = job_history(self.client, self.info.job_id)
-            for slot in self.slots:
-                if slot.watched is not None:
-                    slot.watched.share_history(history)
-        for slot in self._active():
-            assert slot.watched is not None
-            slot.watched.poll(seen.get(slot.watched.run_id))  # absent from the list: one runs/get
-
-    def _going(self, verb: str = "") -> str:
-        """ "N runs (ids)", and the verb agreeing with N: "2 runs (7, 8) go on", "1 run (7) goes on"."""
-        ids = [str(s.watched.run_id) for s in self._active() if s.watched]
-        text = f"{len(ids)} run{'s' if len(ids) != 1 else ''} ({', '.join(ids) or 'none'})"
-        if verb:  # "go" -> "goes" for one run
-            text += f" {verb}{'es' if len(ids) == 1 else ''}"
-        return text
+    def _going(self) -> list[int]:
+        """The runs launched and not ended (a run whose watching stopped goes on too)."""
+        return [s.handle.run_id for s in self.slots if s.handle is not None and not s.handle.done]
 
     def _cut_short(self) -> str:
         """The launches that may have started a run without its id coming back, with their tokens."""
@@ -331,51 +286,26 @@ class _Sweep:
             "idempotency token base finds them."
         )
 
-    def _timed_out(self, timeout: float) -> WaitTimeout:
-        return WaitTimeout(
-            f"Stopped waiting for the sweep after {timeout:g} s with {self._going()} still going in the "
-            f"workspace.{self._cut_short()}",
-            results=self.results(),
-            follow_up=MANY_GO_ON,
-        )
-
-    def _poll_failed(self, exc: DatabricksError) -> SweepFailed:
-        return SweepFailed(
-            f"Watching the sweep failed ({exc.message.rstrip('.')}); {self._going('go')} on in the "
-            f"workspace.{self._cut_short()}",
-            self.results(),
-            follow_up=MANY_GO_ON,
-            status_code=exc.status_code,
-            error_code=exc.error_code,
-        )
-
     def interrupted(self, cancel: bool) -> RunInterrupted:
-        going = [s.watched for s in self._active() if s.watched]
-        cancelled = []
-        if cancel:
-            for watched in going:
+        going = [s.handle for s in self._active() if s.handle]
+        cancelled: list[int] | None = [] if cancel else None
+        if cancelled is not None:
+            for handle in going:
                 try:
-                    self.client.cancel_run(watched.run_id)
-                    cancelled.append(watched.run_id)
+                    self.client.cancel_run(handle.run_id)
+                    cancelled.append(handle.run_id)
                 except (DatabricksError, KeyboardInterrupt):
                     pass
-        ids = ", ".join(str(w.run_id) for w in going)
-        count = f"{len(going)} run{'s' if len(going) != 1 else ''}"
-        what = (
-            f"cancelled {len(cancelled)} of {count} still going ({ids})"
-            if cancel
-            else f"{count} {'goes' if len(going) == 1 else 'go'} on in the workspace ({ids})"
-        )
         cut = ""
         if self.launching is not None:
             cut = (
                 f" The launch of run {self.launching.index} was cut short: launching the sweep again with the same "
                 f"idempotency token base finds it (token {self.launching.spec.idempotency_token})."
             )
-        return RunInterrupted(
-            f"Stopped waiting for the sweep; {what}.{cut}{self._cut_short()}",
-            cancelled=bool(cancel),
-            follow_up=None if cancel else MANY_GO_ON,
-            results=self.results(),
-            idempotency_token=self.launching.spec.idempotency_token if self.launching else None,
+        return stops.sweep_interrupted(
+            [h.run_id for h in going],
+            cancelled,
+            self.results(),
+            cut + self._cut_short(),
+            self.launching.spec.idempotency_token if self.launching else None,
         )
