@@ -16,7 +16,7 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 import dbx_magic
-from dbx_magic import DatabricksClient, run_job_and_wait
+from dbx_magic import DatabricksClient, repair_run, run_job_and_wait
 from dbx_magic.api.client import RetryPolicy
 from dbx_magic.errors import BadRequest, InvalidInput, TransportError
 from dbx_magic.notebook.magics import DbxMagics, unload
@@ -244,3 +244,20 @@ def test_the_cli_lists_and_forgets_the_journal(sandbox, clock, dbx_magic_home):
     ).stdout
     assert forgot.startswith("Forgot 1 journal entry")
     assert Journal().entries() == []
+
+
+def test_a_repair_makes_the_run_unfinished_again_until_its_new_end(sandbox, clock):
+    client = DatabricksClient(sandbox.url, sandbox.token, clock=clock)
+    client.journal = journal = Journal(clock=clock.wall)
+    failed = run_job_and_wait(client, "flaky-ingest", {"fail": "true"})
+    run_id = failed.run_id
+    assert [(e.run_id, e.result_state) for e in journal.entries()] == [(run_id, "FAILED")]
+    seen: list[bool] = []
+    repaired = repair_run(
+        client,
+        run_id,
+        notebook_params={"fail": "false"},
+        on_update=lambda r: seen.append(bool(journal.entries(unfinished=True))),
+    )
+    assert repaired.ok and seen[0]  # while the repair ran, the run was unfinished in the journal
+    assert [(e.run_id, e.result_state) for e in journal.entries()] == [(run_id, "SUCCESS")]

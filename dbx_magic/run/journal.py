@@ -354,16 +354,24 @@ class Journal:
             )
         )
 
-    def watching(self, host: str, run_id: int, job_id: int | None = None) -> None:
-        """A run is watched (waited on, adopted, repaired): it gets a row unless it has one."""
+    def watching(self, host: str, run_id: int, job_id: int | None = None, *, again: bool = False) -> None:
+        """A run is watched (waited on, adopted, repaired): it gets a row unless it has one; ``again``
+        (a repair) makes it unfinished again, so a kernel that stops during the repair re-attaches it."""
         row = (host, job_id, run_id, self.notebook, self.clock(), self.clock(), WATCHING)
-        self._use(
-            lambda db: db.execute(
+
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(
                 "INSERT OR IGNORE INTO runs (host, job_id, run_id, notebook, launched_at, answered_at, state) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 row,
             )
-        )
+            if again:
+                db.execute(
+                    "UPDATE runs SET ended_at = NULL, state = ? WHERE host = ? AND run_id = ?",
+                    (WATCHING, host, run_id),
+                )
+
+        self._use(work)
 
     def ended(self, host: str, result: RunResult) -> None:
         """The run ended: its final state, elapsed time, link and a short summary."""

@@ -75,8 +75,8 @@ class WatchedRun:
         self._queued = 0.0
         self._setup: float | None = None  # seconds from leaving the queue to RUNNING, once seen
         self.journal = journal_of(client)
-        if self.journal is not None and launched is None:  # waited on, adopted or repaired: journaled too
-            self.journal.watching(client.host, self.run_id)
+        if self.journal is not None and (launched is None or include_history):  # waited on, adopted, repaired
+            self.journal.watching(client.host, self.run_id, again=include_history)
 
     def __repr__(self) -> str:
         state = self.result.result_state or self.result.life_cycle_state or "starting"
