@@ -365,6 +365,7 @@ def test_the_thread_watches_while_the_caller_does_other_work(fast):
     watcher.shutdown()
 
 
+@pytest.mark.signals
 def test_an_interrupt_stops_the_waiting_and_the_run_stays_watched(fast):
     client = DatabricksClient(fast.url, fast.token)
     watcher = Watcher()
@@ -379,6 +380,7 @@ def test_an_interrupt_stops_the_waiting_and_the_run_stays_watched(fast):
     client.cancel_run(handle.run_id)
 
 
+@pytest.mark.signals
 def test_an_interrupt_with_cancel_ends_the_run(fast):
     client = DatabricksClient(fast.url, fast.token)
     watcher = Watcher()

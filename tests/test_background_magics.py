@@ -144,6 +144,7 @@ def interrupt_on_first_poll(handle: RunHandle, inside: str = "_await") -> None:
     handle.add_listener(once)
 
 
+@pytest.mark.signals
 def test_an_interrupt_stops_no_background_run(ip, sandbox):
     run(ip, "%dbx_run slow-job --background --out bg10")  # 30 s: it outlasts the test, until cancelled
     handle = ip.user_ns["bg10"]
@@ -158,6 +159,7 @@ def test_an_interrupt_stops_no_background_run(ip, sandbox):
     assert ip.user_ns["bg10"].result_state == "CANCELED"
 
 
+@pytest.mark.signals
 def test_interrupting_a_wait_leaves_the_run_watched(ip, sandbox, capsys):
     run(ip, "%dbx_run slow-job --background --out iw")
     handle = ip.user_ns["iw"]

@@ -29,6 +29,7 @@ def client(sandbox_client: DatabricksClient) -> DatabricksClient:
     return sandbox_client
 
 
+@pytest.mark.signals
 def test_interrupt_before_the_launch_starts_no_run(sb, client):
     before = len(sb.run_ids(JOB))
     # The interrupt lands while jobs/get is in flight (the sandbox holds it a moment).
@@ -41,6 +42,7 @@ def test_interrupt_before_the_launch_starts_no_run(sb, client):
     assert not any(r.path.endswith("run-now") for r in sb.requests)
 
 
+@pytest.mark.signals
 def test_interrupt_during_the_launch_names_the_token_that_finds_the_run(sb, client):
     before = len(sb.run_ids(JOB))
     # The workspace is slow to answer, but starts the run; the interrupt lands meanwhile.
@@ -73,6 +75,8 @@ def test_interrupt_while_polling_reports_the_run(make_sandbox):
     assert f"%dbx_wait {err.run_id}" in shown and f"%dbx_cancel {err.run_id}" in shown
 
 
+@pytest.mark.signals
+@pytest.mark.signals
 @pytest.mark.parametrize("endpoint", ["jobs/runs/list", "jobs/runs/get"])
 def test_interrupt_while_a_poll_is_in_flight_reports_the_run(sb, client, endpoint):
     # jobs/runs/list is the first poll (it brings the history too); jobs/runs/get a later one.

@@ -9,6 +9,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from .conftest import ipc_kernel
+
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 # Every sandbox token has this shape; none may reach a saved notebook, widget state included.
 SANDBOX_TOKEN = re.compile(r"dsbx-[0-9a-f]{16,}")
@@ -31,8 +33,8 @@ def execute(name: str, tmp_path: Path) -> tuple[nbformat.NotebookNode, str]:
     # store_widget_state=True on purpose: the saved widget state is where a credential would hide.
     client = NotebookClient(
         nb,
+        km=ipc_kernel(tmp_path),
         timeout=180,
-        kernel_name="python3",
         store_widget_state=True,
         resources={"metadata": {"path": str(tmp_path)}},
     )

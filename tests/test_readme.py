@@ -18,6 +18,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from .conftest import ipc_kernel
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 FENCE = re.compile(r"(?:^<!-- (?P<mark>[^>]*) -->\n)?^```(?P<lang>[a-z]*)\n(?P<body>.*?)^```$", re.M | re.S)
 KNOWN = {"python", "bash", "ini", "text"}
@@ -57,7 +59,7 @@ def test_the_notebook_and_python_blocks_run_as_written(tmp_path):
     assert len(cells) >= 5, "the README's notebook and Python sections are here"
     nb = nbformat.v4.new_notebook(cells=cells)
     NotebookClient(
-        nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        nb, km=ipc_kernel(tmp_path), timeout=180, resources={"metadata": {"path": str(tmp_path)}}
     ).execute()
     failures = []
     for cell in nb.cells:

@@ -397,7 +397,11 @@ def test_the_form_repairs_its_failed_run_with_its_parameters(sandbox_client, san
     assert repaired.ok and namespace["checked"] is repaired
     assert [r.kind for r in repaired.repairs] == ["ORIGINAL", "REPAIR"]
     (body,) = [r.body for r in requests_to(sandbox, "/jobs/runs/repair")]
-    assert body["job_parameters"] == {"run_date": "2026-11-01", "strict": "false"}
+    assert body["job_parameters"] == {
+        "run_date": "2026-11-01",
+        "strict": "false",
+        "checks": "not_null,unique",
+    }
 
 
 def test_the_form_watches_the_run_going_when_asked(sandbox_client, sandbox, going):

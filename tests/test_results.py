@@ -102,15 +102,26 @@ def test_a_combobox_takes_a_value_of_its_own(ip, env):
 
 
 def test_when_a_source_cannot_be_read_an_unknown_name_is_a_warning(ip, env, capsys):
-    res = cell(ip, "%%dbx_run regional-scoring --out scores\nrecipients = ops\n")
+    from dbx_magic.sandbox.workspace import Task
+
+    env.add_job("opaque", tasks=[Task("main", "/Workspace/Shared/opaque", {"x": "1"}, readable=False)])
+    res = cell(ip, "%%dbx_run opaque --out scores\nrecipients = ops\n")
     assert res.success, res.error_in_exec
-    assert launches(env)[0]["job_parameters"] == {"recipients": "ops"}
+    assert launches(env)[0]["notebook_params"] == {"recipients": "ops"}
     (warning,) = [w for w in ip.user_ns["scores"].warnings if "recipients" in w]
-    assert (
-        "it is sent as given, since the source of notebook /Workspace/Shared/scoring/notify_owners" in warning
-    )
+    assert "it is sent as given, since the source of notebook /Workspace/Shared/opaque" in warning
     assert "403" in warning
-    assert "warning: Job 'regional-scoring' declares no parameter 'recipients'" in res.result.summary_text()
+    assert "warning: Job 'opaque' declares no parameter 'recipients'" in res.result.summary_text()
+
+
+def test_a_job_with_job_parameters_takes_those_alone_whatever_its_sources_say(ip, env):
+    """regional-scoring's notify_owners source cannot be read, but the job takes job parameters: a
+    name that is not one of them is refused (the workspace would refuse it), before anything is sent."""
+    res = cell(ip, "%%dbx_run regional-scoring --out scores\nrecipients = ops\n")
+    assert not res.success and "declares no parameter 'recipients' (it takes 'notify')" in str(
+        res.error_in_exec
+    )
+    assert launches(env) == []
 
 
 def test_python_refuses_then_sends_when_allowed(sandbox, sandbox_client):
@@ -305,7 +316,7 @@ def test_the_form_offers_a_multiselect_and_a_combobox(sandbox_client):
     rate = next(r for r in form.rows if r.name.value == "learning_rate")
     assert type(rate.value).__name__ == "Combobox" and rate.value.options == ("0.01", "0.05", "0.1", "0.3")
     form.job.value = "etl-with-checks"
-    checks = form.add_row("checks", "not_null,unique")
+    checks = next(r for r in form.rows if r.name.value == "checks")  # pre-filled: the job takes it
     assert type(checks.value).__name__ == "SelectMultiple" and checks.value.value == ("not_null", "unique")
     checks.value.value = ("freshness",)
     assert form.get_params()["checks"] == "freshness" and checks.changed

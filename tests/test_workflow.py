@@ -327,7 +327,10 @@ def test_bad_job_ids_are_refused_before_sending(client, rsps, job):
 
 
 def test_job_level_parameters_are_sent_as_job_parameters(client, rsps):
-    settings = {"name": "train", "parameters": [{"name": "epochs", "default": "3"}]}
+    settings = {
+        "name": "train",
+        "parameters": [{"name": "epochs", "default": "3"}, {"name": "fast", "default": "false"}],
+    }
     script(rsps, [run_json("TERMINATED", "SUCCESS")], settings=settings)
     run_job_and_wait(client, JOB_ID, notebook_params={"epochs": 5, "fast": True}, sleep=lambda s: None)
     launch = json.loads(rsps.calls[1].request.body)

@@ -624,10 +624,10 @@ class RunForm:
 
 
 def _prefill(info: Any, declarations: Declarations) -> dict[str, str]:
-    """The rows a job's form starts with: the job-level parameters for a job that has them (the only
-    ones its runs take), else every parameter its tasks and notebooks declare; with their defaults."""
+    """The rows a job's form starts with: what ``%dbx_params`` lists and the launch check accepts (the
+    job's declarations, one source), with their defaults; a notebook task's base parameters win."""
     if info.uses_job_parameters:
-        return dict(info.job_parameters)
+        return {**declarations.defaults, **info.job_parameters}
     return {**declarations.defaults, **info.notebook_parameters}
 
 

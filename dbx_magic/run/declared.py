@@ -100,17 +100,23 @@ class Declarations:
         params: The declared parameters by name, in declaration order.
         unreadable: One phrase per place that could not be read (a notebook's source, say); while
             there is one, the job may take names not listed here.
+        fixed: Names the job's notebooks declare that a run cannot set: a job with job-level
+            parameters takes those alone, and fills its notebooks' widgets itself.
     """
 
     job_id: int
     job_name: str | None
     params: dict[str, Declared] = field(default_factory=dict)
     unreadable: tuple[str, ...] = ()
+    fixed: tuple[str, ...] = ()
+    job_level: bool = False
+    """The job takes job-level parameters, and those alone (whatever its notebooks declare)."""
 
     @property
     def complete(self) -> bool:
-        """True when every source was read: a name not in ``params`` is one the job does not take."""
-        return not self.unreadable
+        """True when every source was read (or the job takes its job-level parameters alone): a name
+        not in ``params`` is one the job does not take."""
+        return not self.unreadable or self.job_level
 
     @property
     def defaults(self) -> dict[str, str]:
@@ -220,7 +226,16 @@ class Declarations:
             cells = [_cut(c, w).ljust(w) for c, w in zip(row[:4], widths, strict=True)]
             lines.append("  " + "  ".join(cells) + "  " + row[4])
         lines.extend(f"  note: {u[0].upper() + u[1:]}; it may take more." for u in self.unreadable)
+        if self.fixed:
+            lines.append(f"  note: {self._fixed_note()}")
         return "\n".join(lines)
+
+    def _fixed_note(self) -> str:
+        names = ", ".join(self.fixed)
+        return (
+            f"its notebooks also declare {names}: the job sets {'it' if len(self.fixed) == 1 else 'them'} "
+            "(it takes job parameters, which alone a run can set)."
+        )
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text("Declarations(...)" if cycle else self.summary_text())
@@ -231,6 +246,8 @@ class Declarations:
         notes = "".join(
             f"<div>&#9888; {esc(u[0].upper() + u[1:])}; it may take more.</div>" for u in self.unreadable
         )
+        if self.fixed:
+            notes += f"<div>{esc(self._fixed_note()[0].upper() + self._fixed_note()[1:])}</div>"
         return (
             f'<div class="dbx-params"><b>{esc(self._job())}</b> takes {len(self)} parameters'
             "<table><tr><th>name</th><th>kind</th><th>default</th><th>choices</th><th>declared in</th></tr>"
@@ -343,7 +360,11 @@ def declared_params(client: DatabricksClient, job: int | str | JobInfo) -> Decla
         unreadable.append("jobs/get showed none of the job's tasks")
     if info.more_pages:
         unreadable.append("the job has more tasks than jobs/get showed on one page")
-    return Declarations(info.job_id, info.name, params, tuple(unreadable))
+    fixed: tuple[str, ...] = ()
+    if info.uses_job_parameters:  # what a run can set: the job-level parameters, and nothing else
+        fixed = tuple(n for n in params if n not in info.job_parameters)
+        params = {n: d for n, d in params.items() if n in info.job_parameters}
+    return Declarations(info.job_id, info.name, params, tuple(unreadable), fixed, info.uses_job_parameters)
 
 
 # -- parsing --------------------------------------------------------------------------------------

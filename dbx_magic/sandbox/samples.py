@@ -7,7 +7,7 @@
 | ``etl-pipeline`` | three tasks, ingest -> transform -> publish, each with an exit value |
 | ``flaky-ingest`` | fails with ``ValueError: asked to fail`` when run with ``fail=true`` |
 | ``nightly-backfill`` | ``max_concurrent_runs=1`` with queueing: a second run waits QUEUED |
-| ``etl-with-checks`` | job parameters (run_date, strict): ingest -> validate -> publish; validate fails when ``strict=true`` (repair it with ``strict=false``) |
+| ``etl-with-checks`` | job parameters (run_date, strict, checks): ingest -> validate -> publish; validate fails when ``strict=true`` (repair it with ``strict=false``) |
 | ``regional-scoring`` | a for-each task over six regions (two at a time), then a condition task on the job parameter ``notify``; ``notify_owners`` runs only when it is ``true``, and its notebook source is not readable (403) |
 | ``wide-batch`` | 120 independent small tasks ``part_001`` ... ``part_120``: more than one 2.2 page |
 
@@ -273,7 +273,7 @@ def _add_round_two_samples(ws: Workspace) -> None:
                 publish_orders,
             ),
         ],
-        parameters={"run_date": "2026-11-01", "strict": "false"},
+        parameters={"run_date": "2026-11-01", "strict": "false", "checks": "not_null,unique"},
         history=HISTORY,
     )
     ws.add_job(
