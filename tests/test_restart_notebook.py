@@ -4,6 +4,7 @@ same notebook and ``%load_ext dbx_magic`` watches the runs again; their names ge
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -18,6 +19,8 @@ import nbformat
 import pytest
 import requests
 from nbclient import NotebookClient
+
+from .conftest import ipc_kernel
 
 SPEED = "0.3"  # the sample job takes about 10 s: long enough to outlive kernel A and B's start
 
@@ -38,10 +41,25 @@ def workspace(tmp_path: Path) -> Iterator[dict[str, Any]]:
     proc.communicate(timeout=30)
 
 
-def kernel(workspace: dict[str, Any], cells: list[str]) -> NotebookClient:
+def kernel(workspace: dict[str, Any], cells: list[str], name: str) -> NotebookClient:
+    """A kernel (over Unix sockets, ``name`` its own directory) that will run these cells."""
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(src) for src in cells]
-    return NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True)
+    where = workspace["data"].parent / name
+    where.mkdir()
+    return NotebookClient(nb, km=ipc_kernel(where), timeout=120, allow_errors=True)
+
+
+@contextlib.contextmanager
+def running(client: NotebookClient, workspace: dict[str, Any]) -> Iterator[None]:
+    """The client's kernel, started with the workspace's environment and shut down at the end as
+    Jupyter shuts a kernel down (its hooks run), unless the test killed it first."""
+    with client.setup_kernel(env=env(workspace)):
+        try:
+            yield
+        finally:
+            if client.km.is_alive():
+                client.km.shutdown_kernel()
 
 
 def env(workspace: dict[str, Any]) -> dict[str, str]:
@@ -96,8 +114,8 @@ B_CELLS = [
 
 
 def test_a_killed_kernels_runs_are_watched_again_and_their_names_get_the_results(workspace):
-    a = kernel(workspace, A_CELLS)
-    with a.setup_kernel(env=env(workspace)):
+    a = kernel(workspace, A_CELLS, "a")
+    with running(a, workspace):
         texts = run_cells(a)
         long_id, nw_id = (int(x) for x in texts[3].split())
         pid = a.km.provisioner.process.pid  # type: ignore[union-attr]
@@ -105,8 +123,8 @@ def test_a_killed_kernels_runs_are_watched_again_and_their_names_get_the_results
         os.waitpid(pid, 0)
     assert not state(workspace, long_id)["life_cycle_state"].startswith("TERMINATED")
 
-    b = kernel(workspace, B_CELLS)
-    with b.setup_kernel(env=env(workspace)):
+    b = kernel(workspace, B_CELLS, "b")
+    with running(b, workspace):
         texts = run_cells(b)
     line = texts[0].strip()
     assert line.startswith("2 runs of this notebook were going when its kernel stopped: "), line
@@ -119,8 +137,8 @@ def test_a_killed_kernels_runs_are_watched_again_and_their_names_get_the_results
 
 
 def test_after_a_graceful_restart_a_run_that_ended_meanwhile_is_published_at_once(workspace):
-    a = kernel(workspace, [*A_CELLS[:2], "print(longrun.run_id)"])
-    with a.setup_kernel(env=env(workspace)):
+    a = kernel(workspace, [*A_CELLS[:2], "print(longrun.run_id)"], "a")
+    with running(a, workspace):
         texts = run_cells(a)
     run_id = int(texts[2])  # the kernel was shut down as Jupyter does it (its hooks ran)
     deadline = time.monotonic() + 60
@@ -128,8 +146,8 @@ def test_after_a_graceful_restart_a_run_that_ended_meanwhile_is_published_at_onc
         assert time.monotonic() < deadline
         time.sleep(0.2)
 
-    b = kernel(workspace, ["%load_ext dbx_magic", "print(type(longrun).__name__, longrun.result_state)"])
-    with b.setup_kernel(env=env(workspace)):
+    b = kernel(workspace, ["%load_ext dbx_magic", "print(type(longrun).__name__, longrun.result_state)"], "b")
+    with running(b, workspace):
         texts = run_cells(b)
     assert f"Ended while no kernel watched: `longrun` (run {run_id}, SUCCESS), published now." in texts[0]
     assert "RunResult SUCCESS" in texts[1]

@@ -14,6 +14,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from .conftest import ipc_kernel
+
 WIDGET = "application/vnd.jupyter.widget-view+json"
 CELLS = [
     "%load_ext dbx_magic",
@@ -40,11 +42,11 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
     nb.cells[3].metadata["tags"] = ["raises-exception"]
     NotebookClient(
         nb,
+        km=ipc_kernel(tmp),
         timeout=120,
-        kernel_name="python3",
         store_widget_state=False,
         resources={"metadata": {"path": str(tmp)}},
-    ).execute()
+    ).execute(cleanup_kc=True)  # the kernel is shut down at the end (the client was given its manager)
     path = tmp / "saved.ipynb"
     nbformat.write(nb, path)
     return nb, path
