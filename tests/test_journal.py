@@ -22,7 +22,7 @@ from dbx_magic.errors import BadRequest, InvalidInput, TransportError
 from dbx_magic.notebook.magics import DbxMagics, unload
 from dbx_magic.notebook.session import NotebookSession
 from dbx_magic.run.journal import LAUNCHING, Journal, default_path
-from dbx_magic.testing import ManualClock
+from dbx_magic.testing import ManualClock, stepped_watcher
 
 PAT = "dapi" + "0123456789abcdef" * 2
 SECRET = "hunter2-very-secret-value"
@@ -60,13 +60,18 @@ def test_no_credential_or_secret_value_is_in_the_journal_and_its_files_are_the_u
     sandbox, clock, dbx_magic_home
 ):
     client = DatabricksClient(sandbox.url, sandbox.token, clock=clock)
-    client.journal = Journal(secrets={SECRET}, clock=clock.wall)
+    journal = Journal(secrets={SECRET}, clock=clock.wall)
     job = sandbox.add_job("takes-anything", parameters={"a": "", "b": "", "note": ""})
-    run_job_and_wait(client, job, job_parameters={"a": SECRET, "b": PAT, "note": f"x {SECRET} y"})
+    run_job_and_wait(
+        client,
+        job,
+        job_parameters={"a": SECRET, "b": PAT, "note": f"x {SECRET} y"},
+        watcher=stepped_watcher(clock, journal=journal),
+    )
     data = journal_bytes(dbx_magic_home)
     for secret in (sandbox.token, SECRET, PAT):
         assert secret.encode() not in data
-    (entry,) = client.journal.entries()
+    (entry,) = journal.entries()
     assert entry.parameters == {"a": "***", "b": "***", "note": "x *** y"}
     assert stat.S_IMODE(dbx_magic_home.stat().st_mode) & 0o077 == 0 or dbx_magic_home.name.startswith(
         "dbx-home"
@@ -208,10 +213,11 @@ def test_history_in_python_reopens_a_past_run_from_its_workspace(sandbox, clock,
     monkeypatch.setenv("DATABRICKS_HOST", sandbox.url)
     monkeypatch.setenv("DATABRICKS_TOKEN", sandbox.token)
     client = DatabricksClient(sandbox.url, sandbox.token, clock=clock)
-    client.journal = journal = Journal(clock=clock.wall)  # the journal on the test's clock
-    first = run_job_and_wait(client, "daily-sales-report", {"date": "2026-11-01"})
+    journal = Journal(clock=clock.wall)  # the journal on the test's clock
+    watcher = stepped_watcher(clock, journal=journal)
+    first = run_job_and_wait(client, "daily-sales-report", {"date": "2026-11-01"}, watcher=watcher)
     clock.advance(8 * 86400)
-    run_job_and_wait(client, "etl-pipeline")
+    run_job_and_wait(client, "etl-pipeline", watcher=watcher)
     entries = dbx_magic.history(journal=journal)
     assert [e.job_name for e in entries] == ["etl-pipeline", "daily-sales-report"]
     assert [e.job_name for e in dbx_magic.history(since="7d", journal=journal)] == ["etl-pipeline"]
@@ -224,8 +230,8 @@ def test_history_in_python_reopens_a_past_run_from_its_workspace(sandbox, clock,
 
 def test_the_cli_lists_and_forgets_the_journal(sandbox, clock, dbx_magic_home):
     client = DatabricksClient(sandbox.url, sandbox.token, clock=clock)
-    client.journal = Journal(notebook="/nb/a.ipynb", clock=clock.wall)
-    result = run_job_and_wait(client, "daily-sales-report")
+    journal = Journal(notebook="/nb/a.ipynb", clock=clock.wall)
+    result = run_job_and_wait(client, "daily-sales-report", watcher=stepped_watcher(clock, journal=journal))
     env = {**os.environ, "DBX_MAGIC_HOME": str(dbx_magic_home)}
     shown = subprocess.run(
         [sys.executable, "-m", "dbx_magic", "runs", "--job", "daily-sales-report"],
@@ -248,8 +254,9 @@ def test_the_cli_lists_and_forgets_the_journal(sandbox, clock, dbx_magic_home):
 
 def test_a_repair_makes_the_run_unfinished_again_until_its_new_end(sandbox, clock):
     client = DatabricksClient(sandbox.url, sandbox.token, clock=clock)
-    client.journal = journal = Journal(clock=clock.wall)
-    failed = run_job_and_wait(client, "flaky-ingest", {"fail": "true"})
+    journal = Journal(clock=clock.wall)
+    watcher = stepped_watcher(clock, journal=journal)
+    failed = run_job_and_wait(client, "flaky-ingest", {"fail": "true"}, watcher=watcher)
     run_id = failed.run_id
     assert [(e.run_id, e.result_state) for e in journal.entries()] == [(run_id, "FAILED")]
     seen: list[bool] = []
@@ -257,6 +264,7 @@ def test_a_repair_makes_the_run_unfinished_again_until_its_new_end(sandbox, cloc
         client,
         run_id,
         notebook_params={"fail": "false"},
+        watcher=watcher,
         on_update=lambda r: seen.append(bool(journal.entries(unfinished=True))),
     )
     assert repaired.ok and seen[0]  # while the repair ran, the run was unfinished in the journal

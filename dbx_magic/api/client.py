@@ -154,9 +154,6 @@ class DatabricksClient:
         self._session.auth = self._auth
         self._session.headers["User-Agent"] = f"dbx-magic/{_package_version()}"
         self.rate_limiter = rate_limiter or RateLimiter(clock=self.clock)
-        self.journal: Any = None
-        """The run journal this client's runs are written to (``dbx_magic.run.journal``): the default
-        one, opened on first use, unless given one (a notebook session gives its own); False: none."""
         self.lock = threading.Lock()
 
     @classmethod

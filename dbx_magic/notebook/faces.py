@@ -160,7 +160,7 @@ def _launch_only(session: NotebookSession, client: Any, args: Any, spec: Any) ->
     adopted: list[bool] = []
 
     def call() -> RunResult:
-        launched, found = adopt_or_launch(client, spec, on_notice=print)
+        launched, found = adopt_or_launch(client, spec, on_notice=print, journal=session.journal)
         adopted.append(found)
         return launched
 

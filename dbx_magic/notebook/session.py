@@ -125,7 +125,7 @@ class NotebookSession:
         if self._watcher is None:
             from ..run.engine import Watcher
 
-            self._watcher = Watcher(self.clock, threaded=self.threaded)
+            self._watcher = Watcher(self.clock, threaded=self.threaded, journal=self.journal)
             self.watch_over(self._watcher)
             if self._watcher.threaded:  # the kernel going away names the runs that go on, in its last output
                 import atexit
@@ -143,7 +143,7 @@ class NotebookSession:
 
         watcher = self._own.get(id(client))
         if watcher is None:
-            watcher = self._own[id(client)] = Watcher(client.clock, threaded=False)
+            watcher = self._own[id(client)] = Watcher(client.clock, threaded=False, journal=self.journal)
         self.watch_over(watcher)
         return watcher
 
@@ -212,7 +212,6 @@ class NotebookSession:
             if config.token:
                 self.secrets.add(config.token)
             client = DatabricksClient.from_config(config=config, rate_limiter=self.limiter, clock=self.clock)
-            client.journal = self.journal
             self._clients[config] = client
         return self._clients[config]
 
@@ -241,7 +240,6 @@ class NotebookSession:
         self._sandbox_client = DatabricksClient(
             sandbox.url, sandbox.token, rate_limiter=self.limiter, clock=self.clock
         )
-        self._sandbox_client.journal = self.journal
         return sandbox
 
     def stop_sandbox(self) -> None:

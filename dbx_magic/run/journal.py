@@ -35,7 +35,16 @@ if TYPE_CHECKING:
     from ..api.client import DatabricksClient
     from .models import RunResult
 
-__all__ = ["CREDENTIAL", "Journal", "JournalEntry", "default_path", "journal_of"]
+__all__ = [
+    "CREDENTIAL",
+    "Journal",
+    "JournalEntry",
+    "age_seconds",
+    "credentials",
+    "default_path",
+    "hide_credentials",
+    "history",
+]
 
 log = logging.getLogger("dbx_magic")
 
@@ -599,18 +608,3 @@ def _summary(result: RunResult) -> str:
     except Exception:  # several outputs: not one line
         output = None
     return output if output is not None else result.state_message or ""
-
-
-def journal_of(client: DatabricksClient) -> Journal | None:
-    """The journal a client's runs are written to: the one it was given (``client.journal``; a notebook
-    session gives its own), else the default one, opened on first use. None: the client keeps none
-    (``client.journal = False``)."""
-    journal = getattr(client, "journal", None)
-    if journal is False:
-        return None
-    if not isinstance(journal, Journal):
-        with client.lock:
-            if not isinstance(client.journal, Journal):
-                client.journal = Journal(clock=client.clock.wall)
-            journal = client.journal
-    return journal

@@ -14,15 +14,17 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..api.client import DatabricksClient
 from ..clock import Clock
 from ..errors import DatabricksError, ResourceDoesNotExist
 from .checks import positive_id
-from .journal import journal_of
 from .models import RunResult, TaskResult, is_finished
 from .polling import History, PollPolicy
+
+if TYPE_CHECKING:
+    from .journal import Journal
 
 __all__ = ["OnUpdate", "WatchedRun", "fetch_outputs"]
 
@@ -43,6 +45,7 @@ class WatchedRun:
         on_update: Called with the current RunResult after every poll, the last one included.
         include_history: Poll with ``include_history`` so the result carries the run's repairs
             (a repair's watch does).
+        journal: The run journal its watching and its end are written to (None: none).
     """
 
     def __init__(
@@ -55,6 +58,7 @@ class WatchedRun:
         clock: Clock | None = None,
         on_update: OnUpdate | None = None,
         include_history: bool = False,
+        journal: Journal | None = None,
     ) -> None:
         self.client = client
         self.include_history = include_history
@@ -74,7 +78,7 @@ class WatchedRun:
         self._retry_after: float | None = None
         self._queued = 0.0
         self._setup: float | None = None  # seconds from leaving the queue to RUNNING, once seen
-        self.journal = journal_of(client)
+        self.journal = journal
         if self.journal is not None and (launched is None or include_history):  # waited on, adopted, repaired
             self.journal.watching(client.host, self.run_id, again=include_history)
 
