@@ -1,20 +1,15 @@
-"""python -m dbx_magic: run, wait and cancel jobs of your workspace; demo and sandbox on loopback.
+"""python -m dbx_magic: run, wait for, repair and cancel jobs of your workspace; demo and sandbox on loopback.
 
-demo      run a sample job on the embedded sandbox, with live progress
-sandbox   serve the sandbox workspace on 127.0.0.1 until Ctrl-C (--data DIR keeps its runs)
-run       run a job of your workspace (DATABRICKS_HOST/DATABRICKS_TOKEN or a profile) and wait
-params    list the parameters a job takes (names, defaults, kinds, choices)
-wait      watch a run to its end (after run --no-wait, or Ctrl-C)
-repair    rerun the failed tasks of a run (and the tasks after them), and watch it
-cancel    cancel a run
-runs      the runs in the run journal (--job, --since 7d, --notebook PATH, --forget)
+Each command's one-line help is given where it is declared (``_parser``), so ``--help`` lists it once.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from .errors import CLI, DatabricksError, InvalidInput, RunInterrupted
@@ -61,6 +56,19 @@ def _params(given: list[str]) -> dict[str, str]:
     if bad:
         raise InvalidInput(f"-p {bad[0]} has no '=': write -p NAME=VALUE, one -p per parameter.")
     return parse_param_lines("\n".join(given))
+
+
+@contextlib.contextmanager
+def _progress() -> Iterator[Any]:
+    """The text progress of a run, its line ended whatever happens (Ctrl-C included), so what is
+    printed next starts on a line of its own."""
+    from .notebook.progress import TextProgress
+
+    progress = TextProgress()
+    try:
+        yield progress
+    finally:
+        progress.close()
 
 
 def _finish(result: Any) -> int:
@@ -126,7 +134,6 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from .api.client import DatabricksClient
-    from .notebook.progress import TextProgress
     from .run.engine import Watcher
     from .run.launch import Launch, adopt_or_launch
     from .run.runs import launch_and_wait
@@ -150,12 +157,13 @@ def _run(args: argparse.Namespace) -> int:
         )
         return 0
     watcher = Watcher(client.clock, threaded=False)  # one run: the waiting steps it, no thread
-    return _finish(launch_and_wait(client, spec, watcher, on_update=TextProgress(), on_notice=print))
+    with _progress() as progress:
+        result = launch_and_wait(client, spec, watcher, on_update=progress, on_notice=print)
+    return _finish(result)
 
 
 def _repair(args: argparse.Namespace) -> int:
     from .api.client import DatabricksClient
-    from .notebook.progress import TextProgress
     from .run.engine import Watcher
     from .run.repair import Repair, repair_and_wait
 
@@ -169,9 +177,9 @@ def _repair(args: argparse.Namespace) -> int:
     )
     client = DatabricksClient.from_config(profile=args.profile)
     handle = Watcher(client.clock, threaded=False).add(client, spec.run_id, source="repair")
-    return _finish(
-        repair_and_wait(handle, spec, on_update=TextProgress(), on_plan=lambda plan: print(plan.line))
-    )
+    with _progress() as progress:
+        result = repair_and_wait(handle, spec, on_update=progress, on_plan=lambda plan: print(plan.line))
+    return _finish(result)
 
 
 def _list_params(args: argparse.Namespace) -> int:
@@ -185,20 +193,27 @@ def _list_params(args: argparse.Namespace) -> int:
 
 def _wait(args: argparse.Namespace) -> int:
     from .api.client import DatabricksClient
-    from .notebook.progress import TextProgress
     from .run.runs import wait_for_run
 
     client = DatabricksClient.from_config(profile=args.profile)
-    return _finish(wait_for_run(client, args.run_id, timeout=args.timeout, on_update=TextProgress()))
+    seen: list[Any] = []
+    with _progress() as progress:
+
+        def update(result: Any) -> None:
+            seen.append(result.finished)
+            progress(result)
+
+        result = wait_for_run(client, args.run_id, timeout=args.timeout, on_update=update)
+    if seen[:1] == [True]:
+        print(f"Run {args.run_id} had already ended: nothing to wait for.")
+    return _finish(result)
 
 
 def _cancel(args: argparse.Namespace) -> int:
     from .api.client import DatabricksClient
+    from .run.cancel import cancel
 
-    DatabricksClient.from_config(profile=args.profile).cancel_run(args.run_id)
-    print(
-        f"Asked the workspace to cancel run {args.run_id}: python -m dbx_magic wait {args.run_id} shows it end."
-    )
+    print(cancel(DatabricksClient.from_config(profile=args.profile), args.run_id).line(CLI))
     return 0
 
 
@@ -225,9 +240,14 @@ def _runs(args: argparse.Namespace) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m dbx_magic", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m dbx_magic",
+        description=(
+            "Run, wait for, repair and cancel jobs of your Azure Databricks workspace "
+            "(DATABRICKS_HOST/DATABRICKS_TOKEN or a ~/.databrickscfg profile); try it on the sandbox."
+        ),
+        epilog="python -m dbx_magic COMMAND --help shows a command's options.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
 
     demo = sub.add_parser("demo", help="run a sample job on the embedded sandbox, with live progress")
     demo.add_argument("--job", default="daily-sales-report", help="sample job name (default: %(default)s)")
@@ -244,7 +264,7 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--data", metavar="DIR", help="keep its token and runs in DIR: they outlive it")
     sandbox.set_defaults(func=_sandbox)
 
-    run = sub.add_parser("run", help="run a job of your workspace and wait for it")
+    run = sub.add_parser("run", help="run a job of your workspace and wait for it, with text progress")
     run.add_argument("job", help="the job id, or its name (quoted when it has spaces)")
     run.add_argument(
         "-p",
@@ -317,7 +337,7 @@ def _parser() -> argparse.ArgumentParser:
     params.add_argument("--profile", default=None, help="the ~/.databrickscfg profile")
     params.set_defaults(func=_list_params)
 
-    wait = sub.add_parser("wait", help="watch a run to its end")
+    wait = sub.add_parser("wait", help="watch a run to its end (after run --no-wait, or Ctrl-C)")
     wait.add_argument("run_id", type=_run_id, help="the run id")
     wait.add_argument("--profile", default=None, help="the ~/.databrickscfg profile")
     wait.add_argument(
@@ -332,7 +352,7 @@ def _parser() -> argparse.ArgumentParser:
     runs.add_argument("--forget", action="store_true", help="delete those entries instead")
     runs.set_defaults(func=_runs)
 
-    cancel = sub.add_parser("cancel", help="cancel a run")
+    cancel = sub.add_parser("cancel", help="cancel a run still going (one that ended is left as it is)")
     cancel.add_argument("run_id", type=_run_id, help="the run id")
     cancel.add_argument("--profile", default=None, help="the ~/.databrickscfg profile")
     cancel.set_defaults(func=_cancel)

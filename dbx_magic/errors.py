@@ -33,6 +33,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .safe import terminal_text
+
 if TYPE_CHECKING:
     from .run.models import RunResult
 
@@ -108,7 +110,7 @@ class _Composed:
 
     def render(self, face: Face = PYTHON) -> str:
         """The whole message, its next step named the way ``face`` names it."""
-        text = self.message
+        text = terminal_text(self.message)  # the workspace's words may hold control sequences
         if (self.attempts or 0) > 1 or self.retry_after is not None:
             plural = "s" if self.attempts != 1 else ""
             extra = f"; the workspace asked to wait {self.retry_after:.0f} s more" if self.retry_after else ""

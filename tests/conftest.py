@@ -119,12 +119,6 @@ def sandbox_client(sandbox: Sandbox, clock: ManualClock) -> DatabricksClient:
 # -- isolation: real signals in a child process, kernels without TCP ports ----------------------------
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "signals: delivers a real SIGINT; runs in a child process of its own (style 17)"
-    )
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     """A test marked ``signals`` runs in a fresh Python process (its own pytest), so a SIGINT it sends

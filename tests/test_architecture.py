@@ -19,6 +19,7 @@ FORBIDDEN = {
     "sandbox": {"api", "run", "notebook", "errors", "clock"},
     "errors": {"api", "run", "notebook", "sandbox"},
     "clock": {"api", "run", "notebook", "sandbox", "errors"},
+    "safe": {"api", "run", "notebook", "sandbox", "errors", "clock"},
 }
 # outside packages only the notebook layer may import
 NOTEBOOK_ONLY = {"IPython", "ipywidgets", "anywidget", "ipykernel"}

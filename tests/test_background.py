@@ -425,7 +425,16 @@ def test_the_board_and_the_notices_say_how_each_run_stands(make_sandbox, clock):
     assert rows[-1].watched == "not watched" and rows[-1].can_watch
     assert rows[-1].result.startswith("watching stopped: ")
     table = text_board(watcher.handles, clock.wall())
-    assert table.splitlines()[0].split() == ["job", "run", "state", "elapsed", "eta", "watched", "result"]
+    assert table.splitlines()[0].split() == [
+        "job",
+        "run",
+        "state",
+        "elapsed",
+        "eta",
+        "parameters",
+        "watched",
+        "result",
+    ]
     assert all(str(h.run_id) in table for h in (ok, bad, lost)) and len(table.splitlines()) >= 4
     assert (notice_for(ok).level, notice_for(bad).level, notice_for(lost).level) == (
         "success",
@@ -501,3 +510,21 @@ def test_a_wait_inside_a_listener_is_refused_instead_of_waiting_for_itself(sandb
     handle = start_background(sandbox_client, "daily-sales-report", watcher=watcher, on_update=impatient)
     drive(watcher, clock)
     assert handle.ok and said and "called from a listener" in said[0]
+
+
+def test_a_handle_cancelled_after_its_end_says_so_and_sends_nothing(sandbox, clock):
+    from dbx_magic import start_background
+    from dbx_magic.testing import stepped_watcher
+
+    client = client_of(sandbox, clock)
+    handle = start_background(
+        client, "daily-sales-report", {"date": "2026-11-01"}, watcher=stepped_watcher(clock)
+    )
+    handle.wait()
+    sandbox.clear_requests()
+    answer = handle.cancel()
+    assert (
+        not answer.sent
+        and answer.line() == f"Run {handle.run_id} already ended SUCCESS: nothing was cancelled."
+    )
+    assert not any(r.path.endswith("/runs/cancel") for r in sandbox.requests)

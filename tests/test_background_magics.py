@@ -411,3 +411,38 @@ def test_a_credential_quoted_by_a_failing_run_is_masked_on_the_board_and_in_the_
     finally:
         session.shutdown()
         session.stop_sandbox()
+
+
+def test_a_wait_in_a_cell_says_the_end_once(ip, sandbox, session, capsys):
+    from dbx_magic.notebook.background import notices
+
+    channel = notices(session)
+    run(ip, "%%dbx_run ten-seconds --background --out k1\ndate = 2026-11-01\n")
+    handle = ip.user_ns["k1"]
+    res = run(ip, "%dbx_wait k1")
+    assert res.success, res.error_in_exec
+    shown = capsys.readouterr().out
+    assert sum(f"run {handle.run_id}: SUCCESS" in line for line in shown.splitlines()) == 1, shown
+    assert not [n for n in channel.sent if n.run_id == handle.run_id]  # the cell said it: no notice
+
+
+def test_how_long_a_success_notice_stays_is_a_setting(ip, sandbox, session):
+    from dbx_magic.notebook.background import notices
+
+    channel = notices(session)
+    try:
+        run(ip, "%config DbxMagics.notice_seconds = 0")  # until dismissed
+        assert session.notice_seconds is None and channel.fade is None
+        run(ip, "%config DbxMagics.notice_seconds = 45")
+        assert session.notice_seconds == 45 and channel.fade == 45
+        run(ip, "%%dbx_run flaky-ingest --background --out bad\nfail = true\n")
+        handle = ip.user_ns["bad"]
+        until(lambda: any(n.run_id == handle.run_id for n in channel.sent))
+        notice = next(n for n in channel.sent if n.run_id == handle.run_id)
+        message = notice.message(channel.fade)
+        assert message["short"] == "flaky-ingest: FAILED" and message["fade"] == 45
+        assert (
+            message["level"] == "danger"
+        )  # the page keeps a failure until it is dismissed, whatever the fade
+    finally:
+        run(ip, "%config DbxMagics.notice_seconds = 20")

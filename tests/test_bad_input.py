@@ -33,6 +33,7 @@ from dbx_magic.notebook.form import RunForm
 from dbx_magic.notebook.magics import DbxMagics, unload
 from dbx_magic.notebook.session import NotebookSession
 from dbx_magic.run.sweep import run_many
+from dbx_magic.sandbox import Task
 from dbx_magic.testing import ManualClock, stepped_watcher
 
 JOB = "daily-sales-report"
@@ -63,6 +64,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     sandbox.add_job("123", duration=1)
     shell.user_ns.update(num=7, unprintable=Unprintable(), grid=[{"a": 1}])
     sandbox.add_job("long-going", duration=6000)
+    typed = {"day": "2026-11-01", "rows": "100", "rate": "0.5", "dry_run": "false"}
+    sandbox.add_job("typed", tasks=[Task("main", "/Shared/typed", typed, duration=1)])
+    shell.user_ns.update(
+        typed_bad={"rows": "many"}, typed_grid=[{"rate": "0.1"}, {"rate": "fast"}], typed_ok={"rows": 7}
+    )
     yield World(shell, sandbox, tmp_path_factory.mktemp("bad-input"), clock)
     unload(shell)
 
@@ -120,6 +126,11 @@ def cli(*argv: str) -> Callable[[World], str]:
     return attempt
 
 
+class BrokenMapping(dict):  # type: ignore[type-arg]
+    def items(self) -> Any:
+        raise RuntimeError("no items for me")
+
+
 class Unprintable:
     def __str__(self) -> str:
         raise RuntimeError("no text for me")
@@ -145,6 +156,27 @@ def pick(job: str = JOB) -> Callable[[RunForm], Any]:
 def failed_checks(w: World) -> Any:
     """A finished run of etl-with-checks whose validate task failed."""
     return run_job_and_wait(w.client(), "etl-with-checks", {"strict": "true"})
+
+
+def cli_on(*argv: str) -> Callable[[World], str]:
+    """The command line, configured for the world's sandbox by the environment."""
+
+    def attempt(w: World) -> str:
+        import os
+
+        saved = dict(os.environ)
+        os.environ.update(
+            DATABRICKS_HOST=w.sandbox.url,
+            DATABRICKS_TOKEN=w.sandbox.token,
+            DATABRICKS_CONFIG_FILE=str(w.tmp / "absent"),
+        )
+        try:
+            return cli(*argv)(w)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+    return attempt
 
 
 def no_config(w: World) -> dict[str, str]:
@@ -518,7 +550,7 @@ CASES: list[tuple[str, str, Callable[[World], str], str, bool]] = [
         "api",
         "a misspelt name in one set of a sweep",
         api(lambda w: run_many(w.client(), JOB, [{"date": "2026-11-01"}, {"tabel": "x"}])),
-        "Parameter set #1",
+        "Parameter set #2 of 2",
         False,
     ),
     (
@@ -534,6 +566,63 @@ CASES: list[tuple[str, str, Callable[[World], str], str, bool]] = [
         api(lambda w: run_job_and_wait(w.client(), JOB, {"date": "é" * 5_000})),
         "limit of 10,000",
         True,
+    ),
+    # -- the earlier hostile tables (issue 25) ---------------------------------------------------
+    (
+        "api",
+        "a 100,000-character job name",
+        api(lambda w: run_job_and_wait(w.client(), "x" * 100_000)),
+        "over the 4,096 a job name can have",
+        True,
+    ),
+    (
+        "api",
+        "parameter names equal once trimmed",
+        api(lambda w: run_job_and_wait(w.client(), JOB, {" date": "1", "date": "2"})),
+        "same name once spaces are trimmed",
+        True,
+    ),
+    (
+        "api",
+        "a parameters mapping whose items() raises",
+        api(lambda w: run_job_and_wait(w.client(), JOB, BrokenMapping(date="1"))),
+        "items() raised RuntimeError",
+        True,
+    ),
+    (
+        "api",
+        "run_many with numbers for parameter sets",
+        api(lambda w: run_many(w.client(), JOB, [1, 2])),
+        "Parameter set #0: The notebook parameters must be a mapping of names to values, not an int",
+        True,
+    ),
+    (
+        "api",
+        "a sweep token base too long for one run",
+        api(lambda w: run_many(w.client(), JOB, [{"date": "1"}], idempotency_token="t" * 63)),
+        "too long for 1 run:",
+        True,
+    ),
+    (
+        "api",
+        "a control character in a parameter name",
+        api(lambda w: run_job_and_wait(w.client(), JOB, {"da\x1bte": "1"})),
+        "holds a control character",
+        True,
+    ),
+    (
+        "api",
+        "a NUL in a parameter value",
+        api(lambda w: run_job_and_wait(w.client(), JOB, {"date": "2026\x0011"})),
+        "holds a NUL character",
+        True,
+    ),
+    (
+        "api",
+        "repair_run with tasks=5",
+        api(lambda w: repair_run(w.client(), failed_checks(w), tasks=5)),
+        "tasks takes task keys (a list of strings, or 'a,b'), not an int",
+        False,
     ),
     # -- the magics -----------------------------------------------------------------------------
     ("magic", "--only with nothing", cell(f'%dbx_run {JOB} --only ""'), "--only names no task", True),
@@ -849,6 +938,20 @@ CASES: list[tuple[str, str, Callable[[World], str], str, bool]] = [
         "token does not belong",
         True,
     ),
+    (
+        "magic",
+        "--out with quotes inside its quotes",
+        cell(f"""%dbx_run {JOB} --out '"x"'"""),
+        "not a valid Python",
+        True,
+    ),
+    (
+        "magic",
+        "a control character in a cell's parameter name",
+        cell(f"%%dbx_run {JOB}\nda\x07te = 1\n"),
+        "control character",
+        True,
+    ),
     # -- the form -------------------------------------------------------------------------------
     ("form", "no job selected", form(lambda f: None), "job is empty", True),
     (
@@ -914,6 +1017,143 @@ CASES: list[tuple[str, str, Callable[[World], str], str, bool]] = [
         "job is empty",
         True,
     ),
+    # -- typed parameters: a text parameter's default shows its type (date, whole number, number,
+    # true/false); every face refuses a value of another type before run-now, in one sentence
+    (
+        "magic",
+        "a date that does not exist",
+        cell("%%dbx_run typed\nday = 2026-13-45\n"),
+        "is no such day",
+        False,
+    ),
+    ("magic", "a date in another form", cell("%%dbx_run typed\nday = 11/01/2026\n"), "YYYY-MM-DD", False),
+    (
+        "magic",
+        "a word for a whole number, from --params",
+        cell("%dbx_run typed --params typed_bad"),
+        "takes a whole number",
+        False,
+    ),
+    (
+        "magic",
+        "a word for a number in one set of --foreach",
+        cell("%%dbx_run typed --foreach typed_grid\nday = 2026-11-01\n"),
+        "Parameter set #2 of 2",
+        False,
+    ),
+    (
+        "magic",
+        "yes for a boolean, --background",
+        cell("%%dbx_run typed --background\ndry_run = yes\n"),
+        "takes true or false",
+        False,
+    ),
+    ("magic", "True for a boolean", cell("%%dbx_run typed\ndry_run = True\n"), "did you mean 'true'?", False),
+    (
+        "magic",
+        "a value outside a dropdown's choices (a cell)",
+        cell(f"%%dbx_run {JOB}\ntable = main.sales.tx\n"),
+        "not 'main.sales.tx'",
+        False,
+    ),
+    (
+        "api",
+        "a date that does not exist",
+        api(lambda w: run_job_and_wait(w.client(), "typed", {"day": "2026-02-30"})),
+        "is no such day",
+        False,
+    ),
+    (
+        "api",
+        "a fraction for a whole number",
+        api(lambda w: start_run(w.client(), "typed", {"rows": 2.5})),
+        "takes a whole number",
+        False,
+    ),
+    (
+        "api",
+        "a word for a number in the background",
+        api(lambda w: start_background(w.client(), "typed", {"rate": "fast"})),
+        "takes a number",
+        False,
+    ),
+    (
+        "api",
+        "a bad date in one set of a sweep",
+        api(lambda w: run_many(w.client(), "typed", [{"day": "2026-11-01"}, {"day": "2026-11-31"}])),
+        "Parameter set #2 of 2",
+        False,
+    ),
+    (
+        "form",
+        "a date that does not exist",
+        form(lambda f: (pick("typed")(f), f.set_params({"day": "2026-13-45"}))),
+        "is no such day",
+        False,
+    ),
+    (
+        "form",
+        "a word for a whole number",
+        form(lambda f: (pick("typed")(f), f.set_params({"rows": "many"}))),
+        "takes a whole number",
+        False,
+    ),
+    (
+        "form",
+        "a value outside a multiselect's choices",
+        form(lambda f: (pick("etl-with-checks")(f), f.set_params({"checks": "not_null,uniq"}))),
+        "did you mean 'unique'?",
+        False,
+    ),
+    (
+        "cli",
+        "run with a date that does not exist",
+        cli_on("run", "typed", "-p", "day=2026-13-45"),
+        "is no such day",
+        False,
+    ),
+    (
+        "cli",
+        "run with yes for a boolean",
+        cli_on("run", "typed", "-p", "dry_run=yes"),
+        "takes true or false",
+        False,
+    ),
+    (
+        "cli",
+        "run with a value outside a dropdown's choices",
+        cli_on("run", JOB, "-p", "table=x"),
+        "not 'x'",
+        False,
+    ),
+    (
+        "form",
+        "result name get_ipython",
+        form(lambda f: (pick()(f), setattr(f.out, "value", "get_ipython"))),
+        "The result variable get_ipython would replace",
+        True,
+    ),
+    (
+        "form",
+        "result name 1x",
+        form(lambda f: (pick()(f), setattr(f.out, "value", "1x"))),
+        "The result variable '1x' is not a valid",
+        True,
+    ),
+    (
+        "form",
+        "result name with a space",
+        form(lambda f: (pick()(f), setattr(f.out, "value", "my result"))),
+        "is not a valid Python variable name",
+        True,
+    ),
+    (
+        "form",
+        "a NUL in a parameter value",
+        form(lambda f: (pick()(f), f.add_row("note", "2026\x00"))),
+        "holds a NUL character",
+        True,
+    ),
     # -- the command line -----------------------------------------------------------------------
     ("cli", "demo --speed 0", cli("demo", "--speed", "0"), "0 is not a positive number", True),
     ("cli", "run with job id 0", cli("run", "0"), "not a positive integer", True),
@@ -939,6 +1179,7 @@ SETS_UP_A_RUN = {
     "%dbx_repair of a run that succeeded",
     "%dbx_repair of a run still going",
     "a handle's wait with a negative timeout",
+    "repair_run with tasks=5",
 }
 
 

@@ -106,10 +106,13 @@ def test_background_run_board_cancel_and_a_notice_once(page: Page, lab: Lab) -> 
     expect(row.locator(".dbx-board-state")).to_have_text("CANCELED", timeout=STEP_MS)
     expect(launched.locator(".dbx-progress-state")).to_have_text("CANCELED")  # the cell's widget too
 
-    # The end's notice: on the page, outside every cell, with the one-line reason.
-    cancelled = notices(page).filter(has_text=f"Run {run_id.group(1)}")
+    # The end's notice: on the page, outside every cell; its details (a click) have the one-line reason.
+    cancelled = page.locator(f"#dbx-notices .dbx-notice[data-run-id='{run_id.group(1)}']")
     expect(cancelled).to_have_count(1)
-    expect(cancelled).to_contain_text("ended CANCELED")
+    expect(cancelled).to_contain_text("slow-job: CANCELED")
+    expect(cancelled).to_have_attribute(
+        "title", re.compile(rf"Run {run_id.group(1)} of 'slow-job' ended CANCELED")
+    )
     assert cancelled.evaluate(
         "n => n.closest('.jp-Cell') === null && getComputedStyle(n.parentElement).position"
     )
@@ -119,16 +122,21 @@ def test_background_run_board_cancel_and_a_notice_once(page: Page, lab: Lab) -> 
     # A run that succeeds while the user is scrolled elsewhere: the notice is in view all the same.
     run_cell(page, 5)
     cell(page, 0).scroll_into_view_if_needed()
-    succeeded = notices(page).filter(has_text="ended SUCCESS")
+    succeeded = notices(page).filter(has_text="daily-sales-report: SUCCESS")
     expect(succeeded).to_have_count(1, timeout=STEP_MS)
     expect(succeeded).to_be_in_viewport()
-    expect(succeeded.locator(".dbx-notice-title")).to_contain_text("of 'daily-sales-report'")
+    succeeded.locator(".dbx-notice-label").click()
+    expect(page.locator("#dbx-notices .dbx-notice-card .dbx-notice-title")).to_contain_text(
+        "of 'daily-sales-report' ended SUCCESS"
+    )
     notified = page.evaluate("() => window.__dbxNotified")
     assert any("ended SUCCESS" in t for t in notified) and any("ended CANCELED" in t for t in notified), (
         notified
     )
     assert page.evaluate("() => window.jupyterapp !== undefined")
-    expect(page.locator(".jp-Notification-Toast-success", has_text="ended SUCCESS")).to_have_count(1)
+    # JupyterLab's notification center lists it (the status bar's bell), with no toast over the cells
+    expect(page.locator(".jp-Notification-Toast-success")).to_have_count(0)
+    expect(page.locator(".jp-Notification-Status")).to_contain_text(re.compile(r"[1-9]"))
     screenshot(page, "browser-background-success-notice.png")
     printed = run_cell(page, 6)
     expect(printed.locator(".jp-Cell-outputArea")).to_contain_text("NS: RunResult CANCELED RunResult SUCCESS")
@@ -161,7 +169,6 @@ def test_a_run_that_ends_after_a_reload_is_announced_then(page: Page, lab: Lab) 
     expect(cell(page, len(cells) - 1)).to_be_visible(timeout=STEP_MS)
     wait_idle(page)
     expect(notices(page)).to_have_count(0)
-    ended = notices(page).filter(has_text="ended SUCCESS")
+    ended = notices(page).filter(has_text="twenty-seconds: SUCCESS")
     expect(ended).to_have_count(1, timeout=40_000)
-    expect(ended).to_contain_text("of 'twenty-seconds'")
     screenshot(page, "browser-background-notice-after-reload.png")

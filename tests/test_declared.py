@@ -345,3 +345,27 @@ def test_export_run_asks_for_the_views(client, rsps):
         json={"views": [{"content": "<html></html>", "name": "n", "type": "NOTEBOOK"}]},
     )
     assert client.export_run(77, "ALL")["views"][0]["name"] == "n"
+
+
+@pytest.mark.parametrize(
+    ("declared", "kind", "good", "bad"),
+    [
+        (
+            Declared("d", "text", "2026-11-01"),
+            "date",
+            ["2026-02-28", "", "{{job.start_time.iso_date}}"],
+            ["2026-02-30", "2026-1-1", "today"],
+        ),
+        (Declared("n", "text", "100"), "integer", ["7", "-3", "007"], ["2.5", "many", "1e3"]),
+        (Declared("r", "text", "0.5"), "number", ["1", "1e-3", ".5"], ["fast", "nan", "1,5"]),
+        (Declared("b", "text", "false"), "boolean", ["true", "false"], ["True", "yes", "1"]),
+        (Declared("c", "combobox", "0.1", ("0.01", "0.1")), "number", ["0.3"], ["high"]),
+        (Declared("c", "combobox", "0.1", ("0.1", "auto")), None, ["auto", "x"], []),
+        (Declared("t", "text", "main.sales"), None, ["anything"], []),
+        (Declared("f", "dropdown", "6", ("4", "6")), None, ["9"], []),  # its choices judge it
+    ],
+)
+def test_a_default_shows_the_type_and_other_values_are_refused(declared, kind, good, bad):
+    assert declared.value_type == kind
+    assert [v for v in good if declared.mistyped(v)] == []
+    assert [v for v in bad if not declared.mistyped(v)] == []

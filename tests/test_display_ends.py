@@ -81,7 +81,8 @@ def test_the_form_shows_no_live_run_after_an_unknown_job(sandbox, clock):
         form.wait(30)
     assert form.error is not None and "No job is named 'no-such-job'" in str(form.error)
     assert form.progress is not None
-    assert "NOT STARTED" in form.progress.state.value and form.progress.cancel_button.disabled
+    assert form.progress.widget.layout.display == "none"  # one block: the form's status says why
+    assert form.progress.cancel_button.disabled
     assert form.cancel_button.disabled and not form.run_button.disabled
 
 

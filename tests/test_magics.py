@@ -215,3 +215,26 @@ def test_without_configuration_the_message_points_at_the_sandbox(monkeypatch, tm
         assert "Traceback" not in capsys.readouterr().out
     finally:
         shell.run_line_magic("unload_ext", "dbx_magic")
+
+
+def test_cancel_of_a_run_that_ended_says_so_and_sends_nothing(ip, sandbox, capsys):
+    res = run(ip, "%%dbx_run daily-sales-report --out done\ndate = 2026-11-01\n")
+    assert res.success, res.error_in_exec
+    run_id = ip.user_ns["done"].run_id
+    capsys.readouterr()
+    sandbox.clear_requests()
+    res = run(ip, f"%dbx_cancel {run_id}")
+    assert res.success, res.error_in_exec
+    assert capsys.readouterr().out.strip() == f"Run {run_id} already ended SUCCESS: nothing was cancelled."
+    assert not any(r.path.endswith("/runs/cancel") for r in sandbox.requests)
+
+
+def test_the_help_says_how_to_call_it_in_plain_words(ip, capsys):
+    ip.run_cell("%%dbx_run?", store_history=False)
+    shown = capsys.readouterr().out
+    usage = next(line for line in shown.splitlines() if line.startswith("Usage:"))
+    assert usage.startswith("Usage: %%dbx_run JOB [--out NAME] [--params NAME]"), usage
+    assert "::" not in shown and "date = 2026-11-01" in shown
+    assert "--params NAME" in shown and "EXPR" not in shown
+    for magic in ("dbx_wait", "dbx_repair", "dbx_runs", "dbx_cancel", "dbx_form", "dbx_params"):
+        assert "::" not in ip.find_magic(magic).__doc__, magic

@@ -85,7 +85,7 @@ TIMEOUTS: list[tuple[str, Callable[[Sandbox], Any], Timed, str]] = [
     (
         "a sweep whose launches are rate-limited",
         lambda sb: sb.inject("jobs/run-now", "status", status=429, count=50),
-        lambda sb, c: run_many(c, JOB, [{"date": "1"}, {"date": "2"}], timeout=1),
+        lambda sb, c: run_many(c, JOB, [{"date": "2026-11-01"}, {"date": "2026-11-02"}], timeout=1),
         "token",
     ),
 ]
@@ -134,7 +134,7 @@ def test_a_sweep_whose_polling_fails_for_good_names_every_run(make_sandbox, cloc
     sb.inject("jobs/runs/list", "status", status=503, count=10_000)
     sb.inject("jobs/runs/get", "status", status=503, count=10_000)
     with pytest.raises(SweepFailed) as info:  # an outage longer than the policy rides out
-        run_many(client_of(sb, clock), JOB, [{"date": "1"}], policy=PollPolicy(outage=60))
+        run_many(client_of(sb, clock), JOB, [{"date": "2026-11-01"}], policy=PollPolicy(outage=60))
     error = info.value
     assert error.results and error.results[0] is not None
     run_id = error.results[0].run_id
@@ -146,7 +146,12 @@ def test_a_sweep_interrupted_in_a_launch_names_its_token(make_sandbox):
     sb = make_sandbox(clock=clock.monotonic, epoch=clock.wall())
     sb.inject("jobs/run-now", "status", status=429, count=3)  # the launch waits to retry: interrupted there
     with pytest.raises(RunInterrupted) as info:
-        run_many(client_of(sb, clock), JOB, [{"date": "1"}, {"date": "2"}], idempotency_token="sweep-a")
+        run_many(
+            client_of(sb, clock),
+            JOB,
+            [{"date": "2026-11-01"}, {"date": "2026-11-02"}],
+            idempotency_token="sweep-a",
+        )
     assert info.value.idempotency_token == "sweep-a-0" and "sweep-a-0" in str(info.value)
     assert info.value.__context__ is None  # raised outside the handler: no request is chained
 

@@ -41,10 +41,11 @@ def test_the_first_screen_commands_are_the_ones_ci_runs():
     bash = [body.strip() for lang, _, body in blocks() if lang == "bash"]
     assert bash[:2] == [
         "python -m pip install -e . && python -m dbx_magic demo",
-        'python -m pip install -e ".[dev]" && python -m pytest',
+        'python -m pip install -e ".[test]" && python -m pytest -m "not browser"',
     ]
     ci = (README.parent / ".ci" / "run").read_text()
-    assert "python -m pip install -q -e . && python -m dbx_magic demo" in ci and "python -m pytest\n" in ci
+    assert "python -m pip install -q -e . && python -m dbx_magic demo" in ci
+    assert 'python -m pip install -q -e ".[test]"' in ci and "python -m pytest\n" in ci
 
 
 def test_the_notebook_and_python_blocks_run_as_written(tmp_path):

@@ -154,7 +154,7 @@ def test_a_sweep_checks_every_set_once_before_launching(sandbox, sandbox_client)
     sandbox.clear_requests()
     sets = [{"date": "2026-11-01"}, {"dat": "2026-11-02"}]
     with pytest.raises(
-        InvalidInput, match=r"Parameter set #1: Job 'daily-sales-report' declares no parameter 'dat'"
+        InvalidInput, match=r"Parameter set #2 of 2: Job 'daily-sales-report' declares no parameter 'dat'"
     ):
         run_many(sandbox_client, JOB, sets)
     assert launches(sandbox) == [] and len(sent(sandbox, "/workspace/export")) == 1
@@ -221,13 +221,18 @@ def test_export_writes_a_page_a_browser_opens(sandbox_client, tmp_path):
     one = run_job_and_wait(sandbox_client, JOB)
     path = one.export(tmp_path / "report.html")
     text = path.read_text(encoding="utf-8")
-    assert text.startswith("<!DOCTYPE html>") and "<td>table</td>" in text
+    # one task is treated as several: its page framed and sandboxed, its scripts never run unframed
+    assert text.startswith("<!DOCTYPE html>") and "allow-same-origin" not in text
+    assert text.count('<iframe class="dbx-export-frame" sandbox="allow-scripts"') == 1
+    (doc,) = srcdocs(text)
+    assert "<td>table</td>" in doc
     many = run_job_and_wait(sandbox_client, "etl-pipeline")
     text = many.export(tmp_path / "etl.html").read_text(encoding="utf-8")
     assert text.count('<iframe class="dbx-export-frame" sandbox="allow-scripts"') == 3
     assert "allow-same-origin" not in text and "<h2>transform" in text
     only = many.export(tmp_path / "publish.html", task="publish").read_text(encoding="utf-8")
-    assert "<td>version</td><td>42</td>" in only
+    (doc,) = srcdocs(only)
+    assert "<td>version</td><td>42</td>" in doc
 
 
 def test_a_large_page_shows_its_size_until_confirmed(sandbox, sandbox_client):
@@ -345,3 +350,34 @@ def test_a_pickled_result_leaves_its_client_and_token_behind(sandbox, sandbox_cl
     back = pickle.loads(data)
     assert back.client is None and back.run_id == result.run_id and back.tasks == result.tasks
     assert "<iframe" in back.show(client=sandbox_client)._repr_html_()
+
+
+def test_the_results_name_the_job_run_and_each_task_run_and_the_chart_label_is_whole(sandbox_client):
+    import base64
+
+    result = run_job_and_wait(sandbox_client, JOB, {"date": "2026-11-05"})
+    (task,) = result.tasks
+    page = result.show()
+    text = page.summary_text()
+    assert text.startswith(f"Results of job run {result.run_id}:")
+    assert f"task report (task run {task.run_id})" in text
+    (doc,) = srcdocs(page._repr_html_())
+    assert f"task run {task.run_id} of job run {result.run_id}" in doc
+    assert "attempt 1 " in doc  # the first attempt, counted as every display counts: from 1
+    svg = base64.b64decode(re.search(r"data:image/svg\+xml;base64,([^\"]+)", doc).group(1)).decode()
+    width = int(re.search(r'width="(\d+)"', svg).group(1))
+    label = re.search(r"<text x=\"(\d+)\"[^>]*>([^<]+)</text>", svg)
+    assert label.group(2) == "daily_sales_report"
+    assert int(label.group(1)) + 7 * len(label.group(2)) <= width  # ~7 px a character at 12 px
+
+
+def test_attempts_count_from_one_in_every_display_and_attempt_says_so(sandbox_client):
+    from dbx_magic.notebook.progress import describe
+
+    failed = run_job_and_wait(sandbox_client, "etl-with-checks", {"strict": "true"})
+    fixed = failed.repair(sandbox_client, notebook_params={"strict": "false"})
+    again = next(t for t in fixed.tasks if t.key == "validate")
+    assert (again.attempt_number, again.attempt) == (1, 2)
+    assert f"task validate: SUCCESS (attempt {again.attempt})" in fixed.summary_text()
+    row = next(t for t in describe(fixed, 10.0).tasks if t.key == "validate")
+    assert row.note == f"attempt {again.attempt}"

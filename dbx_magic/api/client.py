@@ -38,6 +38,7 @@ from ..errors import (
     WaitTimeout,
     error_from_response,
 )
+from ..safe import web_link
 from .auth import BearerAuth, TokenProvider, token_rejected, token_source
 from .config import Config, normalise_host
 from .ratelimit import RateLimiter
@@ -55,9 +56,11 @@ class Answer(dict):  # type: ignore[type-arg]
 
     It is the dict the API sent; ``retry_after`` is None unless that very answer asked the caller to
     slow down (a ``Retry-After`` the client already waited out while retrying is not repeated here).
+    ``warnings`` says what the client could not read whole (pages that went round in a loop).
     """
 
     retry_after: float | None = None
+    warnings: tuple[str, ...] = ()
 
 
 def _package_version() -> str:
@@ -210,15 +213,24 @@ class DatabricksClient:
         params: dict[str, Any] = {"limit": limit}
         if name is not None:
             params["name"] = name
-        jobs: list[dict[str, Any]] = []
+        whole: dict[str, Any] = {"jobs": []}
+        pages = _Pages(whole)
         for _ in range(max_pages):
             page = self._request("GET", "jobs/list", params=params, what="listing jobs")
-            jobs.extend(j for j in page.get("jobs") or () if isinstance(j, dict))
             token = page.get("next_page_token")
-            if not token:
+            added = pages.merged(
+                whole, {"jobs": [j for j in page.get("jobs") or () if isinstance(j, dict)]}, ()
+            )
+            problem = pages.turn(token) if token else None
+            if not token or problem or not added:
+                if token:
+                    why = problem or "brought a page with nothing new"
+                    log.warning(
+                        "While listing jobs, the workspace's pages %s: the jobs read so far are used.", why
+                    )
                 break
             params["page_token"] = token
-        return jobs
+        return list(whole["jobs"])
 
     def run_now(
         self,
@@ -249,7 +261,7 @@ class DatabricksClient:
         params: dict[str, Any] = {"run_id": run_id}
         if include_history:
             params["include_history"] = "true"
-        return self._whole("jobs/runs/get", params, what=f"getting run {run_id}")
+        return self._linked(self._whole("jobs/runs/get", params, what=f"getting run {run_id}"))
 
     def repair_run(
         self,
@@ -330,7 +342,11 @@ class DatabricksClient:
             params["expand_tasks"] = "true"
         if page_token:
             params["page_token"] = page_token
-        return self._request("GET", "jobs/runs/list", params=params, what="listing runs")
+        page = self._request("GET", "jobs/runs/list", params=params, what="listing runs")
+        for run in page.get("runs") or ():
+            if isinstance(run, dict):
+                self._linked(run)
+        return page
 
     def export_run(self, run_id: int, views: str = "CODE") -> Answer:
         """``GET jobs/runs/export`` for a notebook *task* run id: ``{"views": [{"content": html, "name",
@@ -368,6 +384,16 @@ class DatabricksClient:
                 f"Reading the notebook {path} failed: the workspace's answer held no readable source."
             ) from None
 
+    def _linked(self, run: Answer | dict[str, Any]) -> Any:
+        """``run`` (and its tasks) with a ``run_page_url`` that is an http(s) link: one the answer
+        gives that is anything else (``javascript:``, say) is rebuilt from the host."""
+        for item in [run, *(t for t in run.get("tasks") or () if isinstance(t, dict))]:
+            url = item.get("run_page_url")
+            if url is not None and web_link(url) is None:
+                job, run_id = item.get("job_id", run.get("job_id")), item.get("run_id")
+                item["run_page_url"] = f"{self.host}/#job/{job}/run/{run_id}"
+        return run
+
     # -- the one request path --------------------------------------------------------------
     @contextlib.contextmanager
     def until(self, deadline: float | None) -> Iterator[None]:
@@ -388,16 +414,26 @@ class DatabricksClient:
 
     def _whole(self, endpoint: str, params: Mapping[str, Any], *, what: str) -> Answer:
         """A ``GET`` whose arrays 2.2 pages (100 entries at most): follow ``next_page_token`` and
-        merge the pages into one answer, as 2.1 gives it."""
+        merge the pages into one answer, as 2.1 gives it. A page token that comes again, or a page
+        that brings no entry not already read, ends the reading: the answer keeps what was read and
+        says so in its ``warnings``; no entry is merged twice."""
         answer = self._request("GET", endpoint, params=params, what=what)
+        pages = _Pages(answer)
         token = answer.pop("next_page_token", None)
-        for _ in range(_MAX_PAGES):
-            if not token:
+        while token:
+            problem = pages.turn(token)
+            if problem is None:
+                page = self._request("GET", endpoint, params={**params, "page_token": token}, what=what)
+                token = page.pop("next_page_token", None)
+                answer.retry_after = page.retry_after
+                added = pages.merged(answer, page, ())
+                problem = None if added or not token else "brought a page with nothing new"
+            if problem:
+                answer.warnings += (
+                    f"While {what}, the workspace's pages {problem}: what they held is used.",
+                )
+                log.warning("%s", answer.warnings[-1])
                 break
-            page = self._request("GET", endpoint, params={**params, "page_token": token}, what=what)
-            token = page.pop("next_page_token", None)
-            merge_page(answer, page)
-            answer.retry_after = page.retry_after
         answer.pop("has_more", None)
         return answer
 
@@ -468,7 +504,6 @@ class DatabricksClient:
         Whatever ``requests`` raises is turned into one of our errors *after* its except block, so no
         exception of theirs (which holds the request, its headers and so the token) is ever chained.
         """
-        t0 = self.clock.monotonic()
         response: requests.Response | None = None
         problem: BaseException | None = None
         try:
@@ -482,12 +517,14 @@ class DatabricksClient:
             del problem  # its traceback holds the prepared request
             log.debug("%s %s -> no answer (%s), attempt %d", method, endpoint, kind, attempt)
             return None, self._transport_failure(kind, what), None
+        # requests' own measure: no clock is read between an answer and its return (an interrupt
+        # there would lose a launched run's id)
         log.debug(
             "%s %s -> %d (%.0f ms), attempt %d",
             method,
             endpoint,
             response.status_code,
-            (self.clock.monotonic() - t0) * 1000,
+            response.elapsed.total_seconds() * 1000,
             attempt,
         )
         body, parsed, text = _read(response, self._auth.secrets())
@@ -568,17 +605,66 @@ def _read(response: requests.Response, secrets: tuple[str, ...]) -> tuple[Any, b
         return None, False, text
 
 
-def merge_page(whole: dict[str, Any], page: Mapping[str, Any]) -> None:
+def merge_page(whole: dict[str, Any], page: Mapping[str, Any]) -> int:
     """Add a later page of a paged answer to ``whole``: its arrays extend those already read (in
-    nested objects too, as ``settings.tasks``); other fields fill only what is missing."""
-    for key, value in page.items():
-        mine = whole.get(key)
-        if isinstance(value, list) and isinstance(mine, list):
-            mine.extend(value)
-        elif isinstance(value, dict) and isinstance(mine, dict):
-            merge_page(mine, value)
-        elif key not in whole:
-            whole[key] = value
+    nested objects too, as ``settings.tasks``), leaving out entries already there; other fields fill
+    only what is missing. Returns how many entries it added."""
+    return _Pages(whole).merged(whole, page, ())
+
+
+class _Pages:
+    """The reading of one paged answer: the page tokens followed and the entries already merged."""
+
+    def __init__(self, whole: dict[str, Any]) -> None:
+        self.tokens: set[str] = set()
+        self.seen: dict[tuple[str, ...], set[str]] = {}
+        self._index(whole, ())
+
+    def _index(self, node: Mapping[str, Any], path: tuple[str, ...]) -> None:
+        for key, value in node.items():
+            where = (*path, key)
+            if isinstance(value, list):
+                self.seen[where] = {_identity(v) for v in value}
+            elif isinstance(value, dict):
+                self._index(value, where)
+
+    def turn(self, token: Any) -> str | None:
+        """None when ``token`` leads to a page not read yet; else why the reading ends."""
+        key = str(token)
+        if key in self.tokens:
+            return f"came back to a page already read (page token {_short(key)} repeated)"
+        if len(self.tokens) >= _MAX_PAGES:
+            return f"went on past {_MAX_PAGES} pages"
+        self.tokens.add(key)
+        return None
+
+    def merged(self, whole: dict[str, Any], page: Mapping[str, Any], path: tuple[str, ...]) -> int:
+        added = 0
+        for key, value in page.items():
+            mine = whole.get(key)
+            if isinstance(value, list) and isinstance(mine, list):
+                seen = self.seen.setdefault((*path, key), set())
+                for item in value:
+                    identity = _identity(item)
+                    if identity not in seen:
+                        seen.add(identity)
+                        mine.append(item)
+                        added += 1
+            elif isinstance(value, dict) and isinstance(mine, dict):
+                added += self.merged(mine, value, (*path, key))
+            elif key not in whole:
+                whole[key] = value
+                self._index({key: value}, path)
+                added += len(value) if isinstance(value, list) else 0
+        return added
+
+
+def _identity(entry: Any) -> str:
+    return json_module.dumps(entry, sort_keys=True, default=str)
+
+
+def _short(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:37] + "...")
 
 
 def _brief(failure: DatabricksError) -> str:

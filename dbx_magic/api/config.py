@@ -89,7 +89,18 @@ def normalise_host(host: str) -> str:
             "e.g. https://adb-1234567890123456.7.azuredatabricks.net."
         )
     candidate = raw if "://" in raw else f"https://{raw}"
-    parts = urlsplit(candidate)
+    if "@" in re.split(r"[/?#]", candidate.split("://", 1)[1], maxsplit=1)[0]:
+        raise ConfigError(
+            "The Databricks host holds a user name or password (the part before '@'): credentials never "
+            "go in the host; give only the workspace URL, and the token in DATABRICKS_TOKEN or a profile."
+        )
+    try:
+        parts = urlsplit(candidate)
+    except ValueError:  # an unclosed [IPv6] bracket
+        raise ConfigError(
+            f"The Databricks host {raw!r} is not a workspace URL: use the form "
+            "https://adb-1234567890123456.7.azuredatabricks.net."
+        ) from None
     hostname = parts.hostname or ""
     if parts.scheme not in ("http", "https") or not hostname or not _HOST_CHARS.match(hostname):
         raise ConfigError(
@@ -312,7 +323,7 @@ def _missing(found: _Found, path: Path) -> ConfigError:
     return ConfigError(
         f"No Databricks {missing} configured: set DATABRICKS_HOST and DATABRICKS_TOKEN, "
         f"or name a profile with --profile / DATABRICKS_CONFIG_PROFILE ({where}), or sign in "
-        'another way with auth_type (the README\'s "Signing in"); '
+        "another way with auth_type (docs/sign-in.md); "
         "to try dbx-magic without a workspace, run %dbx_sandbox in a notebook or "
         "`python -m dbx_magic demo`."
     )
@@ -353,6 +364,16 @@ def _read_profiles(path: Path) -> configparser.ConfigParser:
         except configparser.Error as exc:
             raise ConfigError(
                 f"The profile file {path} is not valid INI ({type(exc).__name__}): fix or move it."
+            ) from None
+        except UnicodeDecodeError:
+            raise ConfigError(
+                f"The profile file {path} is not text (it is not UTF-8): it is not a profile file; "
+                "move it away, or point DATABRICKS_CONFIG_FILE at the right one."
+            ) from None
+        except OSError as exc:
+            raise ConfigError(
+                f"The profile file {path} cannot be read ({exc.strerror or type(exc).__name__}): "
+                "check its permissions, or point DATABRICKS_CONFIG_FILE at another one."
             ) from None
     return parser
 

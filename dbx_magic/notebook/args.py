@@ -23,6 +23,7 @@ from ..run.params import normalise_params, parse_param_lines
 
 __all__ = [
     "cell_params",
+    "check_out_name",
     "if_running",
     "job_ref",
     "only_tasks",
@@ -70,6 +71,8 @@ def job_ref(text: str) -> str:
     if not job:
         raise InvalidInput("The job is empty: give a job id or a quoted job name.")
     if digits(job.lstrip("+-")):
+        if job != text.strip():  # quoted: "123" is the job named 123, as a quoted name always is
+            return f"name:{job}"
         return str(positive_id(job, "job id"))
     return job
 
@@ -116,13 +119,19 @@ def if_running(text: str) -> str:
 
 @_judged
 def out_name(text: str) -> str:
-    """A variable name to publish under: a Python name that IPython and the notebook do not rely on."""
-    name = strip_quotes(text)
+    """A variable name to publish under (``--out``), quotes around it allowed."""
+    return check_out_name(strip_quotes(text))
+
+
+def check_out_name(name: str, what: str = "--out") -> str:
+    """``name`` when it is a Python name that IPython and the notebook do not rely on; else
+    InvalidInput, the sentence starting with ``what`` (the flag, or the form's field)."""
+    example = "--out result" if what.startswith("--") else "result"
     if not name.isidentifier() or keyword.iskeyword(name):
-        raise InvalidInput(f"--out {name!r} is not a valid Python variable name: use e.g. --out result.")
+        raise InvalidInput(f"{what} {name!r} is not a valid Python variable name: use e.g. {example}.")
     if name in _RESERVED or hasattr(builtins, name):
         raise InvalidInput(
-            f"--out {name} would replace {name!r}, which Python or IPython relies on: pick another name."
+            f"{what} {name} would replace {name!r}, which Python or IPython relies on: pick another name."
         )
     return name
 

@@ -41,7 +41,9 @@ def notices(session: NotebookSession, shell: Any = None) -> Any:
     if session.notices is None:
         from .notices import Notices
 
-        session.notices = Notices(page=has_widget_frontend(shell), mask=session.mask)
+        session.notices = Notices(
+            page=has_widget_frontend(shell), mask=session.mask, fade=session.notice_seconds
+        )
     return session.notices
 
 
@@ -261,6 +263,8 @@ def wait_cell(session: NotebookSession, shell: Any, args: Any) -> RunResult:
         session.publish(out, target)
         return target.raise_for_state()
     handle = own(session, target, out)
+    if not has_widget_frontend(shell):  # a terminal: the cell prints the end; no notice line repeats it
+        handle.notify = False
 
     def call(progress: Any) -> RunResult:
         handle.add_listener(progress)

@@ -17,6 +17,7 @@ from typing import Any
 from ..errors import NOTEBOOK, DatabricksError
 from ..run.engine import STOPPED, RunHandle
 from ..run.models import RunResult
+from ..safe import terminal_text, web_link
 from .progress import DANGER, INFO, SUCCESS, WARNING, describe, format_duration
 from .session import NotebookSession
 
@@ -43,6 +44,63 @@ class BoardRow:
     can_cancel: bool
     can_watch: bool
     can_repair: bool
+    params: str = ""
+    """The parameters that differ from the job's defaults, ``k=v, ...``."""
+    group: str | None = None
+    """The sweep the run belongs to (its idempotency token's base), else None."""
+
+
+COLUMNS = ("job", "run", "state", "elapsed", "ETA", "parameters", "watched", "result")
+"""The text board's columns; the widget's are the same but "watched", which its state's hover says."""
+
+
+def cut_words(text: str, limit: int) -> str:
+    """``text`` whole when it fits, else cut at the last word boundary before ``limit``, with "…"."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:") + "…"
+
+
+def _group(handle: RunHandle) -> str | None:
+    token = handle.result.idempotency_token or ""
+    if handle.source != "sweep" or "-" not in token:
+        return None
+    return f"{id(handle.client)}:{token.rsplit('-', 1)[0]}"
+
+
+def _parameters(result: RunResult) -> dict[str, str]:
+    """What sets the run apart: the parameters it sent that differ from the job's defaults; for a run
+    this kernel did not launch, what the workspace says it ran with."""
+    return result.changed_parameters if result.parameters else run_parameters(result)
+
+
+def grouped(rows: list[BoardRow]) -> list[tuple[str | None, list[BoardRow]]]:
+    """The rows in order, a sweep's runs together at the place of its newest run: ``(group, rows)``
+    pairs, ``group`` None for a run of its own."""
+    out: list[tuple[str | None, list[BoardRow]]] = []
+    where: dict[str, list[BoardRow]] = {}
+    for row in rows:
+        if row.group is None:
+            out.append((None, [row]))
+        elif row.group in where:
+            where[row.group].append(row)
+        else:
+            where[row.group] = [row]
+            out.append((row.group, where[row.group]))
+    return out
+
+
+def group_title(rows: list[BoardRow]) -> str:
+    """A sweep's header: its job, how many runs, how they stand."""
+    ended = sum(1 for r in rows if not r.can_cancel)
+    failed = sum(1 for r in rows if r.can_repair)
+    going = len(rows) - ended
+    parts = (
+        [f"{ended} ended"] + ([f"{failed} failed"] if failed else []) + ([f"{going} going"] if going else [])
+    )
+    return f"sweep of {rows[0].job}: {len(rows)} runs · " + ", ".join(parts)
 
 
 def _elapsed(handle: RunHandle, now_wall: float) -> float:
@@ -57,9 +115,9 @@ def _verdict(handle: RunHandle) -> str:
     if result.finished:
         state = result.result_state or result.life_cycle_state or "UNKNOWN"
         reason = "" if result.ok else one_line_reason(result)
-        return f"{state}: {reason[:100]}" if reason else state
+        return f"{state}: {reason}" if reason else state
     if handle.error is not None:
-        return f"watching stopped: {handle.error.message[:100]}"
+        return f"watching stopped: {handle.error.message}"
     return ""
 
 
@@ -104,7 +162,7 @@ def describe_board(
                 run_id=handle.run_id,
                 job=(result.job_name or (str(result.job_id) if result.job_id else "?"))
                 + (f" · repair {result.round}" if result.round else ""),
-                url=result.run_page_url,
+                url=web_link(result.run_page_url),
                 state=state,
                 colour=view.colour,
                 elapsed=elapsed,
@@ -115,35 +173,38 @@ def describe_board(
                 can_cancel=not result.finished,
                 can_watch=not result.finished and mode == STOPPED,
                 can_repair=result.finished and result.result_state not in (None, "SUCCESS", "CANCELED"),
+                params=mask(", ".join(f"{k}={v}" for k, v in _parameters(result).items())),
+                group=_group(handle),
             )
         )
     return rows
 
 
 def text_board(handles: list[RunHandle], now_wall: float, mask: Callable[[str], str] = str) -> str:
-    """The board as a plain-text table (for terminals)."""
+    """The board as a plain-text table (for terminals): a sweep's runs indented under its title, the
+    result whole in the last column."""
     rows = describe_board(handles, now_wall, mask)
     if not rows:
         return "No runs in this session yet: `%%dbx_run JOB --background` starts one."
-    table = [("job", "run", "state", "elapsed", "eta", "watched", "result")]
-    for row in rows:
-        table.append(
-            (
-                row.job,
-                str(row.run_id),
-                row.state,
-                format_duration(row.elapsed),
-                row.eta,
-                row.watched,
-                row.result,
-            )
-        )
+    table: list[tuple[str, ...]] = [tuple(c.lower() if c != "ETA" else "eta" for c in COLUMNS)]
+    titles: dict[int, str] = {}
+    for group, members in grouped(rows):
+        if group is not None:
+            titles[len(table)] = group_title(members)
+        for row in members:
+            job = f"  {row.job}" if group is not None else row.job
+            elapsed = format_duration(row.elapsed)
+            params = cut_words(row.params, 40)
+            table.append((job, str(row.run_id), row.state, elapsed, row.eta, params, row.watched, row.result))
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]) - 1)]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1] for r in table
-    ]
+    lines = []
+    for index, r in enumerate(table):
+        if index in titles:
+            lines.append(titles[index])
+        cells = "  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True))
+        lines.append((cells + "  " + r[-1]).rstrip())
     links = [f"  run {row.run_id}: {row.url}" for row in rows if row.url]
-    return "\n".join([line.rstrip() for line in lines] + links)
+    return terminal_text("\n".join(lines + links))
 
 
 def run_parameters(result: RunResult) -> dict[str, str]:
@@ -171,7 +232,24 @@ def _badge(state: str, colour: str) -> str:
     )
 
 
-_WIDTHS = ("140px", "70px", "130px", "60px", "70px", "90px", "190px")
+_WIDGET_COLUMNS = ("job", "run", "state", "elapsed", "ETA", "parameters", "result")
+_WIDTHS = ("132px", "52px", "104px", "70px", "56px", "130px", "")  # the result takes what is left
+_RESULT_CHARS = 60  # about two lines of the result column; the whole text is on hover
+
+
+def _cell_layout(width: str) -> Any:
+    import ipywidgets as widgets
+
+    if not width:  # the result: grows into the room left, shrinks before anything else does
+        return widgets.Layout(flex="1 1 180px", min_width="120px", padding="0 8px 0 0")
+    return widgets.Layout(width=width, flex="0 0 auto", padding="0 8px 0 0")
+
+
+def _hover(text: str, limit: int) -> str:
+    """Small text cut at a word boundary, the whole of it on hover (``title``)."""
+    shown = cut_words(text, limit)
+    title = f' title="{html.escape(text)}"' if shown != text else ""
+    return f'<small style="line-height:1.3"{title}>{html.escape(shown)}</small>'
 
 
 class _Row:
@@ -181,9 +259,9 @@ class _Row:
         import ipywidgets as widgets
 
         self.handle = handle
-        self.cells = [widgets.HTML(layout=widgets.Layout(width=w)) for w in _WIDTHS]
+        self.cells = [widgets.HTML(layout=_cell_layout(w)) for w in _WIDTHS]
         for name, cell in zip(
-            ("job", "run", "state", "elapsed", "eta", "watched", "result"), self.cells, strict=True
+            ("job", "run", "state", "elapsed", "eta", "params", "result"), self.cells, strict=True
         ):
             cell.add_class(f"dbx-board-{name}")
         self.cancel = widgets.Button(
@@ -248,14 +326,17 @@ class _Row:
             if row.url
             else str(row.run_id)
         )
+        job = html.escape(cut_words(row.job, 30))
+        if row.group is not None:  # a run of a sweep: under the sweep's title
+            job = f'<span style="padding-left:12px">&#8627; {job}</span>'
         values = [
-            html.escape(row.job),
+            f'<span title="{html.escape(row.job)}">{job}</span>',
             link,
-            _badge(row.state, row.colour),
+            f'<span title="{html.escape(row.watched)}">{_badge(row.state, row.colour)}</span>',
             format_duration(row.elapsed),
             html.escape(row.eta),
-            html.escape(row.watched),
-            f"<small>{html.escape(row.result)}</small>",
+            _hover(row.params, 34),
+            _hover(row.result, _RESULT_CHARS),
         ]
         for cell, value in zip(self.cells, values, strict=True):
             if cell.value != value:
@@ -266,8 +347,10 @@ class _Row:
 
 
 class RunBoard:
-    """A live board of a session's runs: job, linked run id, state colour, elapsed, ETA, result, with
-    Cancel, Watch for runs no one polls, and Repair for runs that failed. ``widget`` is the box to display.
+    """A live board of a session's runs: job, linked run id, state colour (how it is watched on hover),
+    elapsed, ETA, the parameters that differ from the job's defaults, result (whole on hover), with
+    Cancel, Watch for runs no one polls, and Repair for runs that failed; a sweep's runs under its
+    title. ``widget`` is the box to display.
 
     Args:
         session: Whose runs to show (new ones get a row as they appear).
@@ -284,12 +367,13 @@ class RunBoard:
         self._stop = threading.Event()
         header = widgets.HBox(
             [
-                widgets.HTML(f"<b>{name}</b>", layout=widgets.Layout(width=w))
-                for name, w in zip(
-                    ("job", "run", "state", "elapsed", "ETA", "watched", "result"), _WIDTHS, strict=True
-                )
+                widgets.HTML(f"<b>{name}</b>", layout=_cell_layout(w))
+                for name, w in zip(_WIDGET_COLUMNS, _WIDTHS, strict=True)
             ]
         )
+        header.add_class("dbx-board-header")
+        self._groups: dict[str, Any] = {}
+        self._said_about: RunHandle | None = None
         self.summary = widgets.HTML()
         self.summary.add_class("dbx-board-summary")
         self.message = widgets.HTML()
@@ -340,12 +424,39 @@ class RunBoard:
                 if row.key not in self._rows:
                     self._rows[row.key] = _Row(self, by_key[row.key])
                 self._rows[row.key].show(row)
-            order = tuple(self._rows[row.key].box for row in rows)
+            order = tuple(self._boxes(grouped(rows)))
             if tuple(self.body.children) != order:
                 self.body.children = order
         going = sum(1 for r in rows if r.can_cancel)
         text = f"{len(rows)} run{'s' if len(rows) != 1 else ''} in this session · {going} going"
         self.summary.value = f"<b>{html.escape(text)}</b>"
+        about = self._said_about
+        if about is not None and about.result.finished:  # a status line ends with its run
+            self._said_about = None
+            self.message.value = ""
+
+    def _boxes(self, groups: list[tuple[str | None, list[BoardRow]]]) -> list[Any]:
+        """The body's boxes: a run's row; a sweep's title, then its runs' rows indented."""
+        import ipywidgets as widgets
+
+        boxes: list[Any] = []
+        for group, rows in groups:
+            if group is None:
+                boxes.append(self._rows[rows[0].key].box)
+                continue
+            title = self._groups.get(group)
+            if title is None:
+                title = self._groups[group] = widgets.HTML()
+                title.add_class("dbx-board-group")
+            value = f"<b>{html.escape(group_title(rows))}</b>"
+            if title.value != value:
+                title.value = value
+            boxes.append(title)
+            for row in rows:
+                box = self._rows[row.key].box
+                box.add_class("dbx-board-in-sweep")
+                boxes.append(box)
+        return boxes
 
     def close(self) -> None:
         """Stop refreshing (the board stays on screen as last drawn)."""
@@ -368,12 +479,11 @@ class RunBoard:
         button.disabled = True
         try:
             if action == "cancel":
-                handle.cancel()
-                self._say(f"Asked the workspace to cancel run {handle.run_id}…")
+                self._say(handle.cancel().line(NOTEBOOK), about=handle)
             elif action == "watch":
                 handle.notify = True  # watched on request: its end is announced, and fills its name
                 handle.resume()
-                self._say(f"Watching run {handle.run_id}: a notice comes when it ends.")
+                self._say(f"Watching run {handle.run_id}: a notice comes when it ends.", about=handle)
             else:
                 self._repair(handle)
         except DatabricksError as exc:  # shown as a notebook says it (the magics to use, not Python calls)
@@ -416,5 +526,7 @@ class RunBoard:
                 f"Repairing run {handle.run_id} failed ({type(exc).__name__}: {exc}); please report it."
             )
 
-    def _say(self, text: str) -> None:
+    def _say(self, text: str, about: RunHandle | None = None) -> None:
+        """A status line under the board; one ``about`` a run going is taken away when the run ends."""
+        self._said_about = about
         self.message.value = f"<small>{html.escape(self.session.mask(text))}</small>"

@@ -66,7 +66,7 @@ def _keep_final_state(progress: Any) -> None:
         settle()
         return
     snapshot = getattr(progress, "snapshot", None)
-    if snapshot is not None:
+    if snapshot is not None and not getattr(progress, "withdrawn", False):
         from IPython.display import display
 
         display(snapshot())
@@ -80,6 +80,10 @@ def show_end(progress: Any, exc: BaseException, *, still_watched: bool = False) 
     started = any(getattr(exc, name, None) for name in ("run_id", "result", "results"))
     close = getattr(progress, "close", lambda note=None: None)
     if not started and getattr(exc, "idempotency_token", None) is None:
+        withdraw = getattr(progress, "withdraw", None)
+        if withdraw is not None:  # nothing ran: the error is the one block the cell shows
+            withdraw()
+            return
         not_started = getattr(progress, "not_started", None)
         if not_started is not None:
             not_started("No run was started: the message below says why.")
@@ -260,13 +264,37 @@ def params_cell(session: NotebookSession, args: Any) -> Any:
 def _sweep(
     session: NotebookSession, shell: Any, client: Any, args: Any, sets: list[dict[str, Any]]
 ) -> list[RunResult]:
-    from ..run.sweep import SweepFailed, run_many
-    from .background import own
+    from ..run.sweep import SweepFailed
     from .display import sweep_display
 
     progress = sweep_display(shell, sets)
+    try:
+        results = _sweep_runs(session, client, args, sets, progress)
+    except BaseException as exc:
+        show_end(progress, exc)
+        raise
+    failed = [(i, r) for i, r in enumerate(results) if not r.ok]
+    if failed:
+        index, first = failed[0]
+        shown = ", ".join(f"{k}={v}" for k, v in sets[index].items())
+        error = SweepFailed(
+            f"{len(failed)} of {len(results)} runs did not succeed; the first: {first.failure_summary()} "
+            f"(parameter set #{index + 1} of {len(results)}: {shown}).",
+            results,
+        )
+        error.published_as = args.out
+        raise error
+    return results
+
+
+def _sweep_runs(
+    session: NotebookSession, client: Any, args: Any, sets: list[dict[str, Any]], progress: Any
+) -> list[RunResult]:
+    from ..run.sweep import run_many
+    from .background import own
+
     with usage_errors():
-        results = session.settle(
+        return session.settle(
             args.out,
             lambda: run_many(
                 client,
@@ -282,15 +310,3 @@ def _sweep(
                 on_handle=lambda handle: own(session, handle),
             ),
         )
-    failed = [(i, r) for i, r in enumerate(results) if not r.ok]
-    if failed:
-        index, first = failed[0]
-        shown = ", ".join(f"{k}={v}" for k, v in sets[index].items())
-        error = SweepFailed(
-            f"{len(failed)} of {len(results)} runs did not succeed; the first: {first.failure_summary()} "
-            f"(parameters #{index}: {shown}).",
-            results,
-        )
-        error.published_as = args.out
-        raise error
-    return results

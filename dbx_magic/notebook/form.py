@@ -23,7 +23,7 @@ from ..run.checks import digits
 from ..run.declared import Declarations, Declared
 from ..run.launch import Launch, job_info
 from ..run.models import RunResult
-from .args import out_name
+from .args import check_out_name
 from .faces import show_end
 from .session import NotebookSession
 from .widgets import ProgressWidget
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ..run.engine import RunHandle
 
 __all__ = ["ParamRow", "RunForm"]
+_OUT = "The result variable"  # how messages name the form's output name
 
 
 class ParamRow:
@@ -423,7 +424,7 @@ class RunForm:
             return
         try:
             params = self.get_params()
-            out = out_name(self.out.value)
+            out = check_out_name(self.out.value.strip(), _OUT)
             spec = Launch.check(
                 self._job_ref(self.job.value),
                 params,
@@ -450,7 +451,7 @@ class RunForm:
         try:
             if self.handle is None or self.result is None:
                 raise InvalidInput("There is no run to repair yet: click Run first.")
-            out = out_name(self.out.value)
+            out = check_out_name(self.out.value.strip(), _OUT)
             spec = Repair.check(self.result, tasks, notebook_params=self.get_params())
         except (InvalidInput, argparse.ArgumentTypeError) as exc:
             self.error = exc

@@ -86,8 +86,10 @@ class Live:
             self.handle.update(self._bundle(), raw=True)
 
     def settle(self, bundle: dict[str, str]) -> None:
-        """Replace the widget with a static record, for good."""
+        """Replace the widget with a static record, for good (once: a display emptied or settled stays so)."""
         with self._lock:
+            if self.settled:
+                return
             self.settled = True
             self.widget = None
             self.handle.update(bundle, raw=True)

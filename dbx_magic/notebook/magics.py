@@ -14,8 +14,8 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments
-from traitlets import Bool
+from IPython.core.magic_arguments import MagicHelpFormatter, argument, kwds, magic_arguments
+from traitlets import Bool, Float, observe
 
 from .args import (
     if_running,
@@ -48,6 +48,26 @@ MAGIC_NAMES = (
 )
 
 
+class _Help(MagicHelpFormatter):
+    """The help ``%%dbx_run?`` shows, for people: "Usage: %%dbx_run JOB ...", without the
+    reStructuredText code-block marks IPython's formatter puts around the usage line."""
+
+    def add_usage(self, usage: Any, actions: Any, groups: Any, prefix: Any = None) -> None:
+        super().add_usage(usage, actions, groups, "Usage: " if usage else "Usage: %")
+
+
+def _help(usage: str | None = None) -> kwds:
+    """The parser settings of one magic (a new dict each: IPython writes into it)."""
+    return kwds(formatter_class=_Help, **({"usage": usage} if usage else {}))
+
+
+RUN_USAGE = (
+    "%%%%dbx_run JOB [--out NAME] [--params NAME] [--background | --no-wait | --foreach NAME] "
+    "[more flags below]\n"
+    "       then one parameter a line in the cell: date = 2026-11-01 (%%dbx_run JOB on one line: none)"
+)
+
+
 @magics_class
 class DbxMagics(Magics):
     """``%%dbx_run``, ``%dbx_wait``, ``%dbx_cancel``, ``%dbx_runs``, ``%%dbx_repair``, ``%dbx_sandbox``,
@@ -59,6 +79,11 @@ class DbxMagics(Magics):
             shell's namespace).
     """
 
+    notice_seconds = Float(
+        20.0,
+        help="Seconds a success notice stays on the page when a background run ends (0: until dismissed; "
+        "a failure always stays). Set it with %config DbxMagics.notice_seconds = 60.",
+    ).tag(config=True)
     reattach = Bool(
         True,
         help="At %load_ext, watch again the runs of this notebook that were going when its kernel stopped.",
@@ -72,6 +97,14 @@ class DbxMagics(Magics):
         self.session = session or NotebookSession(
             shell.user_ns if shell is not None else None, notebook=notebook_path(shell)
         )
+        self._notice_seconds({"new": self.notice_seconds})
+
+    @observe("notice_seconds")
+    def _notice_seconds(self, change: Any) -> None:
+        seconds = change["new"] or None
+        self.session.notice_seconds = seconds
+        if self.session.notices is not None:
+            self.session.notices.fade = seconds
 
     @property
     def sandbox(self) -> Any:
@@ -79,15 +112,29 @@ class DbxMagics(Magics):
         return self.session.sandbox
 
     @magic_arguments(name="%dbx_run")
+    @_help(RUN_USAGE)
     @argument("job", type=job_ref, metavar="JOB", help="the job id, or the job's name in quotes")
     @argument(
-        "--out", type=out_name, default="dbx_result", help="variable for the RunResult (default: dbx_result)"
+        "--out",
+        type=out_name,
+        default="dbx_result",
+        metavar="NAME",
+        help="variable for the RunResult (default: dbx_result)",
     )
     @argument(
-        "--params", default=None, metavar="EXPR", help="a dict from the namespace; the cell's lines win"
+        "--params",
+        default=None,
+        metavar="NAME",
+        help="a dict variable (or an expression without spaces); the cell's lines win over it",
     )
-    @argument("--profile", default=None, help="~/.databrickscfg profile to use")
-    @argument("--timeout", type=seconds, default=None, help="seconds to wait; the run goes on after")
+    @argument("--profile", default=None, metavar="NAME", help="~/.databrickscfg profile to use")
+    @argument(
+        "--timeout",
+        type=seconds,
+        default=None,
+        metavar="SECONDS",
+        help="seconds to wait; the run goes on after",
+    )
     @argument("--no-wait", action="store_true", help="launch and return at once with the run id")
     @argument(
         "--background",
@@ -98,6 +145,7 @@ class DbxMagics(Magics):
         "--idempotency-token",
         type=token,
         default=None,
+        metavar="TOKEN",
         help="at most 64 characters; the same token never starts a second run",
     )
     @argument(
@@ -106,11 +154,15 @@ class DbxMagics(Magics):
     @argument(
         "--foreach",
         default=None,
-        metavar="EXPR",
-        help="a list of dicts from the namespace: one run each, merged over the cell's parameters",
+        metavar="NAME",
+        help="a variable holding a list of dicts: one run each, merged over the cell's parameters",
     )
     @argument(
-        "--max-parallel", type=positive_int, default=None, help="with --foreach: at most N runs at once"
+        "--max-parallel",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="with --foreach: at most N runs at once",
     )
     @argument(
         "--only",
@@ -167,6 +219,7 @@ class DbxMagics(Magics):
         return run_cell(self.session, self.shell, args, cell)
 
     @magic_arguments()
+    @_help()
     @argument(
         "target",
         type=run_or_name,
@@ -196,6 +249,7 @@ class DbxMagics(Magics):
         return wait_cell(self.session, self.shell, parse(self.dbx_wait, line))
 
     @magic_arguments()
+    @_help()
     @argument(
         "--active",
         action="store_true",
@@ -239,6 +293,7 @@ class DbxMagics(Magics):
         return runs_cell(self.session, self.shell, args)
 
     @magic_arguments()
+    @_help()
     @argument("run", type=run_or_name, help="the run id, or the variable holding the run (its --out name)")
     @argument("--tasks", type=repair_tasks, default=None, metavar="TASKS", help="rerun these tasks: a,b")
     @argument("--rerun-dependents", action="store_true", help="with --tasks: also rerun what follows them")
@@ -260,7 +315,7 @@ class DbxMagics(Magics):
         The cell holds changed parameters, as ``%%dbx_run``'s does. ``--tasks a,b`` reruns those tasks
         instead (``--rerun-dependents`` adds the tasks after them).
 
-        Examples::
+        Examples:
 
             %%dbx_repair res
             strict = false
@@ -274,18 +329,23 @@ class DbxMagics(Magics):
         return repair_cell(self.session, self.shell, parse(self.dbx_repair, line), cell)
 
     @magic_arguments()
+    @_help()
     @argument("run_id", type=run_ref, help="the run to cancel")
     @argument("--profile", default=None)
     @line_magic
     def dbx_cancel(self, line: str) -> None:
-        """Cancel a run. Cancelling is asynchronous: ``%dbx_wait RUN_ID`` shows it end."""
+        """Cancel a run still going (a run that ended is left as it is, and said to have ended).
+        Cancelling is asynchronous: ``%dbx_wait RUN_ID`` shows it end."""
+        from ..errors import NOTEBOOK
+        from ..run.cancel import cancel
+
         with usage_errors():
             self.session.refuse_secrets(line)
         args = parse(self.dbx_cancel, line)
-        self.session.client(args.profile).cancel_run(args.run_id)
-        print(f"Asked the workspace to cancel run {args.run_id}; `%dbx_wait {args.run_id}` shows it end.")
+        print(cancel(self.session.client(args.profile), args.run_id).line(NOTEBOOK))
 
     @magic_arguments()
+    @_help()
     @argument("--speed", type=speed, default=1.0, help="make the sandbox's runs N times faster")
     @argument("--fresh", action="store_true", help="replace the sandbox with a new one (its runs go)")
     @argument("--stop", action="store_true", help="stop the sandbox and go back to the configured workspace")
@@ -309,6 +369,7 @@ class DbxMagics(Magics):
         print(f"Sandbox workspace at {sandbox.url}; this kernel's magics now run its jobs: {names}.")
 
     @magic_arguments()
+    @_help()
     @argument("job", type=job_ref, nargs="?", default=None, help="job id or quoted name to pre-select")
     @argument("--out", type=out_name, default="dbx_result", help="variable for the RunResult")
     @argument("--profile", default=None)
@@ -334,6 +395,7 @@ class DbxMagics(Magics):
         )
 
     @magic_arguments()
+    @_help()
     @argument("job", type=job_ref, help="the job id, or the job's name in quotes")
     @argument("--profile", default=None, help="~/.databrickscfg profile to use")
     @line_magic
@@ -375,12 +437,14 @@ class DbxMagics(Magics):
 
 def load(ipython: Any) -> None:
     """Register the magics with a shell, with a session of their own; after each cell, run handles
-    the notebook holds (``start_background`` from Python) join the session's board and notices. The
-    runs of this notebook that were going when its kernel stopped are watched again (said in one line)."""
+    the notebook holds (``start_background`` from Python) join the session's board and notices.
+    ``%config DbxMagics`` shows their settings. The runs of this notebook that were going when its
+    kernel stopped are watched again (said in one line)."""
     from .restart import reattach, reattach_enabled
 
     magics = DbxMagics(ipython)
     ipython.register_magics(magics)
+    ipython.configurables.append(magics)
     ipython.events.register("post_run_cell", magics.session.after_cell)
     magics.follow_kernel_shutdown()
     if reattach_enabled(magics.reattach):
@@ -395,6 +459,8 @@ def unload(ipython: Any) -> None:
     magics = manager.registry.pop("DbxMagics", None)
     if isinstance(magics, DbxMagics):
         magics.stop()
+        if magics in ipython.configurables:
+            ipython.configurables.remove(magics)
         with contextlib.suppress(ValueError):  # registered by another load
             ipython.events.unregister("post_run_cell", magics.session.after_cell)
     for kind in ("line", "cell"):

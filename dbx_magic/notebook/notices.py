@@ -2,9 +2,11 @@
 
 In a notebook the notice travels as an anywidget custom message (``widget.send``), which the frontend
 does not replay when a saved notebook is reopened, so a notice fires once. The page shows it as a
-fixed-position box in the top right corner (a user scrolled elsewhere sees it), the browser shows a
-system notification where the user allowed them (the small link under a background cell asks), and
-JupyterLab shows its own toast where the server exposes the app (``--LabApp.expose_app_in_browser``).
+small pill in the free right end of the menu bar (``notices.js``: never over a cell; at most three,
+older ones fold into "N more"; a click shows its details, x dismisses it; a success goes by itself
+after ``fade`` seconds, a failure stays), the browser shows a system notification where the user
+allowed them (the small link under a background cell asks), and JupyterLab lists it in its
+notification center where the server exposes the app (``--LabApp.expose_app_in_browser``).
 ``IPython.display.Javascript`` is not used: saved Javascript outputs run again on reload.
 
 In a terminal IPython the notice is one printed line. Without anywidget (an optional dependency) a
@@ -14,6 +16,7 @@ notebook still shows the end in the cell's own progress widget, and the log says
 from __future__ import annotations
 
 import logging
+import pathlib
 import sys
 import threading
 import uuid
@@ -23,143 +26,46 @@ from typing import IO, Any
 from ..errors import ResourceDoesNotExist
 from ..run.engine import RunHandle
 from ..run.models import RunResult
+from ..safe import terminal_text, web_link
 from .progress import format_duration
 
 __all__ = ["Notice", "Notices", "notice_for", "one_line_reason"]
 
 log = logging.getLogger(__name__)
 
-_ESM = r"""
-const COLOURS = {success: "#2e7d32", danger: "#c62828", warning: "#ef6c00", info: "#1565c0"};
 
-function box() {
-  let stack = document.getElementById("dbx-notices");
-  if (!stack) {
-    stack = document.createElement("div");
-    stack.id = "dbx-notices";
-    // above the status bar, clear of the toolbar's kernel status: bottom right, or bottom left where
-    // JupyterLab's own toasts take the bottom right
-    const app = window.jupyterapp;
-    const toasts = app && app.commands && app.commands.hasCommand("apputils:notify");
-    stack.style.cssText = "position:fixed;bottom:40px;" + (toasts ? "left:16px" : "right:16px") +
-      ";z-index:100000;display:flex;" +
-      "flex-direction:column;gap:8px;max-width:440px;font-family:var(--jp-ui-font-family,sans-serif)";
-    document.body.appendChild(stack);
-  }
-  return stack;
-}
-
-function tidy(stack) {
-  // "dismiss all" above the notices while there are two or more
-  let all = stack.querySelector(".dbx-notices-dismiss");
-  const count = stack.querySelectorAll(".dbx-notice").length;
-  if (count < 2) { if (all) all.remove(); return; }
-  if (!all) {
-    all = document.createElement("button");
-    all.className = "dbx-notices-dismiss";
-    all.textContent = "dismiss all";
-    all.style.cssText = "align-self:flex-end;border:none;background:var(--jp-layout-color2,#eee);" +
-      "cursor:pointer;font-size:11px;padding:2px 8px;border-radius:4px";
-    all.onclick = () => { stack.querySelectorAll(".dbx-notice").forEach((n) => n.remove()); all.remove(); };
-    stack.prepend(all);
-  }
-}
-
-function show(msg) {
-  if (!msg || msg.kind !== "dbx-run-ended") return;
-  const seen = (window.__dbxNoticesSeen = window.__dbxNoticesSeen || new Set());
-  if (seen.has(msg.id)) return;  // several views of the channel: one notice
-  seen.add(msg.id);
-  const note = document.createElement("div");
-  note.className = "dbx-notice dbx-notice-" + msg.level;
-  note.setAttribute("role", "status");
-  note.dataset.runId = String(msg.run_id);
-  note.style.cssText = "background:var(--jp-layout-color1,white);color:var(--jp-ui-font-color1,black);" +
-    "border-left:6px solid " + (COLOURS[msg.level] || COLOURS.info) + ";box-shadow:0 2px 8px rgba(0,0,0,.3);" +
-    "padding:8px 28px 8px 12px;border-radius:4px;position:relative;font-size:13px";
-  const title = document.createElement("div");
-  title.className = "dbx-notice-title";
-  title.style.fontWeight = "bold";
-  title.textContent = msg.title;
-  const body = document.createElement("div");
-  body.className = "dbx-notice-body";
-  body.textContent = msg.body;
-  note.append(title, body);
-  if (msg.url) {
-    const link = document.createElement("a");
-    link.href = msg.url; link.target = "_blank"; link.rel = "noopener"; link.textContent = "open the run";
-    link.style.cssText = "color:#1565c0;text-decoration:underline";
-    note.append(link);
-  }
-  const close = document.createElement("button");
-  close.className = "dbx-notice-close";
-  close.textContent = "\u00d7";
-  close.title = "dismiss";
-  close.style.cssText = "position:absolute;top:2px;right:4px;border:none;background:none;cursor:pointer;font-size:16px";
-  close.onclick = () => { note.remove(); tidy(box()); };
-  note.append(close);
-  const stack = box();
-  stack.append(note);
-  while (stack.querySelectorAll(".dbx-notice").length > 4) stack.querySelector(".dbx-notice").remove();
-  if (msg.level === "success") setTimeout(() => { note.remove(); tidy(stack); }, 20000);  // failures stay
-  tidy(stack);
-  try {
-    if ("Notification" in window && Notification.permission === "granted") {
-      new Notification(msg.title, {body: msg.body, tag: msg.id});
-    }
-  } catch (e) { /* notifications are a bonus */ }
-  try {
-    const app = window.jupyterapp;
-    if (app && app.commands && app.commands.hasCommand("apputils:notify")) {
-      app.commands.execute("apputils:notify", {
-        message: msg.title + " " + msg.body,
-        type: msg.level === "success" ? "success" : (msg.level === "danger" ? "error" : "warning"),
-        options: {autoClose: 15000},
-      });
-    }
-  } catch (e) { /* the toast is a bonus */ }
-}
-
-export default {
-  initialize({ model }) { model.on("msg:custom", show); },
-  render({ model, el }) {
-    model.on("msg:custom", show);
-    el.className = "dbx-notice-channel";
-    if ("Notification" in window && Notification.permission === "default") {
-      const ask = document.createElement("a");
-      ask.href = "#";
-      ask.textContent = "Also tell me through browser notifications";
-      ask.style.fontSize = "11px";
-      ask.onclick = (event) => {
-        event.preventDefault();
-        Notification.requestPermission().then(() => ask.remove());
-      };
-      el.append(ask);
-    }
-  },
-};
-"""
+#: Seconds a success notice stays on the page by default (``%config DbxMagics.notice_seconds``).
+NOTICE_SECONDS = 20.0
 
 
 class Notice:
-    """What one notice says: a title, a body line, a level (success, danger, warning), the run's link."""
+    """What one notice says: a title, a body line, a level (success, danger, warning), the run's link,
+    and ``short``, the few words its pill shows (``job: STATE``)."""
 
-    def __init__(self, run_id: int, title: str, body: str, level: str, url: str | None) -> None:
-        self.run_id, self.title, self.body, self.level, self.url = run_id, title, body, level, url
+    def __init__(
+        self, run_id: int, title: str, body: str, level: str, url: str | None, short: str = ""
+    ) -> None:
+        self.run_id, self.title, self.body, self.level = run_id, title, body, level
+        self.url = web_link(url)  # only an http(s) link becomes the notice's link
+        self.short = short or f"run {run_id}"
 
     @property
     def line(self) -> str:
-        return f"{self.title} {self.body}".strip()
+        """The notice as one line of text, safe for a terminal."""
+        return terminal_text(f"{self.title} {self.body}".strip())
 
-    def message(self) -> dict[str, Any]:
+    def message(self, fade: float | None = NOTICE_SECONDS) -> dict[str, Any]:
+        """The message the page receives; ``fade``: seconds a success stays (None or 0: until dismissed)."""
         return {
             "kind": "dbx-run-ended",
             "id": f"{self.run_id}-{uuid.uuid4().hex[:12]}",
             "run_id": self.run_id,
             "title": self.title,
             "body": self.body,
+            "short": self.short,
             "level": self.level,
             "url": self.url,
+            "fade": fade or None,
         }
 
     def __repr__(self) -> str:
@@ -178,6 +84,15 @@ def notice_for(handle: RunHandle, names: list[str] | None = None) -> Notice:
     result = handle.result
     name = f" of {result.job_name!r}" if result.job_name else ""
     names = ([handle.out] if handle.out else []) if names is None else names
+    notice = _notice(handle, result, name, names)
+    job = result.job_name or f"run {handle.run_id}"
+    job = job if len(job) <= 28 else job[:27] + "…"
+    state = result.result_state or result.life_cycle_state or "UNKNOWN"
+    notice.short = f"{job}: {state if result.finished else 'not watched'}"
+    return notice
+
+
+def _notice(handle: RunHandle, result: RunResult, name: str, names: list[str]) -> Notice:
     where = f" The result is in {', '.join(f'`{n}`' for n in names)}." if names else ""
     if not result.finished:
         error = handle.error
@@ -223,9 +138,15 @@ class Notices:
     """
 
     def __init__(
-        self, page: bool, stream: IO[str] | None = None, mask: Callable[[str], str] | None = None
+        self,
+        page: bool,
+        stream: IO[str] | None = None,
+        mask: Callable[[str], str] | None = None,
+        fade: float | None = NOTICE_SECONDS,
     ) -> None:
         self.page = page
+        self.fade = fade
+        """Seconds a success notice stays on the page (None or 0: until dismissed; failures always stay)."""
         self.mask = mask or (lambda text: text)
         self.stream = stream
         self.sent: list[Notice] = []
@@ -252,10 +173,11 @@ class Notices:
         """Give the notice for this handle's end, on every channel there is."""
         notice = notice_for(handle, names)
         notice.title, notice.body = self.mask(notice.title), self.mask(notice.body)
+        notice.short = self.mask(notice.short)
         with self._lock:
             self.sent.append(notice)
         if self.widget is not None:
-            self.widget.send(notice.message())
+            self.widget.send(notice.message(self.fade))
         elif not self.page:
             stream = self.stream or sys.stdout
             print(f"[dbx] {notice.line}", file=stream, flush=True)
@@ -274,7 +196,7 @@ def _channel() -> Any:
         return None
 
     class NoticeChannel(anywidget.AnyWidget):  # type: ignore[misc]
-        _esm = _ESM
+        _esm = pathlib.Path(__file__).parent / "notices.js"
 
         def __repr__(self) -> str:  # what a saved notebook shows where the widget cannot render
             return "(dbx-magic: a notice comes when a background run ends)"

@@ -16,6 +16,7 @@ from typing import IO, Any
 
 from ..clock import SYSTEM, Clock, as_clock
 from ..run.models import RunResult, TaskResult
+from ..safe import terminal_text
 
 __all__ = [
     "SweepRow",
@@ -147,7 +148,7 @@ def task_note(task: TaskResult) -> str:
     if task.outcome is not None:
         parts.append(f"outcome {task.outcome}")
     if task.attempt_number:
-        parts.append(f"attempt {task.attempt_number + 1}")
+        parts.append(f"attempt {task.attempt}")
     return ", ".join(parts)
 
 
@@ -299,14 +300,15 @@ class TextProgress:
         return self._clock.monotonic() - self._last_time >= self._heartbeat
 
     def _emit(self, view: View, final: bool) -> None:
-        line = view.line + (f" · {view.run_page_url}" if final and view.run_page_url else "")
+        line = terminal_text(view.line + (f" · {view.run_page_url}" if final and view.run_page_url else ""))
         self._last_time = self._clock.monotonic()
         self.lines.append(line)
         if self._live:
             if not final:  # a line wider than the terminal would wrap, and \r returns to its last row
                 line = _fit(line, shutil.get_terminal_size((120, 24)).columns - 1)
-            self._write(f"\r\x1b[2K{line}" + ("\n" if final else ""))
+            # said open before the write: a Ctrl-C landing just after it still gets the line ended by close()
             self._open_line = not final
+            self._write(f"\r\x1b[2K{line}" + ("\n" if final else ""))
         else:
             self._write(line + "\n")
 
@@ -464,12 +466,14 @@ class TextSweepProgress:
         if view.line == self._last:
             return
         self._last = view.line
-        self.lines.append(view.line)
-        print(view.line, file=self._stream or sys.stdout, flush=True)
+        self.lines.append(terminal_text(view.line))
+        print(self.lines[-1], file=self._stream or sys.stdout, flush=True)
         if view.finished:
             for row in view.rows:
                 if row.colour == DANGER:
                     print(
-                        f"  run {row.run_id} ({row.params}): {row.state} {row.run_page_url or ''}",
+                        terminal_text(
+                            f"  run {row.run_id} ({row.params}): {row.state} {row.run_page_url or ''}"
+                        ),
                         file=self._stream or sys.stdout,
                     )

@@ -83,6 +83,8 @@ class NotebookSession:
         self.secrets: set[str] = set()
         self.notices: Any = None
         """Where the end of a background run is announced (``notebook.notices``), once one ran."""
+        self.notice_seconds: float | None = 20.0
+        """Seconds a success notice stays on the page (None or 0: until dismissed)."""
         self.names: dict[int, str] = {}
         """The variable each run was published under, by run id (so ``%dbx_wait RUN_ID`` finds it)."""
         self._watcher: Watcher | None = None

@@ -18,9 +18,10 @@ import ipywidgets as widgets
 
 from ..clock import SYSTEM, Clock, as_clock
 from ..run.models import RunResult
+from ..safe import web_link
 from .progress import DANGER, INFO, SUCCESS, WARNING, View, describe, elapsed_of, format_duration
 
-__all__ = ["ProgressWidget", "SweepWidget"]
+__all__ = ["ProgressWidget", "Shown", "SweepWidget"]
 
 _COLOURS = {INFO: "#1565c0", SUCCESS: "#2e7d32", DANGER: "#c62828", WARNING: "#ef6c00"}
 
@@ -44,7 +45,9 @@ def _badge(state: str, colour: str) -> str:
 
 
 def _link(url: str | None, text: str) -> str:
-    """A link that looks like one (JupyterLab's widgets show anchors as plain text otherwise)."""
+    """A link that looks like one (JupyterLab's widgets show anchors as plain text otherwise); only
+    an http(s) URL becomes a link."""
+    url = web_link(url)
     if not url:
         return html.escape(text)
     return (
@@ -125,7 +128,28 @@ class Snapshot:
         }
 
 
-class ProgressWidget:
+class Shown:
+    """A display that can take itself off the page: ``widget`` is its box, ``place`` the display
+    handle it was shown with (set by whoever displayed it; None inside a form)."""
+
+    widget: Any
+    place: Any = None
+    withdrawn: bool = False
+
+    def withdraw(self) -> None:
+        """The launch was refused before any run existed: take the display off the page, so the
+        one block shown is the error (in a cell, as for a mistake in the magic's line; in a form,
+        its status line)."""
+        self.withdrawn = True
+        self.widget.layout.display = "none"
+        live = getattr(self, "live", None)
+        if live is not None:  # shown as a live output: emptied for good (no record comes after)
+            live.settle({"text/plain": ""})
+        elif self.place is not None:
+            self.place.update({"text/plain": ""}, raw=True)
+
+
+class ProgressWidget(Shown):
     """A run's live progress: name, linked run id, state colour, elapsed, bar with ETA, tasks, Cancel.
 
     Use it as ``on_update``; ``widget`` is the ipywidgets box to display.
@@ -235,6 +259,7 @@ class ProgressWidget:
             )
 
         self.live = Live(self.widget, self.plain, on_stop=stopped)
+        self.place = self.live.handle
         self._actions = Live(None, str, on_stop=lambda: {"text/plain": ""})  # no dead button is left
         if lives is not None:
             lives.add(self.live)
@@ -312,6 +337,12 @@ class ProgressWidget:
             )
         )
         return Snapshot(body, view.line if view is not None else html_to_text(self.header.value))
+
+    def withdraw(self) -> None:
+        """As :meth:`Shown.withdraw`, the clock stopped and Cancel retired too."""
+        self._stop.set()
+        self._retire_cancel()
+        super().withdraw()
 
     def not_started(self, reason: str) -> None:
         """The launch failed: no run exists, and the widget must not pretend one does."""
@@ -438,7 +469,7 @@ class ProgressWidget:
             self.cancel_button.description = "Cancel run"
 
 
-class SweepWidget:
+class SweepWidget(Shown):
     """A sweep's live grid: one row a run (parameters, state colour, elapsed, link), a summary line,
     and Cancel all (only where clicks can arrive).
 
@@ -499,6 +530,7 @@ class SweepWidget:
         from .live import Live
 
         self.live = Live(self.widget, self.plain)
+        self.place = self.live.handle
         return self
 
     def plain(self) -> str:

@@ -13,6 +13,7 @@ __all__ = [
     "IF_RUNNING",
     "MAX_ID",
     "MAX_IDEMPOTENCY_TOKEN",
+    "a_kind",
     "check_if_running",
     "check_timeout",
     "check_token",
@@ -66,7 +67,7 @@ def check_token(token: str | None) -> str | None:
     if token is None:
         return None
     if not isinstance(token, str):
-        raise InvalidInput(f"The idempotency token must be a string, not a {type(token).__name__}.")
+        raise InvalidInput(f"The idempotency token must be a string, not {a_kind(token)}.")
     text = token.strip()
     if not text:
         raise InvalidInput("The idempotency token is empty: leave it out to get a fresh one.")
@@ -78,6 +79,12 @@ def check_token(token: str | None) -> str | None:
     return text
 
 
+def a_kind(value: object) -> str:
+    """``value``'s type with its article: "an int", "a list"."""
+    kind = type(value).__name__
+    return f"{'an' if kind[:1].lower() in 'aeiou' else 'a'} {kind}"
+
+
 def task_keys(value: str | Iterable[str] | None, what: str = "only") -> tuple[str, ...] | None:
     """Task keys given as ``"a,b"`` or a list of strings, stripped; None for none given.
 
@@ -86,12 +93,15 @@ def task_keys(value: str | Iterable[str] | None, what: str = "only") -> tuple[st
     """
     if value is None:
         return None
+    if not isinstance(value, str | Iterable) or isinstance(value, bytes):
+        raise InvalidInput(
+            f"{what} takes task keys (a list of strings, or 'a,b'), not {a_kind(value)}: "
+            f"e.g. {what}=['ingest'] in Python."
+        )
     items = value.split(",") if isinstance(value, str) else list(value)
     if not all(isinstance(item, str) for item in items):
         bad = next(item for item in items if not isinstance(item, str))
-        raise InvalidInput(
-            f"{what} takes task keys as strings, not a {type(bad).__name__}: e.g. {what} ingest."
-        )
+        raise InvalidInput(f"{what} takes task keys as strings, not {a_kind(bad)}: e.g. {what} ingest.")
     keys = tuple(dict.fromkeys(k.strip() for k in items if k.strip()))
     if not keys:
         raise InvalidInput(

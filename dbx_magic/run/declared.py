@@ -12,24 +12,40 @@ never executed.
 from __future__ import annotations
 
 import ast
+import datetime
 import difflib
+import functools
 import html
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DatabricksError, InvalidInput
+from ..errors import DatabricksError, InvalidInput, WaitTimeout
+from ..safe import terminal_text
 
 if TYPE_CHECKING:
     from ..api.client import DatabricksClient
     from .launch import JobInfo
 
-__all__ = ["KINDS", "Declarations", "Declared", "declared_params", "parse_widgets"]
+__all__ = ["KINDS", "Declarations", "Declared", "declared_params", "parse_source", "parse_widgets"]
 
 KINDS = ("text", "dropdown", "combobox", "multiselect")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_INTEGER = re.compile(r"[+-]?\d+")
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _FLAGS = frozenset({"true", "false"})
+#: The value types a parameter's default reveals (a text widget or job parameter has no type of its
+#: own): what each takes, said in the refusal.
+_TYPES = {
+    "date": "a date, YYYY-MM-DD",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+}
+SOURCES_WAIT = 3.0
+"""Seconds the reading of a job's notebook sources may take in all, on the launch's thread: past it,
+a source not read yet is noted as unread and the launch goes on."""
 SEND_ANYWAY = "--allow-unknown-params; allow_unknown_params=True in Python"
 
 
@@ -65,6 +81,41 @@ class Declared:
     def is_date(self) -> bool:
         """True for a text parameter whose default is a date, ``YYYY-MM-DD`` (shown as a date picker)."""
         return self.kind == "text" and bool(self.default) and bool(_DATE.fullmatch(self.default or ""))
+
+    @property
+    def value_type(self) -> str | None:
+        """What a text parameter's default says its values are: ``date``, ``integer``, ``number`` or
+        ``boolean`` (a default of ``true``/``false``); a combobox's too, when its suggestions agree.
+        None for free text and for dropdowns and multiselects (their choices say it)."""
+        if self.kind not in ("text", "combobox") or not self.default:
+            return None
+        kind = _type_of(self.default)
+        # a combobox's choices are suggestions: they tell its type only when they all agree
+        if self.kind == "combobox" and any(_type_of(c) != kind for c in self.choices or ()):
+            return None
+        return kind
+
+    def mistyped(self, value: str) -> str:
+        """Why ``value`` is not of the type the default shows ("" when it is, when it is empty (an
+        empty value is the notebook's to judge), or when it holds a dynamic value reference such as
+        ``{{job.start_time.iso_date}}``, which the workspace fills in)."""
+        kind = self.value_type
+        if kind is None or not value or "{{" in value:
+            return ""
+        if kind == "date":
+            if not _DATE.fullmatch(value):
+                return "is not in that form"
+            try:
+                datetime.date.fromisoformat(value)
+            except ValueError as exc:
+                return f"is no such day ({exc})"
+            return ""
+        ok = {
+            "integer": _INTEGER.fullmatch(value),
+            "number": _NUMBER.fullmatch(value),
+            "boolean": value in _FLAGS,
+        }[kind]
+        return "" if ok else "is not one"
 
     @property
     def fixed_choices(self) -> bool:
@@ -157,7 +208,7 @@ class Declarations:
         """
         if allow_unknown or not params:
             return ()
-        problems = [p for p in (self._unknown(params), self._outside(params)) if p]
+        problems = [p for p in (self._unknown(params), self._outside(params), self._mistyped(params)) if p]
         if not problems:
             return ()
         if self.complete:
@@ -202,13 +253,28 @@ class Declarations:
             return f"The {declared.kind} {name!r} of {job} takes {choices}, not {bad[0]!r}{hint}"
         return ""
 
+    def _mistyped(self, params: Mapping[str, str]) -> str:
+        for name, value in params.items():
+            declared = self.params.get(name)
+            why = declared.mistyped(value) if declared is not None else ""
+            if declared is None or not why or declared.value_type is None:
+                continue
+            job = f"job {self.job_name!r}" if self.job_name else f"job {self.job_id}"
+            takes = _TYPES[declared.value_type]
+            hint = f" (did you mean {value.lower()!r}?)" if value.lower() in _FLAGS else ""
+            return (
+                f"Parameter {name!r} of {job} takes {takes}, as its default {declared.default!r} does; "
+                f"{value!r} {why}{hint}"
+            )
+        return ""
+
     # -- display --------------------------------------------------------------------------------
     def rows(self) -> list[tuple[str, str, str, str, str]]:
         """One row a parameter: name, kind, default, choices, where declared."""
         return [
             (
                 d.name,
-                d.kind + (" (flag)" if d.is_flag else " (date)" if d.is_date else ""),
+                d.kind + (" (flag)" if d.is_flag else f" ({d.value_type})" if d.value_type else ""),
                 "" if d.default is None else d.default,
                 ", ".join(d.choices or ()),
                 "; ".join(d.where),
@@ -228,7 +294,7 @@ class Declarations:
         lines.extend(f"  note: {u[0].upper() + u[1:]}; it may take more." for u in self.unreadable)
         if self.fixed:
             lines.append(f"  note: {self._fixed_note()}")
-        return "\n".join(lines)
+        return terminal_text("\n".join(lines))
 
     def _fixed_note(self) -> str:
         names = ", ".join(self.fixed)
@@ -253,6 +319,16 @@ class Declarations:
             "<table><tr><th>name</th><th>kind</th><th>default</th><th>choices</th><th>declared in</th></tr>"
             f"{body}</table>{notes}</div>"
         )
+
+
+def _type_of(value: str) -> str | None:
+    if _DATE.fullmatch(value):
+        return "date"
+    if _INTEGER.fullmatch(value):
+        return "integer"
+    if _NUMBER.fullmatch(value):
+        return "number"
+    return "boolean" if value.lower() in _FLAGS else None
 
 
 def _cut(text: str, width: int) -> str:
@@ -294,11 +370,16 @@ def _read(client: DatabricksClient, path: str, key: str) -> tuple[list[Declared]
     """The widgets a notebook declares, and why they are not all known (None when they are)."""
     try:
         source = client.export_notebook(path)
+    except WaitTimeout:
+        return [], f"the source of notebook {path} (task {key}) was not read within {SOURCES_WAIT:g} s"
     except DatabricksError as exc:
         kind = type(exc).__name__
         detail = f"{exc.status_code} {kind}" if exc.status_code else kind
         return [], f"the source of notebook {path} (task {key}) could not be read: {detail}"
-    found, unsure = parse_widgets(source)
+    try:
+        found, unsure = parse_widgets(source)
+    except Exception as exc:  # whatever a source does to the parser, the launch goes on
+        return [], f"the source of notebook {path} (task {key}) could not be parsed ({type(exc).__name__})"
     where = f"notebook {path}"
     problem = (
         f"notebook {path} (task {key}) names a widget by a value computed at run time" if unsure else None
@@ -355,7 +436,8 @@ def declared_params(client: DatabricksClient, job: int | str | JobInfo) -> Decla
             )
     tasks = settings.get("tasks") or ()
     unreadable.extend(_undeclaring(tasks))
-    _from_notebooks(client, tasks, params, unreadable)
+    with client.until(client.clock.monotonic() + SOURCES_WAIT):  # a slow workspace holds no launch long
+        _from_notebooks(client, tasks, params, unreadable)
     if not isinstance(settings.get("tasks"), list):
         unreadable.append("jobs/get showed none of the job's tasks")
     if info.more_pages:
@@ -375,11 +457,13 @@ _MAGIC = re.compile(r"^\s*(#|--|//)\s*MAGIC ?")
 _COMMENT = re.compile(r"^\s*(#|--|//)")
 _SQL_WIDGET = re.compile(
     r"\bCREATE\s+WIDGET\s+(TEXT|DROPDOWN|COMBOBOX|MULTISELECT)\s+(`[^`]+`|[\w.]+)"
-    r"(?:\s+DEFAULT\s+('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"))?"
+    r"(?:\s+DEFAULT\s+('(?:[^'\\]|\\.){0,500}'|\"(?:[^\"\\]|\\.){0,500}\"))?"
     r"(?:\s+CHOICES\s+(.*?))?(?=;|\bCREATE\s+WIDGET\b|\Z)",
     re.IGNORECASE | re.DOTALL,
 )
-_SQL_STRING = re.compile(r"'((?:[^'\\]|\\.)*)'|\"((?:[^\"\\]|\\.)*)\"")
+# a quoted string, or what lies between (an escape outside a string is passed over whole, so that
+# no escaped quote starts a string: each quote is tried once, and the reading stays linear)
+_SQL_STRING = re.compile(r"""'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"|\\.|[^'"\\]+|.""", re.DOTALL)
 _ARG_NAMES = {
     "text": ("name", "defaultValue", "label"),
     "combobox": ("name", "defaultValue", "choices", "label"),
@@ -401,30 +485,76 @@ def _code_lines(source: str) -> str:
     return "\n".join(lines)
 
 
-def _arguments(text: str, start: int) -> str | None:
-    """The text between the parenthesis that opens at ``start - 1`` and its match (strings skipped)."""
-    depth, i, quote = 1, start, ""
-    while i < len(text):
-        ch = text[i]
-        if quote:
-            if ch == "\\":
-                i += 1
-            elif text.startswith(quote, i):
-                i += len(quote) - 1
-                quote = ""
-        elif text.startswith(('"""', "'''"), i):
-            quote = text[i : i + 3]
-            i += 2
-        elif ch in "\"'":
-            quote = ch
-        elif ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-            if depth == 0:
-                return text[start:i]
-        i += 1
-    return None
+_BRACKETS = re.compile(r"""[][(){}"']""")
+_STRING_ENDS = {  # from just after an opening quote to just after its closing one (escapes skipped)
+    '"': re.compile(r'[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL),
+    "'": re.compile(r"[^'\\]*(?:\\.[^'\\]*)*'", re.DOTALL),
+    '"""': re.compile(r'[^"\\]*(?:(?:\\.|"(?!""))[^"\\]*)*"""', re.DOTALL),
+    "'''": re.compile(r"[^'\\]*(?:(?:\\.|'(?!''))[^'\\]*)*'''", re.DOTALL),
+}
+MAX_ARGUMENTS = 4_000
+"""Characters of a widget call's arguments read at most: a longer call is not a literal declaration."""
+_BUDGET = 4  # steps (a bracket, 16 characters of a string, a character parsed) per character of source
+
+
+class _Unread(Exception):
+    """The source is beyond what the parser reads in its bounds."""
+
+
+class _Brackets:
+    """Where each opening bracket of a source closes, found in time linear in the source.
+
+    A scan starts fresh (outside any string) just after a call's ``(``; a bracket nested in it is
+    a scan of its own, remembered, so no stretch of the source is scanned again for a later call
+    that starts there. A budget of steps bounds what is left (strings that change the reading).
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.closes: dict[int, int | None] = {}
+        self.steps = _BUDGET * len(text) + 20_000
+
+    def close(self, start: int) -> int | None:
+        """The index of the bracket closing the one just before ``start``; None when unclosed."""
+        if start not in self.closes:
+            self._scan(start)
+        return self.closes[start]
+
+    def spend(self, steps: int) -> None:
+        """Count ``steps`` against the budget; past it, the source is not read further."""
+        self.steps -= steps
+        if self.steps < 0:
+            raise _Unread
+
+    def _scan(self, start: int) -> None:
+        text, stack, i = self.text, [start], start
+        while stack:
+            self.spend(1)
+            found = _BRACKETS.search(text, i)
+            if found is None:
+                break
+            j, ch = found.start(), found.group()
+            if ch in "\"'":
+                quote = text[j : j + 3] if text.startswith(ch * 3, j) else ch
+                end = _STRING_ENDS[quote].match(text, j + len(quote))
+                self.spend(((end.end() if end else len(text)) - j) // 16)
+                if end is None:
+                    break
+                i = end.end()
+            elif ch in "([{":
+                known = self.closes.get(j + 1, -1)
+                if known is None:
+                    break
+                if known == -1:
+                    stack.append(j + 1)
+                    i = j + 1
+                else:
+                    i = known + 1
+            else:
+                self.closes[stack.pop()] = j
+                i = j + 1
+        for unclosed in stack:
+            self.closes[unclosed] = None
 
 
 def _literal(node: ast.expr | None) -> Any:
@@ -438,15 +568,17 @@ def _literal(node: ast.expr | None) -> Any:
         return items if all(isinstance(i, str) for i in items) else None
     try:
         return ast.literal_eval(node)
-    except (ValueError, SyntaxError, TypeError):
+    except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):
         return None
 
 
 def _call(kind: str, args: str) -> tuple[Declared | None, bool]:
     """One ``dbutils.widgets.<kind>(args)``: the declaration, and whether its name is unknown."""
+    if len(args) > MAX_ARGUMENTS:
+        return None, True
     try:
         call = ast.parse(f"f({args})", mode="eval").body
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # ValueError: a NUL in the source
         return None, True
     assert isinstance(call, ast.Call)
     names = _ARG_NAMES[kind]
@@ -475,7 +607,11 @@ def _call(kind: str, args: str) -> tuple[Declared | None, bool]:
 def _sql_widgets(code: str) -> Iterator[Declared]:
     for match in _SQL_WIDGET.finditer(code):
         kind, name, default, choices = match.groups()
-        strings = [a or b for a, b in _SQL_STRING.findall(choices or "")]
+        strings = [
+            m.group(1) or m.group(2) or ""
+            for m in _SQL_STRING.finditer(choices or "")
+            if m.group(1) is not None or m.group(2) is not None
+        ]
         yield Declared(
             name.strip("`"),
             kind.lower(),
@@ -489,23 +625,38 @@ def parse_widgets(source: str) -> tuple[list[Declared], bool]:
     """The widgets a notebook source declares (Python, Scala, R and SQL forms), read, never run.
 
     ``dbutils.widgets.get("name")`` and ``getArgument("name")`` count as declaring a text parameter
-    (a notebook that reads a name takes it).
+    (a notebook that reads a name takes it). The reading takes time linear in the source's size and
+    never raises; a source is parsed once (the same text again is answered from a cache).
 
     Returns:
         The declarations in source order (one per name, widget kinds winning over reads), and True
-        when some call names its widget with a value computed at run time.
+        when some call names its widget with a value computed at run time, or some part of the
+        source was beyond what the parser reads (the job may then take more than is found).
     """
+    found, unsure = parse_source(source)
+    return list(found), unsure
+
+
+@functools.lru_cache(maxsize=64)
+def parse_source(source: str) -> tuple[tuple[Declared, ...], bool]:
+    """:func:`parse_widgets`' answer as tuples, cached: a source is parsed once per revision (its
+    text), however many launches read it (``parse_source.cache_info()`` counts)."""
     code = _code_lines(source)
     found: dict[str, Declared] = {}
     unsure = False
     calls = [(m.group(1), m.end()) for m in _CALL.finditer(code)]
     calls += [("get", m.end()) for m in _GET_ARGUMENT.finditer(code)]
-    for kind, start in sorted(calls, key=lambda c: c[1]):
-        args = _arguments(code, start)
-        item, unknown = _call(kind, args) if args is not None else (None, True)
-        unsure = unsure or (unknown and kind != "get")
-        if item is not None:
-            _add(found, item)
+    brackets = _Brackets(code)
+    try:
+        for kind, start in sorted(calls, key=lambda c: c[1]):
+            close = brackets.close(start)
+            brackets.spend(min(close - start, MAX_ARGUMENTS) if close is not None else 0)
+            item, unknown = _call(kind, code[start:close]) if close is not None else (None, True)
+            unsure = unsure or (unknown and kind != "get")
+            if item is not None:
+                _add(found, item)
+    except _Unread:
+        unsure = True
     for item in _sql_widgets(code):
         _add(found, item)
-    return list(found.values()), unsure
+    return tuple(found.values()), unsure

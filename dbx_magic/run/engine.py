@@ -26,8 +26,9 @@ from typing import Any
 
 from ..api.client import DatabricksClient
 from ..clock import SYSTEM, Clock
-from ..errors import DatabricksError, InvalidInput, ResourceDoesNotExist
+from ..errors import DatabricksError, InvalidInput, ResourceDoesNotExist, RunInterrupted
 from . import stops
+from .cancel import CancelAnswer
 from .checks import check_timeout
 from .journal import Journal
 from .launch import Launch, Notice, adopt_or_launch
@@ -223,14 +224,18 @@ class RunHandle:
                 )
 
     # -- acting ---------------------------------------------------------------------------------
-    def cancel(self) -> None:
+    def cancel(self) -> CancelAnswer:
         """Ask the workspace to cancel the run; the handle then sees it end (watched again if the
-        watching had stopped)."""
+        watching had stopped). A run known to have ended is left as it is, nothing sent: the answer
+        says so (``answer.sent``, ``answer.line()``)."""
+        if self.done:
+            return CancelAnswer(self.run_id, self.result)
         try:
             self.client.cancel_run(self.run_id)
         except DatabricksError as exc:
             raise exc.about_run(self.run_id, self.result) from None
         self.watcher.resume(self)
+        return CancelAnswer(self.run_id)
 
     def resume(self) -> None:
         """Watch the run again (after an error stopped the watching, or a shutdown)."""
@@ -612,19 +617,24 @@ class Watcher:
         ``--no-wait``). ``info`` is the job's :class:`~dbx_magic.run.launch.JobInfo` when already read."""
         self.check_clock(client)
         launched, adopted = adopt_or_launch(client, spec, info, on_notice=on_notice, journal=self.journal)
-        if not watch:
-            handle = self.add(client, launched.run_id, launched=launched, source=source)
-            if on_update is not None:
-                handle.add_listener(on_update)
-            return handle
-        return self.watch(
-            client,
-            launched.run_id,
-            launched=None if adopted else launched,
-            on_update=on_update,
-            source=source,
-            notify=notify,
-        )
+        try:
+            if not watch:
+                handle = self.add(client, launched.run_id, launched=launched, source=source)
+                if on_update is not None:
+                    handle.add_listener(on_update)
+                return handle
+            return self.watch(
+                client,
+                launched.run_id,
+                launched=None if adopted else launched,
+                on_update=on_update,
+                source=source,
+                notify=notify,
+            )
+        except RunInterrupted:
+            raise
+        except KeyboardInterrupt:  # between the launch and its handle: the error names the run
+            raise stops.just_launched(launched.run_id, launched) from None
 
     def add(
         self,
@@ -927,15 +937,18 @@ def active_runs(client: DatabricksClient, job_id: int) -> tuple[dict[int, dict[s
     ``Retry-After``."""
     seen: dict[int, dict[str, Any]] = {}
     page_token: str | None = None
+    followed: set[str] = set()  # a token that comes again, or a page with no new run, ends the reading
     while True:
         page = client.list_runs(job_id, active_only=True, limit=PAGE, page_token=page_token)
+        before = len(seen)
         for run in page.get("runs") or ():
             run_id = _run_id(run)
             if run_id is not None:
                 seen[run_id] = run
         page_token = page.get("next_page_token")
-        if not page_token or not page.get("runs"):
+        if not page_token or len(seen) == before or str(page_token) in followed:
             return seen, page.retry_after
+        followed.add(str(page_token))
 
 
 def job_history(client: DatabricksClient, job_id: int) -> History | None:

@@ -29,6 +29,7 @@ from ..errors import (
 )
 from .checks import (
     MAX_ID,
+    a_kind,
     check_if_running,
     check_timeout,
     check_token,
@@ -110,6 +111,7 @@ class JobInfo:
         return dict(self.job_parameters if self.uses_job_parameters else self.notebook_parameters)
 
 
+MAX_JOB_NAME = 4096  # the Jobs API's limit on a job's name
 NAME_PREFIX = "name:"
 """``name:123`` is the job *named* "123" (a string of digits alone is a job id)."""
 
@@ -120,11 +122,16 @@ def _job_id_from(job: Any) -> int | None:
         text = job.strip()
         if not text or text.lower() == NAME_PREFIX:
             raise InvalidInput("The job is empty: pass a job id or a job name.")
+        if len(text) > MAX_JOB_NAME:
+            raise InvalidInput(
+                f"The job name is {len(text):,} characters long, over the {MAX_JOB_NAME:,} a job name can "
+                "have: pass the job's id or its name as the workspace shows it."
+            )
         if text.lower().startswith(NAME_PREFIX) or not digits(text.lstrip("+-")):
             return None
     if not isinstance(job, int | str) or isinstance(job, bool):
         raise InvalidInput(
-            f"The job {job!r} is a {type(job).__name__}: pass a job id (a positive integer) or a job name."
+            f"The job {job!r} is {a_kind(job)}: pass a job id (a positive integer) or a job name."
         )
     return positive_id(job, "job id")
 
@@ -434,6 +441,7 @@ def _start(
         life_cycle_state=None,
         idempotency_token=token,
         parameters=dict(values),
+        defaults=info.defaults,
         warnings=warnings,
         client=client,
     )

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import GOES_ON, RunFailed, RunNotFinished
+from ..safe import web_link
 from .polling import Estimate, History, estimate
 from .timing import Timing
 
@@ -77,7 +78,8 @@ class TaskResult:
         error: The error, for a failed task.
         error_trace: The error's trace, for a failed task.
         run_page_url: The task run's page.
-        attempt_number: 0 for the first attempt; a retry or a repair makes the next one.
+        attempt_number: The API's count, from 0: 0 for the first attempt; a retry or a repair makes
+            the next one. Every display counts from 1, as :attr:`attempt` does ("attempt 2").
         iterations: For a for-each task, its iterations' counts (``task_run_stats``: active,
             completed, failed, succeeded, total...), else None.
         outcome: For a condition task that ran, ``"true"`` or ``"false"``, else None.
@@ -118,7 +120,7 @@ class TaskResult:
             life_cycle_state=state.get("life_cycle_state") or status.get("state"),
             result_state=state.get("result_state"),
             state_message=state.get("state_message") or "",
-            run_page_url=task.get("run_page_url"),
+            run_page_url=web_link(task.get("run_page_url")),
             start_time=_int_or_none(task.get("start_time")) or None,
             end_time=_int_or_none(task.get("end_time")) or None,
             attempt_number=_int_or_none(task.get("attempt_number")) or 0,
@@ -138,6 +140,11 @@ class TaskResult:
             error=output.get("error") or None,
             error_trace=output.get("error_trace") or None,
         )
+
+    @property
+    def attempt(self) -> int:
+        """Which attempt this is, counted from 1 as every display says it (``attempt_number + 1``)."""
+        return self.attempt_number + 1
 
     @property
     def failed(self) -> bool:
@@ -220,7 +227,8 @@ class RunResult:
     ``repairs`` the run's rounds (the original run, then each repair) once they were read with
     ``include_history`` (a repair reads them). ``client`` is the client that launched or watched the
     run (``show()``, ``export()`` and ``repair()`` go through it; it is left out of reprs and pickles);
-    ``exports`` holds the pages already fetched.
+    ``exports`` holds the pages already fetched. ``parameters`` are the parameters sent at launch,
+    ``defaults`` the job's own defaults then (``changed_parameters``: those that differ).
     """
 
     job_id: int | None
@@ -242,6 +250,7 @@ class RunResult:
     idempotency_token: str | None = None
     expected_duration: float | None = None
     parameters: dict[str, str] = field(default_factory=dict, compare=False)
+    defaults: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
     history: History | None = field(default=None, repr=False, compare=False)
     attempts: tuple[TaskResult, ...] = field(default=(), repr=False, compare=False)
     repairs: tuple[RepairRecord, ...] = field(default=(), compare=False)
@@ -285,6 +294,7 @@ class RunResult:
         warnings = []
         if result_state == "SUCCESS_WITH_FAILURES":
             warnings.append("The run succeeded, but some of its tasks failed (SUCCESS_WITH_FAILURES).")
+        warnings.extend(getattr(run, "warnings", ()))  # what the client could not read whole
         return cls(
             job_id=_int_or_none(run.get("job_id")) or job_id,
             run_id=_int_or_none(run.get("run_id")) or int(run_id or 0),
@@ -293,7 +303,7 @@ class RunResult:
             life_cycle_state=life_cycle,
             result_state=result_state,
             state_message=state.get("state_message") or termination.get("message") or "",
-            run_page_url=run.get("run_page_url"),
+            run_page_url=web_link(run.get("run_page_url")),
             tasks=_latest_attempts(attempts),
             run=run,
             finished=finished,
@@ -324,6 +334,12 @@ class RunResult:
     def ok(self) -> bool:
         """True when the run finished with SUCCESS (or SUCCESS_WITH_FAILURES, with a warning)."""
         return self.finished and self.life_cycle_state != "INTERNAL_ERROR" and self.result_state in OK_RESULTS
+
+    @property
+    def changed_parameters(self) -> dict[str, str]:
+        """The parameters sent that differ from the job's defaults (all of them when the defaults
+        are not known): what tells this run from the job's usual one."""
+        return {k: v for k, v in self.parameters.items() if self.defaults.get(k) != v}
 
     @property
     def failed_tasks(self) -> tuple[TaskResult, ...]:
@@ -521,5 +537,5 @@ class RunResult:
 
 
 def _headline(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
+    lines = [line for line in text.strip().split("\n") if line.strip()]  # a lone \r ends no line
     return lines[-1].strip() if lines else ""

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DatabricksError, InvalidInput
+from ..safe import terminal_text
 
 if TYPE_CHECKING:
     from .models import RunResult, TaskResult
@@ -258,19 +259,21 @@ class ResultsPage:
 
     def summary_text(self) -> str:
         """One line per page: task, name, size (plain text cannot show HTML)."""
-        lines = [f"Results of run {self.result.run_id}:"]
-        lines += [f"  task {v.task}: {v.name} ({_size(v.size)} of HTML)" for v in self.views]
+        lines = [f"Results of job run {self.result.run_id}:"]
+        lines += [
+            f"  task {v.task} (task run {v.run_id}): {v.name} ({_size(v.size)} of HTML)" for v in self.views
+        ]
         if not self.views:
             lines.append("  no page was exported")
         lines.append("  result.export('results.html') saves them for a browser.")
-        return "\n".join(lines)
+        return terminal_text("\n".join(lines))
 
     def _repr_html_(self) -> str:
-        parts = [f'<div class="dbx-results">Results of run {self.result.run_id}']
+        parts = [f'<div class="dbx-results">Results of job run {self.result.run_id}']
         for view in self.views:
             parts.append(
-                f'<div class="dbx-results-task"><b>{html.escape(view.task)}</b> · {html.escape(view.name)} '
-                f"<small>({_size(view.size)})</small></div>"
+                f'<div class="dbx-results-task">task <b>{html.escape(view.task)}</b> '
+                f"(task run {view.run_id}) · {html.escape(view.name)} <small>({_size(view.size)})</small></div>"
             )
             if view.size > LARGE_EXPORT and not self.confirm:
                 parts.append(
@@ -287,25 +290,50 @@ class ResultsPage:
         return "".join(parts)
 
     def html(self) -> str:
-        """One whole HTML page: the page itself for one task; for several, each in an isolated frame."""
-        if len(self.views) == 1:
-            return self.views[0].content
+        """One whole HTML page with each task's page in an isolated frame (one task as several: its
+        page's scripts never run with the saved file's rights)."""
         body = "".join(
             f"<h2>{html.escape(v.task)} · {html.escape(v.name)}</h2>{v.frame(height=700)}" for v in self.views
         )
-        title = html.escape(f"Results of run {self.result.run_id}")
+        title = html.escape(f"Results of job run {self.result.run_id}")
         return (
             f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>'
             f'<body style="font-family:sans-serif"><h1>{title}</h1>{body}</body></html>\n'
         )
 
     def save(self, path: str | Path) -> Path:
-        """Write :meth:`html` to ``path`` (UTF-8) and return the path."""
+        """Write :meth:`html` to ``path`` (UTF-8) and return the path.
+
+        Raises:
+            InvalidInput: ``path`` is a folder, holds a NUL character, is in a folder that does not
+                exist, or cannot be written.
+        """
+        if not isinstance(path, str | Path) or "\0" in str(path):
+            raise InvalidInput(
+                f"The path to export to is {_path_words(path)}: give a file name such as results.html."
+            )
         target = Path(path).expanduser()
         if target.is_dir():
             raise InvalidInput(f"{str(target)!r} is a directory: give a file name such as results.html.")
-        target.write_text(self.html(), encoding="utf-8")
+        if not target.parent.is_dir():
+            raise InvalidInput(
+                f"The folder {str(target.parent)!r} does not exist: create it first, or export to a file in "
+                "an existing folder."
+            )
+        try:
+            target.write_text(self.html(), encoding="utf-8")
+        except OSError as exc:
+            raise InvalidInput(
+                f"{str(target)!r} cannot be written ({exc.strerror or type(exc).__name__}): export to a "
+                "file in a folder you can write to."
+            ) from None
         return target
+
+
+def _path_words(path: object) -> str:
+    if isinstance(path, str | Path):
+        return "a path with a NUL character in it"
+    return f"a {type(path).__name__}, not a path"
 
 
 def _size(n: int) -> str:

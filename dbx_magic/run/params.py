@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import InvalidInput
+from .checks import a_kind
 
 __all__ = ["MAX_PARAMS_BYTES", "normalise_params", "parse_param_lines"]
 
@@ -32,11 +33,34 @@ def _to_str(key: str, value: Any, what: str) -> str:
         raise InvalidInput(
             f'The {what} value for {key!r} is None: pass a string (an empty one, "", if you mean none).'
         )
-    kind = type(value).__name__
     raise InvalidInput(
-        f"The {what} value for {key!r} is a {kind}, and parameters are strings: "
+        f"The {what} value for {key!r} is {a_kind(value)}, and parameters are strings: "
         f"pass json.dumps(value) if the job parses JSON."
     )
+
+
+def _items(params: Mapping[str, Any], what: str) -> list[tuple[Any, Any]]:
+    """The mapping's items, read once; a mapping that cannot give them is refused in one sentence."""
+    try:
+        return list(params.items())
+    except Exception as exc:  # a user's mapping may raise anything
+        raise InvalidInput(
+            f"The {what}s could not be read: their items() raised {type(exc).__name__}; pass a plain dict "
+            'such as {"date": "2026-11-01"}.'
+        ) from None
+
+
+def _name(key: Any, what: str) -> str:
+    """A parameter's name stripped of spaces, or InvalidInput for one that is no name."""
+    if not isinstance(key, str) or not key.strip():
+        raise InvalidInput(
+            f"The {what} name {key!r} is not a non-empty string: name each parameter with text."
+        )
+    if not key.isprintable() and any(ch not in " \t" and not ch.isprintable() for ch in key):
+        raise InvalidInput(
+            f"The {what} name {key!r} holds a control character: name each parameter with printable text."
+        )
+    return key.strip()
 
 
 def normalise_params(params: Mapping[str, Any] | None, what: str = "parameter") -> dict[str, str]:
@@ -53,16 +77,22 @@ def normalise_params(params: Mapping[str, Any] | None, what: str = "parameter") 
         return {}
     if not isinstance(params, Mapping):
         raise InvalidInput(
-            f"The {what}s must be a mapping of names to values, not a {type(params).__name__}: "
+            f"The {what}s must be a mapping of names to values, not {a_kind(params)}: "
             'pass a dict such as {"date": "2026-11-01"}.'
         )
     out: dict[str, str] = {}
-    for key, value in params.items():
-        if not isinstance(key, str) or not key.strip():
+    for key, value in _items(params, what):
+        name = _name(key, what)
+        if name in out:
+            given = next(k for k in params if isinstance(k, str) and k.strip() == name and k != key)
             raise InvalidInput(
-                f"The {what} name {key!r} is not a non-empty string: name each parameter with text."
+                f"The {what} names {given!r} and {key!r} are the same name once spaces are trimmed: keep one."
             )
-        out[key.strip()] = _to_str(key, value, what)
+        out[name] = _to_str(key, value, what)
+        if "\0" in out[name]:
+            raise InvalidInput(
+                f"The {what} value for {name!r} holds a NUL character (\\x00), which no job can take: remove it."
+            )
     size = len(json.dumps(out, ensure_ascii=False).encode("utf-8"))
     if size > MAX_PARAMS_BYTES:
         raise InvalidInput(

@@ -10,6 +10,7 @@ import json
 import textwrap
 from typing import TYPE_CHECKING, Any
 
+from ..safe import terminal_text, web_link
 from .outputs import ansi_to_html, strip_ansi
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ def result_text(result: RunResult) -> str:
         lines.append(f"  {took}")
     single = result.output is not None and len(result.tasks) == 1
     for task in result.tasks:
-        again = f" (attempt {task.attempt_number + 1})" if task.attempt_number else ""
+        again = f" (attempt {task.attempt})" if task.attempt_number else ""
         when = f" ({task.timing.text()})" if task.timing and len(result.tasks) > 1 else ""
         lines.append(f"  task {task.key}: {task.result_state or task.life_cycle_state}{again}{when}")
         if task.output is not None and not single:
@@ -93,7 +94,7 @@ def result_text(result: RunResult) -> str:
     if result.run_page_url:
         lines.append(f"  {result.run_page_url}")
     lines.extend(f"  warning: {w}" for w in result.warnings)
-    return "\n".join(lines)
+    return terminal_text("\n".join(lines))
 
 
 _CELL = 'style="text-align:left;vertical-align:top;padding:2px 8px"'
@@ -114,7 +115,7 @@ def _cut(task: TaskResult) -> str:
 
 
 def _headline(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
+    lines = [line for line in text.strip().split("\n") if line.strip()]  # a lone \r ends no line
     return lines[-1].strip() if lines else ""
 
 
@@ -147,11 +148,12 @@ def _failure_html(task: TaskResult) -> str:
 
 
 def _run_link(result: RunResult) -> str:
-    """ "run N", linked to the run's page when it has one."""
-    if not result.run_page_url:
+    """ "run N", linked to the run's page when it has one (an http or https one: nothing else)."""
+    url = web_link(result.run_page_url)
+    if not url:
         return f"run {result.run_id}"
     return (
-        f'<a href="{html.escape(result.run_page_url)}" target="_blank" rel="noopener" '
+        f'<a href="{html.escape(url)}" target="_blank" rel="noopener" '
         f'style="color:#1565c0;text-decoration:underline">run {result.run_id}</a>'
     )
 

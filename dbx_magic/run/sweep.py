@@ -18,7 +18,7 @@ from ..api.client import DatabricksClient
 from ..clock import Clock
 from ..errors import MAY_HAVE_STARTED, DatabricksError, InvalidInput, RunInterrupted
 from . import stops
-from .checks import MAX_IDEMPOTENCY_TOKEN
+from .checks import MAX_IDEMPOTENCY_TOKEN, a_kind
 from .engine import RunHandle, Watcher
 from .launch import JobInfo, Launch, check_declared, job_info
 from .models import RunResult
@@ -86,7 +86,7 @@ def _specs(
 ) -> list[Launch]:
     if isinstance(params, Mapping | str) or not isinstance(params, Sequence):
         raise InvalidInput(
-            f"params must be a list of dicts, one per run, not a {type(params).__name__}: e.g. [{{'date': '2026-11-01'}}, ...]."
+            f"params must be a list of dicts, one per run, not {a_kind(params)}: e.g. [{{'date': '2026-11-01'}}, ...]."
         )
     base = Launch.check(
         job,
@@ -97,12 +97,16 @@ def _specs(
     base = replace(base, token_given=idempotency_token is not None)  # a fresh base finds no earlier runs
     if len(f"{base.idempotency_token}-{len(params)}") > MAX_IDEMPOTENCY_TOKEN:
         raise InvalidInput(
-            f"The idempotency token base {base.idempotency_token!r} is too long for {len(params)} runs: keep it "
+            f"The idempotency token base {base.idempotency_token!r} is too long for {len(params)} "
+            f"run{'s' if len(params) != 1 else ''}: keep it "
             f"under {MAX_IDEMPOTENCY_TOKEN - 6} characters."
         )
     specs = []
     for i, p in enumerate(params):
-        Launch.check(job, p)  # each set judged on its own, so the message names the run
+        try:
+            Launch.check(job, p)  # each set judged on its own, so the message names the set
+        except InvalidInput as exc:
+            raise InvalidInput(f"Parameter set #{i}: {exc.message}") from None
         specs.append(base.with_params(p, f"{base.idempotency_token}-{i}"))
     return specs
 
@@ -113,7 +117,7 @@ def _check_sets(client: DatabricksClient, info: JobInfo, specs: list[Launch]) ->
         try:
             check_declared(client, info, spec)
         except InvalidInput as exc:
-            raise InvalidInput(f"Parameter set #{i}: {exc.message}") from None
+            raise InvalidInput(f"Parameter set #{i + 1} of {len(specs)}: {exc.message}") from None
 
 
 def run_many(

@@ -235,6 +235,7 @@ def _merge(previous: RunResult, run: Mapping[str, Any]) -> RunResult:
     )
     keep: dict[str, Any] = {
         "parameters": previous.parameters,
+        "defaults": previous.defaults,
         "history": previous.history,
         "client": previous.client,
         "exports": previous.exports,

@@ -531,7 +531,7 @@ def export_run(ws: Workspace, args: dict[str, str], version: str) -> dict[str, A
         return {}
     now = ws.clock()
     seg = current(ws.timeline(run).tasks[attempt.run_id], now)
-    content = pages.export_page(run.job.name, task, attempt, _state(seg), seg.ended)
+    content = pages.export_page(run.job.name, run.run_id, task, attempt, _state(seg), seg.ended)
     return {
         "views": [{"content": content, "name": task.notebook_path.rsplit("/", 1)[-1], "type": "NOTEBOOK"}]
     }

@@ -37,9 +37,10 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 
 def _image(label: str) -> str:
+    width = 172 + 8 * len(label)  # the label whole: about 7 px a character at 12 px, and a margin
     svg = (
-        '<svg xmlns="http://www.w3.org/2000/svg" width="240" height="60">'
-        '<rect x="0" y="0" width="240" height="60" rx="8" fill="#1b3139"/>'
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="60">'
+        f'<rect x="0" y="0" width="{width}" height="60" rx="8" fill="#1b3139"/>'
         '<rect x="12" y="36" width="40" height="14" fill="#ff3621"/>'
         '<rect x="60" y="24" width="40" height="26" fill="#ff3621"/>'
         '<rect x="108" y="12" width="40" height="38" fill="#ff3621"/>'
@@ -61,7 +62,9 @@ def _output_rows(result: str | None) -> list[tuple[str, str]]:
     return [("exit value", result)]
 
 
-def export_page(job_name: str, task: Task, attempt: Attempt, state: dict[str, Any], ended: bool) -> str:
+def export_page(
+    job_name: str, job_run_id: int, task: Task, attempt: Attempt, state: dict[str, Any], ended: bool
+) -> str:
     """The HTML of an exported notebook task run."""
     name = task.notebook_path.rsplit("/", 1)[-1]
     outcome = attempt.outcome
@@ -75,7 +78,8 @@ def export_page(job_name: str, task: Task, attempt: Attempt, state: dict[str, An
         f"<title>{escape(name)}</title><style>{_STYLE}</style></head><body>",
         f"<h1>{escape(name)}</h1>",
         f"<p>Job <b>{escape(job_name)}</b>, task <b>{escape(task.key)}</b>, "
-        f"attempt {attempt.number}, run {attempt.run_id}: {escape(str(result))}</p>",
+        f"attempt {attempt.number + 1} (task run {attempt.run_id} of job run {job_run_id}): "
+        f"{escape(str(result))}</p>",
         "<h2>Parameters</h2>",
         _table(("name", "value"), sorted(attempt.params.items())),
         "<h2>Output</h2>",
