@@ -19,6 +19,7 @@ from .errors import DatabricksError, RunFailed, RunInterrupted, WaitTimeout
 if TYPE_CHECKING:
     from .api.client import DatabricksClient
     from .notebook.form import RunForm
+    from .run.compare import RunComparison, compare_runs
     from .run.engine import RunHandle, Watcher
     from .run.journal import history
     from .run.launch import start_run
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 _LAZY = {
     "DatabricksClient": "api.client",
     "RunForm": "notebook.form",
+    "RunComparison": "run.compare",
+    "compare_runs": "run.compare",
     "RunHandle": "run.engine",
     "Watcher": "run.engine",
     "history": "run.journal",
@@ -51,6 +54,7 @@ __all__ = [
     "DatabricksClient",
     "DatabricksError",
     "PollPolicy",
+    "RunComparison",
     "RunFailed",
     "RunForm",
     "RunHandle",
@@ -59,6 +63,7 @@ __all__ = [
     "WaitTimeout",
     "Watcher",
     "__version__",
+    "compare_runs",
     "history",
     "repair_run",
     "run_job_and_wait",

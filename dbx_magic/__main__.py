@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .errors import CLI, DatabricksError, InvalidInput, RunInterrupted
-from .run.checks import check_if_running, task_keys
+from .run.checks import check_if_running, check_performance_target, task_keys
 
 __all__ = ["main"]
 
@@ -146,6 +146,7 @@ def _run(args: argparse.Namespace) -> int:
         only=args.only,
         if_running=args.if_running,
         allow_unknown_params=args.allow_unknown_params,
+        performance_target=args.performance_target,
     )
     client = DatabricksClient.from_config(profile=args.profile)
     if args.no_wait:
@@ -174,6 +175,7 @@ def _repair(args: argparse.Namespace) -> int:
         notebook_params=_params(args.param),
         idempotency_token=args.idempotency_token,
         timeout=args.timeout,
+        performance_target=args.performance_target,
     )
     client = DatabricksClient.from_config(profile=args.profile)
     handle = Watcher(client.clock, threaded=False).add(client, spec.run_id, source="repair")
@@ -238,6 +240,14 @@ def _runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from .api.client import DatabricksClient
+    from .run.compare import compare_runs
+
+    print(compare_runs(DatabricksClient.from_config(profile=args.profile), args.a, args.b).text())
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m dbx_magic",
@@ -292,6 +302,13 @@ def _parser() -> argparse.ArgumentParser:
         help="run just these tasks: a,b (+a adds what a needs, a+ what follows a)",
     )
     run.add_argument(
+        "--performance-target",
+        type=_choice(check_performance_target),
+        default=None,
+        metavar="STANDARD|PERFORMANCE_OPTIMIZED",
+        help="serverless jobs: cost first (STANDARD) or speed first",
+    )
+    run.add_argument(
         "--if-running",
         type=_choice(lambda t: check_if_running(t, "--if-running")),
         default="new",
@@ -330,6 +347,13 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout", type=_positive, default=None, help="seconds to wait; the run goes on after"
     )
     repair.add_argument("--idempotency-token", default=None, help="the same token never repairs twice")
+    repair.add_argument(
+        "--performance-target",
+        type=_choice(check_performance_target),
+        default=None,
+        metavar="STANDARD|PERFORMANCE_OPTIMIZED",
+        help="serverless jobs: cost first (STANDARD) or speed first",
+    )
     repair.set_defaults(func=_repair)
 
     params = sub.add_parser("params", help="list the parameters a job takes: names, defaults, kinds, choices")
@@ -356,6 +380,18 @@ def _parser() -> argparse.ArgumentParser:
     cancel.add_argument("run_id", type=_run_id, help="the run id")
     cancel.add_argument("--profile", default=None, help="the ~/.databrickscfg profile")
     cancel.set_defaults(func=_cancel)
+
+    compare = sub.add_parser("compare", help="compare two runs of a job side by side")
+    compare.add_argument("a", type=_run_id, help="the run in question")
+    compare.add_argument(
+        "b",
+        type=_run_id,
+        nargs="?",
+        default=None,
+        help="the run to compare with (default: the last success before A)",
+    )
+    compare.add_argument("--profile", default=None, help="the ~/.databrickscfg profile")
+    compare.set_defaults(func=_compare)
     return parser
 
 

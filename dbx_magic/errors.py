@@ -255,6 +255,18 @@ class Unauthenticated(ApiError):
 class PermissionDenied(ApiError):
     """HTTP 403: no permission, or a wrong or expired token."""
 
+    def refused(self, action: str, job: str) -> DatabricksError:
+        """This refusal said for a run action: what was refused, on which job, and the permission it
+        takes (a wrong token, error code 403, is left as it is)."""
+        if self.error_code != "PERMISSION_DENIED":
+            return self
+        said = f" The workspace said: {self.api_message.rstrip('.')}." if self.api_message else ""
+        message = (
+            f"You may not {action}: that takes the Can Manage Run permission on {job}, which these "
+            f"credentials do not have (they may only view it). Ask the job's owner for it.{said}"
+        )
+        return PermissionDenied(message, **self.fields())
+
 
 class NotFound(ApiError):
     """HTTP 404: the endpoint does not exist (usually a wrong host)."""

@@ -190,7 +190,7 @@ def _task(key: str, result_state: str | None = None, **extra: object) -> dict:
                     }
                 },
             ),
-            "2/5 done, 1 failed, 2 active",
+            "5 iterations: 1 succeeded, 1 failed, 2 running, 1 waiting",
         ),
         (
             _task(
@@ -200,12 +200,30 @@ def _task(key: str, result_state: str | None = None, **extra: object) -> dict:
                     "stats": {"task_run_stats": {"total_iterations": 3, "completed_iterations": 3}}
                 },
             ),
-            "3/3 done",
+            "3 iterations: 3 succeeded",
         ),
         (_task("each", for_each_task={"inputs": "[1]"}), ""),  # no stats yet
         (_task("check", "SUCCESS", condition_task={"op": "EQUAL_TO", "outcome": "true"}), "outcome true"),
         (_task("again", "SUCCESS", attempt_number=2), "attempt 3"),
         (_task("plain", "SUCCESS"), ""),
+        (_task("off", "DISABLED", disabled=True), "disabled in the job: not run"),
+        (
+            _task(
+                "many",
+                for_each_task={
+                    "stats": {
+                        "task_run_stats": {
+                            "total_iterations": 40,
+                            "succeeded_iterations": 38,
+                            "failed_iterations": 1,
+                            "completed_iterations": 39,
+                            "active_iterations": 1,
+                        }
+                    }
+                },
+            ),
+            "40 iterations: 38 succeeded, 1 failed, 1 running",
+        ),
     ],
 )
 def test_task_rows_say_iterations_outcomes_and_attempts(task, note):

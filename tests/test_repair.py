@@ -236,11 +236,11 @@ def test_the_task_table_shows_for_each_progress_and_the_condition(sandbox_client
         row.note
         for view in views
         for row in view.tasks
-        if row.key == "score_regions" and "active" in row.note
+        if row.key == "score_regions" and "running" in row.note
     ]
     assert going, f"no poll saw the for-each task with active iterations: {notes}"
-    total = result.tasks[0].iterations["total_iterations"]
-    assert describe(result, 0.0).tasks[0].note == f"{total}/{total} done"
+    total = result.tasks[0].iteration_counts["total_iterations"]
+    assert describe(result, 0.0).tasks[0].note == f"{total} iterations: {total} succeeded"
     assert notes["check_notify"] == "outcome false"
     assert "score_regions SUCCESS (" in describe(result, 0.0).line
 

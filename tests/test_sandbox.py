@@ -24,6 +24,7 @@ from dbx_magic.sandbox import Phase, Sandbox, Task, serve
 
 FIRST_SAMPLES = {"daily-sales-report", "train-model", "etl-pipeline", "flaky-ingest", "nightly-backfill"}
 SAMPLES = FIRST_SAMPLES | {"etl-with-checks", "regional-scoring", "wide-batch"}
+SAMPLES |= {"store-forecast", "attribution-daily", "gpu-training", "shared-refresh", "finance-close"}
 PAGE_URL = re.compile(r"^http://127\.0\.0\.1:\d+/jobs/(\d+)/runs/(\d+)\?o=(\d{16})#job/(\d+)/run/(\d+)$")
 
 

@@ -34,6 +34,7 @@ from ..errors import (
     ApiError,
     DatabricksError,
     InvalidInput,
+    PermissionDenied,
     TransportError,
     WaitTimeout,
     error_from_response,
@@ -240,11 +241,13 @@ class DatabricksClient:
         notebook_params: Mapping[str, str] | None = None,
         job_parameters: Mapping[str, str] | None = None,
         only: Sequence[str] | None = None,
+        performance_target: str | None = None,
     ) -> Answer:
         """``POST jobs/run-now``. Always sends an idempotency token (one is made when none is given),
         so that retrying the launch can never start a second run. Absent inputs are left out, not
         sent as ``null``. ``only`` runs just those task keys (``+key`` adds its upstream tasks,
-        ``key+`` its downstream ones)."""
+        ``key+`` its downstream ones). ``performance_target`` (``STANDARD`` or
+        ``PERFORMANCE_OPTIMIZED``) sets how a serverless run trades cost for speed."""
         token = idempotency_token or new_idempotency_token()
         body: dict[str, Any] = {"job_id": job_id, "idempotency_token": token}
         if notebook_params:
@@ -253,14 +256,25 @@ class DatabricksClient:
             body["job_parameters"] = dict(job_parameters)
         if only:
             body["only"] = list(only)
-        return self._request("POST", "jobs/run-now", json=body, what=f"launching job {job_id}")
+        if performance_target:
+            body["performance_target"] = performance_target
+        try:
+            return self._request("POST", "jobs/run-now", json=body, what=f"launching job {job_id}")
+        except PermissionDenied as exc:
+            raise exc.refused(f"run job {job_id}", f"job {job_id}") from None
 
-    def get_run(self, run_id: int, include_history: bool = False) -> Answer:
+    def get_run(
+        self, run_id: int, include_history: bool = False, *, include_resolved_values: bool = False
+    ) -> Answer:
         """``GET jobs/runs/get``: the run's state, tasks (one entry per attempt) and page URL, every
-        page of them; ``include_history`` adds ``repair_history`` (the original run, then each repair)."""
+        page of them; ``include_history`` adds ``repair_history`` (the original run, then each repair),
+        ``include_resolved_values`` each task's parameters resolved. For a for-each task's run id,
+        its ``iterations``, every page of them."""
         params: dict[str, Any] = {"run_id": run_id}
         if include_history:
             params["include_history"] = "true"
+        if include_resolved_values:
+            params["include_resolved_values"] = "true"
         return self._linked(self._whole("jobs/runs/get", params, what=f"getting run {run_id}"))
 
     def repair_run(
@@ -274,6 +288,7 @@ class DatabricksClient:
         notebook_params: Mapping[str, str] | None = None,
         job_parameters: Mapping[str, str] | None = None,
         idempotency_token: str | None = None,
+        performance_target: str | None = None,
     ) -> Answer:
         """``POST jobs/runs/repair``: rerun tasks of an ended run; answers ``{"repair_id": N}``.
 
@@ -296,18 +311,47 @@ class DatabricksClient:
             body["notebook_params"] = dict(notebook_params)
         if job_parameters:
             body["job_parameters"] = dict(job_parameters)
-        return self._request("POST", "jobs/runs/repair", json=body, what=f"repairing run {run_id}")
+        if performance_target:
+            body["performance_target"] = performance_target
+        try:
+            return self._request("POST", "jobs/runs/repair", json=body, what=f"repairing run {run_id}")
+        except PermissionDenied as exc:
+            raise exc.refused(f"repair run {run_id}", self._job_of(run_id)) from None
 
     def cancel_all_runs(self, job_id: int, *, all_queued_runs: bool = False) -> None:
         """``POST jobs/runs/cancel-all``: cancel the job's active runs (asynchronous, like a cancel)."""
         body: dict[str, Any] = {"job_id": job_id}
         if all_queued_runs:
             body["all_queued_runs"] = True
-        self._request("POST", "jobs/runs/cancel-all", json=body, what=f"cancelling the runs of job {job_id}")
+        try:
+            self._request(
+                "POST", "jobs/runs/cancel-all", json=body, what=f"cancelling the runs of job {job_id}"
+            )
+        except PermissionDenied as exc:
+            raise exc.refused(f"cancel the runs of job {job_id}", f"job {job_id}") from None
 
     def cancel_run(self, run_id: int) -> None:
         """``POST jobs/runs/cancel``. Cancelling is asynchronous: the run ends shortly after."""
-        self._request("POST", "jobs/runs/cancel", json={"run_id": run_id}, what=f"cancelling run {run_id}")
+        try:
+            self._request(
+                "POST", "jobs/runs/cancel", json={"run_id": run_id}, what=f"cancelling run {run_id}"
+            )
+        except PermissionDenied as exc:
+            raise exc.refused(f"cancel run {run_id}", self._job_of(run_id)) from None
+
+    def _job_of(self, run_id: int) -> str:
+        """``job 12 ('name')`` for a refused action on a run: one ``runs/get``, on that error path only
+        (credentials that may not run a job may still view it)."""
+        try:
+            run = self._request(
+                "GET", "jobs/runs/get", params={"run_id": run_id}, what=f"getting run {run_id}"
+            )
+        except DatabricksError:
+            return f"the job of run {run_id}"
+        job, name = run.get("job_id"), run.get("run_name")
+        if job is None:
+            return f"the job of run {run_id}"
+        return f"job {job} ({name!r})" if name else f"job {job}"
 
     def get_run_output(self, run_id: int) -> Answer:
         """``GET jobs/runs/get-output`` for a *task* run id (the job-level run id is refused)."""
@@ -385,9 +429,10 @@ class DatabricksClient:
             ) from None
 
     def _linked(self, run: Answer | dict[str, Any]) -> Any:
-        """``run`` (and its tasks) with a ``run_page_url`` that is an http(s) link: one the answer
-        gives that is anything else (``javascript:``, say) is rebuilt from the host."""
-        for item in [run, *(t for t in run.get("tasks") or () if isinstance(t, dict))]:
+        """``run`` (and its tasks and for-each iterations) with a ``run_page_url`` that is an http(s)
+        link: one the answer gives that is anything else (``javascript:``, say) is rebuilt from the host."""
+        parts = [*(run.get("tasks") or ()), *(run.get("iterations") or ())]
+        for item in [run, *(t for t in parts if isinstance(t, dict))]:
             url = item.get("run_page_url")
             if url is not None and web_link(url) is None:
                 job, run_id = item.get("job_id", run.get("job_id")), item.get("run_id")

@@ -18,7 +18,14 @@ from IPython.core.error import UsageError
 from IPython.core.magic_arguments import parse_argstring
 
 from ..errors import InvalidInput
-from ..run.checks import check_if_running, check_token, digits, positive_id, task_keys
+from ..run.checks import (
+    check_if_running,
+    check_performance_target,
+    check_token,
+    digits,
+    positive_id,
+    task_keys,
+)
 from ..run.params import normalise_params, parse_param_lines
 
 __all__ = [
@@ -109,6 +116,12 @@ def _task_list(flag: str) -> Callable[[str], tuple[str, ...]]:
 
 only_tasks = _task_list("--only")
 repair_tasks = _task_list("--tasks")
+
+
+@_judged
+def performance_target(text: str) -> str | None:
+    """``STANDARD`` or ``PERFORMANCE_OPTIMIZED`` (any case)."""
+    return check_performance_target(strip_quotes(text))
 
 
 @_judged

@@ -167,7 +167,7 @@ def describe_board(
                 colour=view.colour,
                 elapsed=elapsed,
                 eta=eta,
-                result=mask(_verdict(handle)),
+                result=mask(_verdict(handle) or ("" if result.finished else view.message)),  # why it waits
                 source=handle.source,
                 watched=watched,
                 can_cancel=not result.finished,

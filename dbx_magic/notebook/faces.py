@@ -129,6 +129,7 @@ def run_cell(session: NotebookSession, shell: Any, args: Any, cell: str | None) 
                 only=args.only,
                 if_running=args.if_running,
                 allow_unknown_params=args.allow_unknown_params,
+                performance_target=args.performance_target,
             )
     client = session.client(args.profile)
     if args.foreach:
@@ -213,6 +214,7 @@ def repair_cell(session: NotebookSession, shell: Any, args: Any, cell: str | Non
             notebook_params=params,
             idempotency_token=args.idempotency_token,
             timeout=args.timeout,
+            performance_target=args.performance_target,
         )
     out = args.out or name or "dbx_result"
     handle = _repair_handle(session, session.client(args.profile), run_id, name)
@@ -308,5 +310,6 @@ def _sweep_runs(
                 allow_unknown_params=args.allow_unknown_params,
                 watcher=session.watcher_for(client),
                 on_handle=lambda handle: own(session, handle),
+                performance_target=args.performance_target,
             ),
         )

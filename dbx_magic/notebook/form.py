@@ -249,6 +249,18 @@ class RunForm:
             style=style,
         )
         self.if_running.add_class("dbx-form-if-running")
+        self.performance = widgets.Dropdown(
+            options=[
+                ("the job's own", ""),
+                ("standard", "STANDARD"),
+                ("performance optimized", "PERFORMANCE_OPTIMIZED"),
+            ],
+            value="",
+            description="Performance",
+            tooltip="serverless jobs: cost first (standard) or speed first",
+            style=style,
+        )
+        self.performance.add_class("dbx-form-performance")
         self.out = widgets.Text(value=out, description="Result variable", style=style)
         self.out.add_class("dbx-form-out")
         self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
@@ -270,6 +282,7 @@ class RunForm:
                 widgets.HBox([self.add_button, self.allow_unknown]),
                 self.token,
                 self.if_running,
+                self.performance,
                 self.out,
                 widgets.HBox([self.run_button, self.cancel_button]),
                 self.status,
@@ -431,6 +444,7 @@ class RunForm:
                 idempotency_token=self.token.value.strip() or None,
                 if_running=self.if_running.value,
                 allow_unknown_params=self.allow_unknown.value,
+                performance_target=self.performance.value or None,
             )
         except (InvalidInput, argparse.ArgumentTypeError) as exc:
             self.error = exc
@@ -452,7 +466,12 @@ class RunForm:
             if self.handle is None or self.result is None:
                 raise InvalidInput("There is no run to repair yet: click Run first.")
             out = check_out_name(self.out.value.strip(), _OUT)
-            spec = Repair.check(self.result, tasks, notebook_params=self.get_params())
+            spec = Repair.check(
+                self.result,
+                tasks,
+                notebook_params=self.get_params(),
+                performance_target=self.performance.value or None,
+            )
         except (InvalidInput, argparse.ArgumentTypeError) as exc:
             self.error = exc
             self._say(str(exc), "danger")

@@ -23,6 +23,7 @@ from .args import (
     only_tasks,
     out_name,
     parse,
+    performance_target,
     positive_int,
     repair_tasks,
     run_or_name,
@@ -45,6 +46,7 @@ MAGIC_NAMES = (
     "dbx_form",
     "dbx_repair",
     "dbx_params",
+    "dbx_compare",
 )
 
 
@@ -71,7 +73,7 @@ RUN_USAGE = (
 @magics_class
 class DbxMagics(Magics):
     """``%%dbx_run``, ``%dbx_wait``, ``%dbx_cancel``, ``%dbx_runs``, ``%%dbx_repair``, ``%dbx_sandbox``,
-    ``%dbx_form``, ``%dbx_params``.
+    ``%dbx_form``, ``%dbx_params``, ``%dbx_compare``.
 
     Args:
         shell: The IPython shell.
@@ -170,6 +172,13 @@ class DbxMagics(Magics):
         default=None,
         metavar="TASKS",
         help="run just these tasks: a,b (+a adds what a needs, a+ what follows a)",
+    )
+    @argument(
+        "--performance-target",
+        type=performance_target,
+        default=None,
+        metavar="STANDARD|PERFORMANCE_OPTIMIZED",
+        help="serverless jobs: cost first (STANDARD) or speed first",
     )
     @argument(
         "--if-running",
@@ -306,6 +315,13 @@ class DbxMagics(Magics):
     @argument("--profile", default=None)
     @argument("--timeout", type=seconds, default=None, help="seconds to wait; the run goes on after")
     @argument("--idempotency-token", type=token, default=None, help="the same token never repairs twice")
+    @argument(
+        "--performance-target",
+        type=performance_target,
+        default=None,
+        metavar="STANDARD|PERFORMANCE_OPTIMIZED",
+        help="serverless jobs: cost first (STANDARD) or speed first",
+    )
     @argument("--cancel-on-interrupt", action="store_true")
     @line_cell_magic
     def dbx_repair(self, line: str, cell: str | None = None) -> Any:
@@ -407,6 +423,35 @@ class DbxMagics(Magics):
         with usage_errors():
             self.session.refuse_secrets(line)
         return params_cell(self.session, parse(self.dbx_params, line))
+
+    @magic_arguments()
+    @argument("a", type=run_or_name, help="the run in question: a run id, or the variable holding it")
+    @argument(
+        "b",
+        type=run_or_name,
+        nargs="?",
+        default=None,
+        help="the run to compare with (default: the last success)",
+    )
+    @argument("--out", type=out_name, default="dbx_comparison", help="variable for the comparison")
+    @argument("--profile", default=None, help="~/.databrickscfg profile to use")
+    @line_magic
+    def dbx_compare(self, line: str) -> Any:
+        """Compare two runs of a job side by side: the parameters that differ (sent and resolved), each
+        task's state, attempts and duration, the first output or error that differs, queue and set-up
+        time. Without B, A is compared with the job's last successful run before it. The comparison
+        goes under ``--out`` (``dbx_comparison``): ``.rerun("a"|"b")`` and ``.repair()`` are the next steps.
+
+        Examples::
+
+            %dbx_compare res            # res failed: what differs from the last success?
+            %dbx_compare 1204 1180
+        """
+        from .compare import compare_cell
+
+        with usage_errors():
+            self.session.refuse_secrets(line)
+        return compare_cell(self.session, parse(self.dbx_compare, line))
 
     def stop(self) -> None:
         """Stop what the magics started (the background watching, the sandbox)."""

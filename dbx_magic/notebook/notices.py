@@ -120,6 +120,8 @@ def _notice(handle: RunHandle, result: RunResult, name: str, names: list[str]) -
         )
     reason = one_line_reason(result)
     body = (f"{reason[0].upper()}{reason[1:].rstrip('.')}." if reason else "") + where
+    since = result.since_success
+    body += f" {since[0].upper()}{since[1:]}." if since else ""
     return Notice(
         handle.run_id,
         f"Run {handle.run_id}{name} ended {state}{took}.",

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from ..clock import SYSTEM, Clock, as_clock
+from ..run.explain import waiting_words
 from ..run.models import RunResult, TaskResult
 from ..safe import terminal_text
 
@@ -55,8 +56,9 @@ class TaskRow:
         colour: Its colour.
         detail: The last line of its error, output or state message.
         run_page_url: Its page.
-        note: What else the task says: a for-each task's iterations (``3/5 done, 1 failed, 2
-            active``), a condition's outcome (``outcome true``), a later attempt (``attempt 2``).
+        note: What else the task says: a for-each task's iterations (``5 iterations: 2 succeeded, 1
+            failed, 2 running``), a condition's outcome (``outcome true``), a later attempt
+            (``attempt 2``), a disabled task (``disabled``).
     """
 
     key: str
@@ -112,6 +114,8 @@ def _colour(result: RunResult) -> str:
 def _task_colour(state: str | None, result_state: str | None) -> str:
     if result_state is None:
         return INFO
+    if result_state == "DISABLED":
+        return WARNING
     return SUCCESS if result_state in ("SUCCESS", "SUCCESS_WITH_FAILURES") else DANGER
 
 
@@ -120,35 +124,47 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-def _message(result: RunResult) -> str:
-    """The one line worth reading: a failed run's own cause first (its task's error), else the
-    state message or the queue's reason."""
+def _message(result: RunResult, elapsed: float) -> str:
+    """The one line worth reading: a failed run's own cause first (its task's error, else why it
+    ended, in words) and what differs from the job's last success; while it waits, what for."""
     if result.finished and not result.ok:
-        for task in result.failed_tasks:
-            if task.error:
-                return f"{_last_line(task.error)} (task {task.key})"
-    if result.trouble and not result.finished:
-        return result.trouble
+        tasks = result.failed_tasks if result.termination_code in (None, "RUN_EXECUTION_ERROR") else ()
+        cause = next((f"{_last_line(t.error)} (task {t.key})" for t in tasks if t.error), result.cause())
+        since = result.since_success
+        return " · ".join(x for x in (cause, since) if x)
+    if not result.finished:
+        if result.trouble:  # the workspace does not answer: what was last seen may be stale
+            return result.trouble
+        waiting = waiting_words(result, elapsed)
+        if waiting:
+            return waiting
     return result.state_message or (result.queue_reason or "")
 
 
 def _iterations(stats: dict[str, int]) -> str:
+    """``40 iterations: 38 succeeded, 1 failed, 1 running``: a for-each task's counts in words."""
     total = stats.get("total_iterations")
-    done = stats.get("completed_iterations", stats.get("succeeded_iterations", 0))
-    text = f"{done}/{total} done" if total is not None else f"{done} done"
-    extra = [(stats.get("failed_iterations", 0), "failed"), (stats.get("active_iterations", 0), "active")]
-    return ", ".join([text, *(f"{n} {word}" for n, word in extra if n)])
+    failed, running = stats.get("failed_iterations", 0), stats.get("active_iterations", 0)
+    succeeded = stats.get("succeeded_iterations", max(0, stats.get("completed_iterations", 0) - failed))
+    counts = [(succeeded, "succeeded"), (failed, "failed"), (running, "running")]
+    if total is not None:
+        counts.append((max(0, total - succeeded - failed - running), "waiting"))
+    words = ", ".join(f"{n} {word}" for n, word in counts if n) or "none begun"
+    head = f"{total} iteration{'s' if total != 1 else ''}" if total is not None else "iterations"
+    return f"{head}: {words}"
 
 
 def task_note(task: TaskResult) -> str:
     """What a task row says besides its state: for-each iterations, a condition's outcome, the attempt."""
     parts = []
-    if task.iterations is not None:
-        parts.append(_iterations(task.iterations))
+    if task.iteration_counts is not None:
+        parts.append(_iterations(task.iteration_counts))
     if task.outcome is not None:
         parts.append(f"outcome {task.outcome}")
     if task.attempt_number:
         parts.append(f"attempt {task.attempt}")
+    if task.disabled:
+        parts.append("disabled in the job: not run")
     return ", ".join(parts)
 
 
@@ -194,7 +210,7 @@ def describe(result: RunResult, elapsed: float) -> View:
         )
         for t in result.tasks
     )
-    message = _message(result)
+    message = _message(result, elapsed)
     parts = [f"{title}: {state}", f"{'took' if result.finished else 'elapsed'} {format_duration(elapsed)}"]
     if outlook:
         parts.append(outlook)
@@ -265,7 +281,11 @@ class TextProgress:
         with self._lock:
             self._result = result
             view = self._view(result)
-            key = (view.state, view.message, tuple((t.key, t.state, t.note) for t in view.tasks))
+            # What changed, not what ticks: a waiting message counts its seconds ("0:42 so far"), and
+            # so does a workspace that does not answer ("unreachable for 1:40"): its start and end count.
+            ticking = (result.state_message, result.queue_code, bool(result.trouble))
+            said = view.message if result.finished else ticking
+            key = (view.state, said, tuple((t.key, t.state, t.note) for t in view.tasks))
             changed = key != self._last_key
             self._last_key = key
             if changed or (not view.finished and self._due()):

@@ -123,6 +123,23 @@ def check_if_running(value: str | None, what: str = "if_running") -> str:
     return str(text)
 
 
+PERFORMANCE_TARGETS = ("STANDARD", "PERFORMANCE_OPTIMIZED")
+"""What ``performance_target`` takes (serverless jobs): cost first, or speed first."""
+
+
+def check_performance_target(value: Any) -> str | None:
+    """``STANDARD`` or ``PERFORMANCE_OPTIMIZED`` (any case; None: the job's own), or InvalidInput."""
+    if value is None:
+        return None
+    text = value.strip().upper().replace("-", "_") if isinstance(value, str) else value
+    if text not in PERFORMANCE_TARGETS:
+        raise InvalidInput(
+            f"performance_target {value!r} is not one the API takes: STANDARD (cost first) or "
+            "PERFORMANCE_OPTIMIZED (faster start and run, serverless only)."
+        )
+    return str(text)
+
+
 def known_tasks(names: Iterable[str], keys: Iterable[str], where: str) -> None:
     """Raise InvalidInput naming the first of ``names`` (``+`` prefix or suffix allowed) that is not
     among ``keys``, with the close ones; ``where`` says whose tasks they are (``job 42``)."""

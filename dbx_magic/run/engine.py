@@ -328,11 +328,13 @@ class RunHandle:
         job_parameters: Mapping[str, Any] | None = None,
         idempotency_token: str | None = None,
         on_plan: Callable[[Any], Any] | None = None,
+        performance_target: str | None = None,
     ) -> RunHandle:
         """Repair the run (it must have ended without success): rerun its failed tasks and the tasks
         after them (or ``tasks``), with changed parameters if given. The repair is a new round of this
         handle, watched by the same watcher; its elapsed time counts from the repair's start. Returns
-        the handle at once (``wait()`` waits for the repaired run).
+        the handle at once (``wait()`` waits for the repaired run). ``performance_target``:
+        ``STANDARD`` or ``PERFORMANCE_OPTIMIZED`` for the repaired tasks (serverless; None: the job's own).
 
         Raises:
             InvalidInput: a run that cannot be repaired, or bad input (nothing is sent).
@@ -348,6 +350,7 @@ class RunHandle:
             notebook_params=notebook_params,
             job_parameters=job_parameters,
             idempotency_token=idempotency_token,
+            performance_target=performance_target,
         )
         return self.watcher.repair(self, spec, on_plan=on_plan)
 

@@ -19,6 +19,7 @@ from ..errors import (
     MAY_HAVE_STARTED,
     DatabricksError,
     InvalidInput,
+    PermissionDenied,
     ResourceConflict,
     ResourceDoesNotExist,
     RunInterrupted,
@@ -31,6 +32,7 @@ from .checks import (
     MAX_ID,
     a_kind,
     check_if_running,
+    check_performance_target,
     check_timeout,
     check_token,
     digits,
@@ -160,6 +162,7 @@ class Launch:
             watches that one instead, ``"cancel"`` cancels it and then launches.
         allow_unknown_params: Send names the job does not declare, and values outside a dropdown's
             choices, as given (otherwise they are refused before anything is launched).
+        performance_target: ``STANDARD`` or ``PERFORMANCE_OPTIMIZED`` (serverless); None: the job's own.
     """
 
     job: int | str
@@ -171,6 +174,7 @@ class Launch:
     only: tuple[str, ...] = ()
     if_running: str = "new"
     allow_unknown_params: bool = False
+    performance_target: str | None = None
 
     @classmethod
     def check(
@@ -184,6 +188,7 @@ class Launch:
         only: str | Iterable[str] | None = None,
         if_running: str | None = None,
         allow_unknown_params: bool = False,
+        performance_target: str | None = None,
     ) -> Launch:
         """Judge every input locally; raise InvalidInput on the first mistake, before anything is sent.
 
@@ -209,6 +214,7 @@ class Launch:
             only=task_keys(only) or (),
             if_running=check_if_running(if_running),
             allow_unknown_params=_flag(allow_unknown_params, "allow_unknown_params"),
+            performance_target=check_performance_target(performance_target),
         )
 
     @property
@@ -415,13 +421,15 @@ def _start(
     # Before the request: a launch whose answer never comes is still known, with its token.
     journal.launching(client.host, job_id=info.job_id, job_name=info.name, token=token, params=values)
     try:
-        answer = _run_now(client, info.job_id, token, notebook, jobp, spec.only)
+        answer = _run_now(client, info.job_id, token, notebook, jobp, spec.only, spec.performance_target)
         run_id = int(answer["run_id"])
         journal.launched(client.host, token, run_id)
         if spec.token_given:
             _check_reuse(client, info, run_id, token, values)
     except KeyboardInterrupt:
         answer = None
+    except PermissionDenied as exc:  # a job the credentials may view but not run: say which
+        raise exc.refused(f"run job {info.job_id}", f"job {info.job_id} ({info.name!r})") from None
     except DatabricksError as exc:
         if exc.follow_up != MAY_HAVE_STARTED and answer is None:
             journal.refused(client.host, token)  # refused: no run started
@@ -520,6 +528,7 @@ def _run_now(
     notebook: dict[str, str],
     jobp: dict[str, str],
     only: tuple[str, ...] = (),
+    performance_target: str | None = None,
 ) -> Mapping[str, Any]:
     # The token makes the launch idempotent, so an answer without a usable run id is safely asked again.
     for _ in range(_LAUNCH_ATTEMPTS):
@@ -530,6 +539,7 @@ def _run_now(
                 notebook_params=notebook,
                 job_parameters=jobp,
                 only=only or None,
+                performance_target=performance_target,
             )
         except (TransportError, ServerError, TooManyRequests, WaitTimeout) as exc:
             # The workspace may have started the run before the answer was lost.
@@ -563,6 +573,7 @@ def start_run(
     if_running: str | None = None,
     on_notice: Notice | None = None,
     allow_unknown_params: bool = False,
+    performance_target: str | None = None,
 ) -> RunResult:
     """getJob and runJobNow: launch the job and return the new run (not yet polled).
 
@@ -582,5 +593,6 @@ def start_run(
         only=only,
         if_running=if_running,
         allow_unknown_params=allow_unknown_params,
+        performance_target=performance_target,
     )
     return launch(client, spec, on_notice=on_notice)

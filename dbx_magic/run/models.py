@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import GOES_ON, RunFailed, RunNotFinished
 from ..safe import web_link
-from .polling import Estimate, History, estimate
+from .polling import Estimate, History, estimate, run_parameters
 from .timing import Timing
 
 if TYPE_CHECKING:
+    from .compare import RunComparison
     from .outputs import ResultsPage
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ __all__ = [
     "ACTIVE_STATES",
     "FINAL_STATES",
     "OK_RESULTS",
+    "Iteration",
     "RepairRecord",
     "RunResult",
     "TaskResult",
@@ -39,6 +41,8 @@ __all__ = [
 FINAL_STATES = frozenset({"TERMINATED", "SKIPPED", "INTERNAL_ERROR"})
 ACTIVE_STATES = frozenset({"QUEUED", "PENDING", "RUNNING", "TERMINATING", "BLOCKED", "WAITING_FOR_RETRY"})
 OK_RESULTS = frozenset({"SUCCESS", "SUCCESS_WITH_FAILURES"})
+NOT_RUN = frozenset({"DISABLED"})
+"""Results of a task that was never meant to run: neither a failure nor a skip."""
 
 
 def _state(run: Mapping[str, Any]) -> dict[str, Any]:
@@ -63,6 +67,77 @@ def _int_or_none(value: Any) -> int | None:
         return None
 
 
+def resolved_values(task: Mapping[str, Any]) -> dict[str, str] | None:
+    """A task's ``resolved_values`` as one flat map (None when the API gave none): a notebook task's
+    ``base_parameters``, another kind's ``parameters``, a condition's ``left`` and ``right``."""
+    values = task.get("resolved_values")
+    if not isinstance(values, dict):
+        return None
+    out: dict[str, str] = {}
+    for kind in values.values():
+        if not isinstance(kind, dict):
+            continue
+        for name in ("base_parameters", "parameters", "named_parameters", "job_parameters"):
+            if isinstance(kind.get(name), dict):
+                out.update({str(k): str(v) for k, v in kind[name].items()})
+        out.update({k: str(kind[k]) for k in ("left", "right") if kind.get(k) is not None})
+    return out
+
+
+def _task_parameters(task: Mapping[str, Any]) -> dict[str, str]:
+    notebook = task.get("notebook_task")
+    params = notebook.get("base_parameters") if isinstance(notebook, dict) else None
+    return {str(k): str(v) for k, v in params.items()} if isinstance(params, dict) else {}
+
+
+@dataclass(frozen=True)
+class Iteration:
+    """One iteration of a for-each task: a task run of its own.
+
+    Attributes:
+        index: Its place among the iterations (0 first).
+        run_id: Its own task run id.
+        parameters: Its parameters, resolved (``{{input}}`` filled in) when the API said so.
+        life_cycle_state, result_state, state_message: Its state, as for a task.
+        output: Its notebook's exit value; error: its error, for a failed one.
+        run_page_url: Its page.
+    """
+
+    index: int
+    run_id: int | None
+    parameters: dict[str, str] = field(default_factory=dict, compare=False)
+    life_cycle_state: str | None = None
+    result_state: str | None = None
+    state_message: str = ""
+    output: str | None = None
+    error: str | None = None
+    run_page_url: str | None = None
+
+    @classmethod
+    def from_api(cls, index: int, item: Mapping[str, Any]) -> Iteration:
+        state = _state(item)
+        return cls(
+            index=index,
+            run_id=_int_or_none(item.get("run_id")),
+            parameters=resolved_values(item) or _task_parameters(item),
+            life_cycle_state=state.get("life_cycle_state") or _status(item).get("state"),
+            result_state=state.get("result_state"),
+            state_message=state.get("state_message") or "",
+            run_page_url=web_link(item.get("run_page_url")),
+        )
+
+    @property
+    def failed(self) -> bool:
+        return self.result_state is not None and self.result_state not in OK_RESULTS
+
+    @property
+    def value(self) -> Any:
+        """The exit value decoded when it is JSON (the text otherwise; None without one)."""
+        from .render import decode
+
+        return decode(self.output)
+
+
 @dataclass(frozen=True)
 class TaskResult:
     """One task of a run: its state, and once finished its notebook exit value or error.
@@ -80,8 +155,14 @@ class TaskResult:
         run_page_url: The task run's page.
         attempt_number: The API's count, from 0: 0 for the first attempt; a retry or a repair makes
             the next one. Every display counts from 1, as :attr:`attempt` does ("attempt 2").
-        iterations: For a for-each task, its iterations' counts (``task_run_stats``: active,
+        iteration_counts: For a for-each task, its iterations' counts (``task_run_stats``: active,
             completed, failed, succeeded, total...), else None.
+        iterations: For a for-each task that ended, each iteration (parameters, state, output, error),
+            read once at the end; empty otherwise.
+        resolved_parameters: The task's parameters after ``{{job.parameters.x}}`` and the like were
+            filled in (``include_resolved_values``); None when the API did not say.
+        parameters: The task's parameters as the run shows them (before resolution).
+        disabled: True for a task disabled in the job (it ends ``DISABLED``: neither failed nor skipped).
         outcome: For a condition task that ran, ``"true"`` or ``"false"``, else None.
         notebook_path: The notebook a notebook task runs (None for other kinds of task); only
             notebook tasks have a results page to export.
@@ -101,10 +182,14 @@ class TaskResult:
     start_time: int | None = None
     end_time: int | None = None
     attempt_number: int = 0
-    iterations: dict[str, int] | None = field(default=None, compare=False)
+    iteration_counts: dict[str, int] | None = field(default=None, compare=False)
     outcome: str | None = None
     notebook_path: str | None = None
     timing: Timing = field(default_factory=Timing, compare=False)
+    iterations: tuple[Iteration, ...] = field(default=(), compare=False)
+    resolved_parameters: dict[str, str] | None = field(default=None, compare=False)
+    parameters: dict[str, str] = field(default_factory=dict, compare=False)
+    disabled: bool = False
 
     @classmethod
     def from_api(cls, task: dict[str, Any]) -> TaskResult:
@@ -124,10 +209,13 @@ class TaskResult:
             start_time=_int_or_none(task.get("start_time")) or None,
             end_time=_int_or_none(task.get("end_time")) or None,
             attempt_number=_int_or_none(task.get("attempt_number")) or 0,
-            iterations=_counts(stats) if isinstance(stats, dict) else None,
+            iteration_counts=_counts(stats) if isinstance(stats, dict) else None,
             outcome=None if outcome is None else str(outcome),
             notebook_path=(task.get("notebook_task") or {}).get("notebook_path") or None,
             timing=Timing.from_api(task),
+            resolved_parameters=resolved_values(task),
+            parameters=_task_parameters(task),
+            disabled=bool(task.get("disabled")) or state.get("result_state") in NOT_RUN,
         )
 
     def with_output(self, output: dict[str, Any]) -> TaskResult:
@@ -148,7 +236,7 @@ class TaskResult:
 
     @property
     def failed(self) -> bool:
-        return self.result_state is not None and self.result_state not in OK_RESULTS
+        return self.result_state is not None and self.result_state not in OK_RESULTS | NOT_RUN
 
     @property
     def value(self) -> Any:
@@ -256,6 +344,9 @@ class RunResult:
     repairs: tuple[RepairRecord, ...] = field(default=(), compare=False)
     client: Any = field(default=None, repr=False, compare=False)
     exports: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+    queue_code: str | None = None
+    termination_type: str | None = None
+    performance_target: str | None = None
     trouble: str = field(default="", repr=False, compare=False)
     """While the workspace does not answer: what the watcher says of it ("workspace unreachable for
     1:40 (503), still trying"); empty once it answers again."""
@@ -316,7 +407,17 @@ class RunResult:
             expected_duration=expected_duration,
             attempts=attempts,
             repairs=tuple(RepairRecord.from_api(h, keys) for h in history),
+            queue_code=queue.get("code"),
+            termination_type=termination.get("type"),
+            performance_target=run.get("effective_performance_target"),
         )
+
+    @property
+    def sent_parameters(self) -> dict[str, str]:
+        """The run's parameters as the workspace holds them: its job parameters' values (defaults
+        included), else the notebook parameters sent with it; what the launch sent when the answer
+        says neither."""
+        return run_parameters(self.run) or dict(self.parameters)
 
     # -- the seed's outputs -------------------------------------------------------------------
     @property
@@ -405,9 +506,22 @@ class RunResult:
             text += f" See {self.run_page_url}"
         return text
 
+    @property
+    def since_success(self) -> str:
+        """For a failed run, one line on the job's last success and how this run's parameters differ
+        (``last success: run 1204, 2 days ago; differs in strict=true (was false)``); "" otherwise."""
+        from .explain import since_success
+
+        return since_success(self)
+
     def cause(self) -> str:
         """Why the run did not succeed, in one line: the failing task's own error when there is one
         (with the task's key), else the state message ("" for a run that succeeded or gave no reason)."""
+        if self.termination_code and self.termination_code not in ("RUN_EXECUTION_ERROR", *OK_RESULTS):
+            # The run itself ended it (a cluster, a cancel, a limit): that is the cause, said in words.
+            from .explain import ended_words
+
+            return ended_words(self.termination_code, self.state_message)
         failed = [t for t in self.failed_tasks if t.error] or list(self.failed_tasks)
         if failed and failed[0].error:
             first = failed[0]
@@ -435,7 +549,10 @@ class RunResult:
                 follow_up=GOES_ON,
             )
         if not self.ok:
-            raise RunFailed(self.failure_summary(), run_id=self.run_id, result=self)
+            since = self.since_success  # a second line: what differs from the job's last success
+            raise RunFailed(
+                self.failure_summary() + (f"\n{since}" if since else ""), run_id=self.run_id, result=self
+            )
         return self
 
     def repair(self, client: DatabricksClient | None = None, tasks: Any = None, **kwargs: Any) -> RunResult:
@@ -458,6 +575,13 @@ class RunResult:
 
             client = self.client or DatabricksClient.from_config()
         return repair_run(client, self, tasks, **kwargs)
+
+    def compare(self, other: Any = None, client: DatabricksClient | None = None) -> RunComparison:
+        """Compare this run with ``other`` (a RunResult, handle or run id; default: the job's last
+        success before this run): :func:`dbx_magic.run.compare.compare_runs`."""
+        from .compare import compare_runs
+
+        return compare_runs(client or self.client, self, other)
 
     def __getstate__(self) -> dict[str, Any]:
         # A pickled result leaves its client behind: the client holds the credentials.

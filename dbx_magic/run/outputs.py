@@ -170,6 +170,8 @@ class ExportedView:
 def _exportable(result: RunResult, task: str | None) -> list[TaskResult]:
     tasks = [t for t in result.tasks if t.notebook_path and t.run_id is not None]
     if task is None:
+        if not tasks and any(t.iterations for t in result.tasks):
+            return []  # a for-each task's iterations are shown instead (ResultsPage)
         if not tasks:
             raise InvalidInput(
                 f"Run {result.run_id} has no notebook task with a results page: only notebook tasks export."
@@ -179,6 +181,8 @@ def _exportable(result: RunResult, task: str | None) -> list[TaskResult]:
     if not chosen:
         keys = ", ".join(repr(t.key) for t in result.tasks) or "none"
         raise InvalidInput(f"Run {result.run_id} has no task {task!r}: its tasks are {keys}.")
+    if chosen[0].iterations:
+        return []  # its iterations are shown instead (ResultsPage)
     if not chosen[0].notebook_path or chosen[0].run_id is None:
         raise InvalidInput(
             f"Task {task!r} of run {result.run_id} is not a notebook task, so it has no results page: "
@@ -258,12 +262,17 @@ class ResultsPage:
         p.text(self.summary_text())
 
     def summary_text(self) -> str:
-        """One line per page: task, name, size (plain text cannot show HTML)."""
+        """One line per page: task, name, size (plain text cannot show HTML); a for-each task's iterations."""
+        from .render import task_detail_lines
+
         lines = [f"Results of job run {self.result.run_id}:"]
         lines += [
             f"  task {v.task} (task run {v.run_id}): {v.name} ({_size(v.size)} of HTML)" for v in self.views
         ]
-        if not self.views:
+        for t in self.result.tasks:
+            if t.iterations:
+                lines += [f"  task {t.key}:", *task_detail_lines(t)]
+        if not self.views and not any(t.iterations for t in self.result.tasks):
             lines.append("  no page was exported")
         lines.append("  result.export('results.html') saves them for a browser.")
         return terminal_text("\n".join(lines))
@@ -284,7 +293,10 @@ class ResultsPage:
                 )
             else:
                 parts.append(view.frame())
-        if not self.views:
+        from .render import iterations_html
+
+        parts.extend(iterations_html(t) for t in self.result.tasks if t.iterations)
+        if not self.views and not any(t.iterations for t in self.result.tasks):
             parts.append("<div>No page was exported.</div>")
         parts.append("</div>")
         return "".join(parts)

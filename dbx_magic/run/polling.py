@@ -54,11 +54,19 @@ import functools
 import itertools
 import math
 import statistics
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Estimate", "History", "PollPolicy", "estimate", "history_from_runs"]
+__all__ = [
+    "Estimate",
+    "History",
+    "LastSuccess",
+    "PollPolicy",
+    "estimate",
+    "history_from_runs",
+    "run_parameters",
+]
 
 # The model of a job's durations: see the module docstring. Measured by benchmarks/bench_polling.py.
 _MIN_REL = 0.01  # durations are never assumed to be more regular than 1 %...
@@ -108,6 +116,7 @@ class History:
         early: Durations of the failed, cancelled and timed-out runs among the same recent runs,
             newest first.
         setup: Median set-up (cluster start) of the successful runs in seconds; 0 when unknown.
+        last_success: The newest successful run among them (whatever its parameters), None if none.
     """
 
     median: float
@@ -116,6 +125,30 @@ class History:
     durations: tuple[float, ...] = ()
     early: tuple[float, ...] = ()
     setup: float = 0.0
+    last_success: LastSuccess | None = field(default=None, compare=False)  # not part of the model's cache key
+
+
+@dataclass(frozen=True)
+class LastSuccess:
+    """The job's newest successful run in its history: what a failure is compared with.
+
+    Attributes:
+        run_id: Its run id.
+        start_time: When it started (epoch ms); 0 when unknown.
+        parameters: Its parameters (job parameters with their values, else the notebook parameters sent).
+    """
+
+    run_id: int
+    start_time: int
+    parameters: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def from_run(cls, run: Mapping[str, Any]) -> LastSuccess | None:
+        """From a ``runs/list`` item; None without a run id."""
+        try:
+            return cls(int(run["run_id"]), int(run.get("start_time") or 0), run_parameters(run))
+        except (KeyError, TypeError, ValueError):
+            return None
 
 
 @dataclass(frozen=True)
@@ -140,6 +173,10 @@ def history_from_runs(runs: list[dict[str, Any]], *, run_id: Any = None) -> Hist
     ended = sorted(
         (r for r in runs if r is not mine and _result(r)),
         key=lambda r: -float(r.get("start_time") or 0),
+    )
+    before = float((mine or {}).get("start_time") or math.inf)
+    newest = next(
+        (r for r in ended if _result(r) in _SUCCESS and float(r.get("start_time") or 0) < before), None
     )
     own = _parameters(mine) if mine is not None else None
     if own is not None:
@@ -169,7 +206,23 @@ def history_from_runs(runs: list[dict[str, Any]], *, run_id: Any = None) -> Hist
         durations=tuple(durations),
         early=tuple(early),
         setup=statistics.median(setups) if setups else 0.0,
+        last_success=LastSuccess.from_run(newest) if newest is not None else None,
     )
+
+
+def run_parameters(run: Mapping[str, Any]) -> dict[str, str]:
+    """A ``runs/get`` or ``runs/list`` item's parameters: its ``job_parameters`` values (defaults
+    included), else the ``notebook_params`` it was sent with."""
+    out: dict[str, str] = {}
+    for item in run.get("job_parameters") or ():
+        if isinstance(item, dict) and item.get("name") is not None:
+            value = item.get("value", item.get("default"))
+            out[str(item["name"])] = "" if value is None else str(value)
+    if out:
+        return out
+    overriding = run.get("overriding_parameters")
+    sent = overriding.get("notebook_params") if isinstance(overriding, dict) else None
+    return {str(k): str(v) for k, v in sent.items()} if isinstance(sent, dict) else {}
 
 
 def _result(run: dict[str, Any]) -> str:

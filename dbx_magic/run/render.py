@@ -83,11 +83,13 @@ def result_text(result: RunResult) -> str:
     for task in result.tasks:
         again = f" (attempt {task.attempt})" if task.attempt_number else ""
         when = f" ({task.timing.text()})" if task.timing and len(result.tasks) > 1 else ""
-        lines.append(f"  task {task.key}: {task.result_state or task.life_cycle_state}{again}{when}")
+        off = " (disabled in the job: not run)" if task.disabled else ""
+        lines.append(f"  task {task.key}: {task.result_state or task.life_cycle_state}{again}{when}{off}")
         if task.output is not None and not single:
             lines.extend(_indented(task.output + _cut(task), "    output: "))
         if task.error:
             lines.append(f"    error: {_headline(strip_ansi(task.error))}")
+        lines.extend(task_detail_lines(task))
     lines.extend(f"  {r.line}" for r in result.repairs if len(result.repairs) > 1)
     if single and result.output is not None:
         lines.extend(_indented(result.output + _cut(result.tasks[0]), "  output: "))
@@ -98,6 +100,68 @@ def result_text(result: RunResult) -> str:
 
 
 _CELL = 'style="text-align:left;vertical-align:top;padding:2px 8px"'
+
+
+def _resolved_words(task: TaskResult) -> str:
+    """The resolved parameters that differ from the task's own (``{{job.parameters.x}}`` filled in)."""
+    resolved = task.resolved_parameters or {}
+    changed = {k: v for k, v in resolved.items() if task.parameters.get(k) != v}
+    return _params_words(changed)
+
+
+def iteration_summary(task: TaskResult) -> str:
+    """``150 iterations: 149 succeeded, 1 failed`` from a for-each task's iterations ("" without)."""
+    if not task.iterations:
+        return ""
+    counts: dict[str, int] = {}
+    for it in task.iterations:
+        word = (
+            "running"
+            if it.result_state is None
+            else "succeeded"
+            if not it.failed
+            else it.result_state.lower()
+        )
+        counts[word] = counts.get(word, 0) + 1
+    n = len(task.iterations)
+    return f"{n} iteration{'s' if n != 1 else ''}: " + ", ".join(f"{c} {w}" for w, c in counts.items())
+
+
+def task_detail_lines(task: TaskResult, limit: int = 5) -> list[str]:
+    """Text lines under a task: its resolved parameters, its iterations and the failed ones."""
+    lines = []
+    resolved = _resolved_words(task)
+    if resolved:
+        lines.append(f"    resolved: {resolved}")
+    if task.iterations:
+        lines.append(f"    {iteration_summary(task)}")
+        failed = [it for it in task.iterations if it.failed]
+        for it in failed[:limit]:
+            why = _headline(strip_ansi(it.error or it.state_message or ""))
+            lines.append(
+                f"      iteration {it.index} ({_params_words(it.parameters)}): {it.result_state}: {why}"
+            )
+        if len(failed) > limit:
+            lines.append(f"      ... and {len(failed) - limit} more failed iterations (task.iterations)")
+    return lines
+
+
+def iterations_html(task: TaskResult) -> str:
+    """A for-each task's iterations as a table (folded): index, parameters, state, output or error."""
+    esc = html.escape
+    rows = "".join(
+        f'<tr class="dbx-iteration{" dbx-iteration-failed" if it.failed else ""}"><td {_CELL}>{it.index}</td>'
+        f"<td {_CELL}>{esc(_params_words(it.parameters))}</td><td {_CELL}>{esc(it.result_state or it.life_cycle_state or '')}</td>"
+        f"<td {_CELL}>{esc(_headline(strip_ansi(it.error or '')) if it.failed else (it.output or ''))}</td></tr>"
+        for it in task.iterations
+    )
+    head = (
+        f"<tr><th {_CELL}>#</th><th {_CELL}>parameters</th><th {_CELL}>state</th><th {_CELL}>output</th></tr>"
+    )
+    return (
+        f'<details class="dbx-iterations" open><summary><b>{esc(task.key)}</b> · {esc(iteration_summary(task))}'
+        f'</summary><table style="text-align:left">{head}{rows}</table></details>'
+    )
 
 
 def _output_html(text: str) -> str:
@@ -124,8 +188,13 @@ def _task_rows(tasks: tuple[TaskResult, ...]) -> str:
     rows = []
     for t in tasks:
         detail = t.output + _cut(t) if t.output is not None else _headline(strip_ansi(t.error or ""))
+        extra = "\n".join(line.strip() for line in task_detail_lines(t))
+        detail = "\n".join(x for x in (detail, extra) if x)
+        state = (t.result_state or t.life_cycle_state or "") + (
+            " (disabled in the job)" if t.disabled else ""
+        )
         rows.append(
-            f"<tr><td {_CELL}>{esc(t.key)}</td><td {_CELL}>{esc(t.result_state or t.life_cycle_state or '')}</td>"
+            f"<tr><td {_CELL}>{esc(t.key)}</td><td {_CELL}>{esc(state)}</td>"
             f"<td {_CELL}>{esc(t.timing.text())}</td><td {_CELL}>{_output_html(detail) if detail else ''}</td></tr>"
         )
     return "".join(rows)

@@ -21,13 +21,14 @@ from ..errors import (
     REPAIR_MAY_HAVE_STARTED,
     DatabricksError,
     InvalidInput,
+    PermissionDenied,
     ResourceConflict,
     RunInterrupted,
     ServerError,
     TooManyRequests,
     TransportError,
 )
-from .checks import check_timeout, check_token, known_tasks, positive_id, task_keys
+from .checks import check_performance_target, check_timeout, check_token, known_tasks, positive_id, task_keys
 from .launch import job_info
 from .models import RunResult, TaskResult
 from .params import normalise_params
@@ -86,6 +87,7 @@ class Repair:
         job_parameters: Changed parameters, given as job parameters.
         idempotency_token: The token the repair carries (a fresh one unless given).
         timeout: Seconds to wait for the repaired run, None for as long as it lasts.
+        performance_target: ``STANDARD`` or ``PERFORMANCE_OPTIMIZED`` for the repaired tasks (serverless).
     """
 
     run_id: int
@@ -95,6 +97,7 @@ class Repair:
     job_parameters: dict[str, str] = field(default_factory=dict)
     idempotency_token: str = field(default_factory=new_idempotency_token)
     timeout: float | None = None
+    performance_target: str | None = None
 
     @classmethod
     def check(
@@ -107,6 +110,7 @@ class Repair:
         job_parameters: Mapping[str, Any] | None = None,
         idempotency_token: str | None = None,
         timeout: float | None = None,
+        performance_target: str | None = None,
     ) -> Repair:
         """Judge every input locally; raise InvalidInput on the first mistake, before anything is sent."""
         run_id = _run_id_of(run)
@@ -128,6 +132,7 @@ class Repair:
             job_parameters=jobp,
             idempotency_token=check_token(idempotency_token) or new_idempotency_token(),
             timeout=check_timeout(timeout),
+            performance_target=check_performance_target(performance_target),
         )
 
     @property
@@ -252,9 +257,12 @@ def send_repair(client: DatabricksClient, plan: RepairPlan) -> int:
                 notebook_params=plan.notebook_params,
                 job_parameters=plan.job_parameters,
                 idempotency_token=token,
+                performance_target=spec.performance_target,
             )
         except (TransportError, ServerError, TooManyRequests, ResourceConflict) as exc:
             raise _may_have_started(exc, run_id, token) from None
+        except PermissionDenied as exc:  # a job the credentials may view but not run: say which
+            raise exc.refused(f"repair run {run_id}", _job_label(plan.run)) from None
         except DatabricksError as exc:
             fields = exc.fields()
             fields.update(run_id=run_id)
@@ -267,6 +275,11 @@ def send_repair(client: DatabricksClient, plan: RepairPlan) -> int:
         run_id,
         token,
     )
+
+
+def _job_label(run: RunResult) -> str:
+    job = f"job {run.job_id}" if run.job_id else f"the job of run {run.run_id}"
+    return f"{job} ({run.job_name!r})" if run.job_name else job
 
 
 def _await_visible(
@@ -356,6 +369,7 @@ def repair_run(
     cancel_on_interrupt: bool = False,
     watcher: Any = None,
     on_plan: Callable[[RepairPlan], Any] | None = None,
+    performance_target: str | None = None,
 ) -> RunResult:
     """Repair a run that did not succeed and wait for it, as ``run_job_and_wait`` waits for a launch.
 
@@ -375,6 +389,7 @@ def repair_run(
         watcher: The :class:`~dbx_magic.run.engine.Watcher` that watches the repair (default: the
             handle's, else one of this call's own, stepped while it waits).
         on_plan: Given the :class:`RepairPlan` before the repair is sent (to say what it reruns).
+        performance_target: ``STANDARD`` or ``PERFORMANCE_OPTIMIZED`` (serverless); None: the job's own.
 
     Returns:
         The run after the repair: ``tasks`` holds each task's latest attempt with its output,
@@ -398,6 +413,7 @@ def repair_run(
         job_parameters=job_parameters,
         idempotency_token=idempotency_token,
         timeout=timeout,
+        performance_target=performance_target,
     )
     if isinstance(run, RunHandle):
         handle = run

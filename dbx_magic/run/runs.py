@@ -61,6 +61,7 @@ def start_background(
     only: str | list[str] | None = None,
     if_running: str | None = None,
     allow_unknown_params: bool = False,
+    performance_target: str | None = None,
 ) -> RunHandle:
     """Run an existing job in the background: launch it and return a live handle at once.
 
@@ -84,6 +85,7 @@ def start_background(
         only: As for ``run_job_and_wait``.
         if_running: As for ``run_job_and_wait``.
         allow_unknown_params: As for ``run_job_and_wait``.
+        performance_target: As for ``run_job_and_wait``.
 
     Raises:
         InvalidInput: bad input (nothing was sent when it could be judged locally).
@@ -97,6 +99,7 @@ def start_background(
         only=only,
         if_running=if_running,
         allow_unknown_params=allow_unknown_params,
+        performance_target=performance_target,
     )
     return _watcher(client, watcher, threaded=True).launch(client, spec, on_update=on_update)
 
@@ -185,6 +188,7 @@ def run_job_and_wait(
     if_running: str | None = None,
     on_notice: Notice | None = None,
     allow_unknown_params: bool = False,
+    performance_target: str | None = None,
 ) -> RunResult:
     """Run an existing job and wait for it: the seed workflow, made correct.
 
@@ -214,6 +218,8 @@ def run_job_and_wait(
             logged warning).
         allow_unknown_params: Send names the job does not declare (and values outside a dropdown's
             choices) as given; otherwise they are refused before the launch.
+        performance_target: ``STANDARD`` or ``PERFORMANCE_OPTIMIZED`` for a serverless job (None:
+            the job's own setting); another value is refused before anything is sent.
 
     Returns:
         The finished run; check ``result.ok`` or call ``result.raise_for_state()``.
@@ -233,6 +239,7 @@ def run_job_and_wait(
         only=only,
         if_running=if_running,
         allow_unknown_params=allow_unknown_params,
+        performance_target=performance_target,
     )
     own = _watcher(client, watcher, threaded=False, policy=policy, clock=clock, sleep=sleep)
     return launch_and_wait(

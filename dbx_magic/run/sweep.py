@@ -83,6 +83,7 @@ def _specs(
     idempotency_token: str | None,
     timeout: float | None,
     allow_unknown_params: bool = False,
+    performance_target: str | None = None,
 ) -> list[Launch]:
     if isinstance(params, Mapping | str) or not isinstance(params, Sequence):
         raise InvalidInput(
@@ -93,6 +94,7 @@ def _specs(
         idempotency_token=idempotency_token or f"dbx-sweep-{uuid.uuid4().hex[:16]}",
         timeout=timeout,
         allow_unknown_params=allow_unknown_params,
+        performance_target=performance_target,
     )
     base = replace(base, token_given=idempotency_token is not None)  # a fresh base finds no earlier runs
     if len(f"{base.idempotency_token}-{len(params)}") > MAX_IDEMPOTENCY_TOKEN:
@@ -136,6 +138,7 @@ def run_many(
     sleep: Callable[[float], Any] | None = None,
     allow_unknown_params: bool = False,
     on_handle: Callable[[RunHandle], Any] | None = None,
+    performance_target: str | None = None,
 ) -> list[RunResult]:
     """Run one job once per parameter set and wait for all of them.
 
@@ -162,6 +165,7 @@ def run_many(
         allow_unknown_params: Send names the job does not declare as given (otherwise every set is
             checked against the job's declarations before the first run is launched).
         on_handle: Given each run's :class:`~dbx_magic.run.engine.RunHandle` as soon as it is launched.
+        performance_target: As for ``run_job_and_wait``, for every run.
 
     Returns:
         One RunResult per parameter set, in input order; check each ``ok``.
@@ -174,7 +178,7 @@ def run_many(
     from .runs import _watcher
 
     _check_parallel(max_parallel)
-    specs = _specs(job, params, idempotency_token, timeout, allow_unknown_params)
+    specs = _specs(job, params, idempotency_token, timeout, allow_unknown_params, performance_target)
     if not specs:
         return []
     info = job_info(client, specs[0].job)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Timing", "format_seconds"]
+__all__ = ["Timing", "ago", "format_seconds"]
 
 
 def _seconds(value: Any) -> float | None:
@@ -29,6 +29,21 @@ def format_seconds(seconds: float) -> str:
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def ago(milliseconds: float) -> str:
+    """How long before, in words: ``40 s ago``, ``5 min ago``, ``3 hours ago``, ``2 days ago`` (from 20
+    hours on it counts days, from 50 minutes hours: a daily job's last run was "1 day ago")."""
+    seconds = max(0.0, milliseconds / 1000)
+    if seconds >= 20 * 3600:
+        days = max(1, round(seconds / 86400))
+        return f"{days} day{'s' if days != 1 else ''} ago"
+    if seconds >= 50 * 60:
+        hours = max(1, round(seconds / 3600))
+        return f"{hours} hour{'s' if hours != 1 else ''} ago"
+    if seconds >= 60:
+        return f"{int(seconds // 60)} min ago"
+    return f"{round(seconds)} s ago"
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from ..api.client import DatabricksClient
 from ..clock import Clock
 from ..errors import DatabricksError, ResourceDoesNotExist
 from .checks import positive_id
+from .iterations import with_iterations
 from .models import RunResult, TaskResult, is_finished
 from .polling import History, PollPolicy
 
@@ -152,9 +153,7 @@ class WatchedRun:
     def _fetch(self) -> Mapping[str, Any]:
         result = self.result
         try:
-            if self.include_history:
-                return self.client.get_run(self.run_id, include_history=True)
-            return self.client.get_run(self.run_id)
+            return self.client.get_run(self.run_id, self.include_history, include_resolved_values=True)
         except ResourceDoesNotExist:
             raise
         except DatabricksError as exc:
@@ -274,4 +273,5 @@ def fetch_outputs(client: DatabricksClient, result: RunResult) -> RunResult:
         except DatabricksError as exc:
             warnings.append(f"The output of task {task.key!r} could not be fetched: {exc}")
             tasks.append(task)
-    return replace(result, tasks=tuple(tasks), warnings=tuple(warnings), client=result.client or client)
+    result = replace(result, tasks=tuple(tasks), warnings=tuple(warnings), client=result.client or client)
+    return with_iterations(client, result)

@@ -24,6 +24,15 @@ pages: ``/`` (the jobs), ``/jobs/<job>`` (its runs) and ``/jobs/<job>/runs/<run>
 served without credentials, which ``run_page_url`` points at: ``<sb.url>/jobs/<job>/runs/<run>?o=<workspace
 id>#job/<job>/run/<run>``.
 
+Third round: run-now and repair take ``performance_target`` (``STANDARD`` or ``PERFORMANCE_OPTIMIZED``,
+echoed as ``effective_performance_target``); ``runs/get?include_resolved_values=true`` adds each task's
+``resolved_values`` (its parameters with ``{{job.parameters.x}}``, ``{{job.id}}``, ``{{job.run_id}}``
+filled in); ``Task(..., disabled=True)`` ends DISABLED (``disabled: true``) and so do the tasks that need it;
+``runs/get`` on a for-each task's run id lists its ``iterations`` (100 a page on 2.2), each a task run of its
+own for ``runs/get`` and ``get-output``; a queued run says ``status.queue_details``; a ``Phase(...,
+code=...)`` ends with that termination code; ``add_job(..., runnable=False)`` makes a job the token may view
+but not run, cancel or repair (403 ``PERMISSION_DENIED``).
+
 Runs are laid out from the clock, with no background work: ``Sandbox(clock=fake, epoch=seconds)`` lets a
 test move time by hand and fixes the wall-clock times reported (no ``time.time()`` is read then);
 ``speed`` divides every run duration. Each task run is an attempt: a repair makes the run active again and

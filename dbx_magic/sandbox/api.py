@@ -25,12 +25,14 @@ from typing import Any
 
 from dbx_magic.sandbox import pages
 from dbx_magic.sandbox.workspace import (
+    PERFORMANCE_TARGETS,
     UNSUCCESSFUL,
     Attempt,
     Job,
     Run,
     Segment,
     Task,
+    TaskOutcome,
     Timeline,
     Workspace,
     current,
@@ -266,6 +268,29 @@ def _paged(container: dict[str, Any], arrays: dict[str, list[Any]], page: int | 
     return more
 
 
+def _performance_target(body: dict[str, Any]) -> str | None:
+    value = body.get("performance_target")
+    if value is None:
+        return None
+    if value not in PERFORMANCE_TARGETS:
+        raise invalid(
+            f"Invalid performance_target {value!r}: one of {', '.join(PERFORMANCE_TARGETS)}."
+            if isinstance(value, str)
+            else f"Expected string for field performance_target, found {_json_type(value)}"
+        )
+    return str(value)
+
+
+def _may_run(job: Job, action: str) -> None:
+    """Refuse ``action`` on a job the token may only view: 403 ``PERMISSION_DENIED``."""
+    if not job.runnable:
+        raise ApiError(
+            403,
+            "PERMISSION_DENIED",
+            f"User {CREATOR} does not have Can Manage Run permissions on job {job.job_id} to {action}.",
+        )
+
+
 def _job(ws: Workspace, job_id: int) -> Job:
     job = ws.jobs.get(job_id)
     if job is None:
@@ -319,7 +344,9 @@ def run_now(ws: Workspace, body: dict[str, Any], version: str) -> dict[str, Any]
     if queue is not None and not isinstance(queue, dict):
         raise malformed(f"Expected object for field queue, found {_json_type(queue)}")
     only = _str_list(body, "only")
+    target = _performance_target(body)
     job = _job(ws, job_id)
+    _may_run(job, "run it")
     _no_mixing(job, maps)
     keys = _only(job, only) if only else None
     overriding.pop("job_parameters", None)
@@ -331,6 +358,7 @@ def run_now(ws: Workspace, body: dict[str, Any], version: str) -> dict[str, Any]
         idempotency_token=token,
         queue=bool(queue.get("enabled")) if queue is not None else None,
         only=keys,
+        performance_target=target,
     )
     return {"run_id": run.run_id, "number_in_job": run.run_id}
 
@@ -347,13 +375,17 @@ def get_run(ws: Workspace, args: dict[str, str], version: str) -> dict[str, Any]
     """``GET jobs/runs/get`` (a task run id gives that task run; paged arrays on 2.2)."""
     run_id = _required_int(args, "run_id")
     history = _bool(args, "include_history")
+    resolved = _bool(args, "include_resolved_values")
     page = _array_page(args, version)
     now = ws.clock()
     ws.settle(now)
+    if run_id in ws.iteration_runs:
+        return iteration_metadata(ws, *ws.iteration_runs[run_id], now, resolved=resolved)
     if run_id in ws.task_runs:
         run, attempt = ws.task_runs[run_id]
-        return task_metadata(ws, run, attempt, now)
-    return run_json(ws, _run(ws, run_id), now, tasks=True, history=history, page=page)
+        return task_run_json(ws, run, attempt, now, resolved=resolved, page=page)
+    run = _run(ws, run_id)
+    return run_json(ws, run, now, tasks=True, history=history, page=page, resolved=resolved)
 
 
 def list_runs(ws: Workspace, args: dict[str, str], version: str) -> dict[str, Any]:
@@ -399,6 +431,7 @@ def cancel_run(ws: Workspace, body: dict[str, Any], version: str) -> dict[str, A
     """``POST jobs/runs/cancel`` (cancelling a task run cancels its job run)."""
     run_id = _required_int(body, "run_id")
     run = ws.task_runs[run_id][0] if run_id in ws.task_runs else _run(ws, run_id)
+    _may_run(run.job, f"cancel run {run.run_id}")
     ws.cancel(run)
     return {}
 
@@ -410,6 +443,8 @@ def cancel_all_runs(ws: Workspace, body: dict[str, Any], version: str) -> dict[s
     if job_id is None and not all_queued:
         raise invalid("Either job_id or all_queued_runs must be provided.")
     job = _job(ws, job_id) if job_id is not None else None
+    if job is not None:
+        _may_run(job, "cancel its runs")
     ws.cancel_all(job, queued_only=job is None)
     return {}
 
@@ -422,9 +457,11 @@ def repair_run(ws: Workspace, body: dict[str, Any], version: str) -> dict[str, A
     latest = _int(body, "latest_repair_id")
     maps, _ = _parameters(body)
     token = _idempotency_token(body)
+    target = _performance_target(body)
     if run_id in ws.task_runs:
         raise invalid(f"Run {run_id} is a task run: repair its job run {ws.task_runs[run_id][0].run_id}.")
     run = _run(ws, run_id)
+    _may_run(run.job, f"repair run {run_id}")
     for done in run.repairs:
         if token is not None and done.idempotency_token == token:
             return {"repair_id": done.repair_id}
@@ -443,6 +480,7 @@ def repair_run(ws: Workspace, body: dict[str, Any], version: str) -> dict[str, A
         notebook_params=maps["notebook_params"],
         job_parameters=maps["job_parameters"],
         idempotency_token=token,
+        performance_target=target,
     )
     return {"repair_id": repair.repair_id}
 
@@ -487,19 +525,33 @@ def _rerun_keys(ws: Workspace, run: Run, rerun: list[str], all_failed: bool) -> 
 def get_output(ws: Workspace, args: dict[str, str], version: str) -> dict[str, Any]:
     """``GET jobs/runs/get-output``: task run ids only, as the service."""
     run_id = _required_int(args, "run_id")
+    now = ws.clock()
+    ws.settle(now)
+    if run_id in ws.iteration_runs:
+        return _iteration_output(ws, *ws.iteration_runs[run_id], now)
     run, attempt = _task_run(
         ws,
         run_id,
         "Retrieving the output of runs with multiple tasks is not supported. "
         "Please retrieve the output of each individual task run instead.",
     )
-    now = ws.clock()
-    ws.settle(now)
     out: dict[str, Any] = {"metadata": task_metadata(ws, run, attempt, now)}
     seg = current(ws.timeline(run).tasks[attempt.run_id], now)
+    return _with_outcome(out, seg, attempt.outcome)
+
+
+def _iteration_output(ws: Workspace, run: Run, attempt: Attempt, index: int, now: float) -> dict[str, Any]:
+    out: dict[str, Any] = {"metadata": iteration_metadata(ws, run, attempt, index, now)}
+    segs = ws.iteration_segments(run, attempt, now)
+    if index >= len(segs):
+        return out
+    return _with_outcome(out, current(segs[index], now), attempt.iterations[index])
+
+
+def _with_outcome(out: dict[str, Any], seg: Segment, outcome: TaskOutcome) -> dict[str, Any]:
+    """get-output's answer: the metadata in ``out``, and once ended the exit value or the error."""
     if not seg.ended:
         return out
-    outcome = attempt.outcome
     if seg.result in ("SUCCESS", "SUCCESS_WITH_FAILURES"):
         if outcome.result is not None:
             out["notebook_output"] = {"result": outcome.result, "truncated": False}
@@ -712,8 +764,10 @@ def run_json(
     history: bool = False,
     page: int | None = None,
     listed: bool = False,
+    resolved: bool = False,
 ) -> dict[str, Any]:
-    """A ``Run`` as runs/get gives it (one page of arrays); runs/list's items (``listed``) have no token."""
+    """A ``Run`` as runs/get gives it (one page of arrays); runs/list's items (``listed``) have no token;
+    ``resolved``: each task says its parameters resolved (``resolved_values``)."""
     job, ms = run.job, ws.epoch_ms
     timeline = ws.timeline(run)
     segs = timeline.segments
@@ -745,7 +799,10 @@ def run_json(
         out["run_duration"] = out["end_time"] - start - out["queue_duration"]
     if run.overriding_parameters:
         out["overriding_parameters"] = dict(run.overriding_parameters)
-    more = _paged(out, _run_arrays(ws, run, timeline, now, tasks=tasks, history=history), page)
+    if run.performance_target:
+        out["effective_performance_target"] = run.performance_target
+    arrays = _run_arrays(ws, run, timeline, now, tasks=tasks, history=history, resolved=resolved)
+    more = _paged(out, arrays, page)
     if listed:
         out["has_more"] = more
     elif more:
@@ -754,14 +811,16 @@ def run_json(
 
 
 def _run_arrays(
-    ws: Workspace, run: Run, timeline: Timeline, now: float, *, tasks: bool, history: bool
+    ws: Workspace, run: Run, timeline: Timeline, now: float, *, tasks: bool, history: bool, resolved: bool
 ) -> dict[str, list[Any]]:
     job = run.job
     arrays: dict[str, list[Any]] = {}
     if tasks:
         order = {t.key: i for i, t in enumerate(job.tasks)}
         attempts = sorted(run.attempts, key=lambda a: (order[a.key], a.number))
-        arrays["tasks"] = [_task_json(ws, run, a, timeline.tasks[a.run_id], now) for a in attempts]
+        arrays["tasks"] = [
+            _task_json(ws, run, a, timeline.tasks[a.run_id], now, resolved=resolved) for a in attempts
+        ]
     arrays["job_parameters"] = [
         {"name": k, **({"default": job.parameters[k]} if k in job.parameters else {}), "value": v}
         for k, v in run.job_parameter_values.items()
@@ -789,7 +848,9 @@ def _repair_history(ws: Workspace, run: Run, timeline: Timeline, now: float) -> 
     return items
 
 
-def _task_json(ws: Workspace, run: Run, attempt: Attempt, segs: list[Segment], now: float) -> dict[str, Any]:
+def _task_json(
+    ws: Workspace, run: Run, attempt: Attempt, segs: list[Segment], now: float, *, resolved: bool = False
+) -> dict[str, Any]:
     task = run.job.task(attempt.key)
     seg = current(segs, now)
     out: dict[str, Any] = {
@@ -805,6 +866,10 @@ def _task_json(ws: Workspace, run: Run, attempt: Attempt, segs: list[Segment], n
     }
     if task.depends_on:
         out["depends_on"] = _depends_on(task)
+    if task.disabled:
+        out["disabled"] = True
+    if resolved:
+        out.update(_resolved_values(task, attempt))
     if "for_each_task" in out:
         out["for_each_task"]["stats"] = {"task_run_stats": ws.iteration_stats(run, attempt, now)}
     if "condition_task" in out and seg.ended and seg.result == "SUCCESS" and attempt.outcome_value:
@@ -812,9 +877,86 @@ def _task_json(ws: Workspace, run: Run, attempt: Attempt, segs: list[Segment], n
     return out
 
 
-def task_metadata(ws: Workspace, run: Run, attempt: Attempt, now: float) -> dict[str, Any]:
+def _resolved_values(task: Task, attempt: Attempt) -> dict[str, Any]:
+    """``resolved_values`` of a task run: its parameters with the references filled in."""
+    if task.condition is not None:
+        left, right = task.condition.operands(attempt.params)
+        values = {"left": left, "right": right}
+        return {"resolved_values": {"condition_task": values}}
+    if not attempt.resolved or task.for_each is not None:
+        return {}
+    return {"resolved_values": {"notebook_task": {"base_parameters": dict(attempt.resolved)}}}
+
+
+def task_run_json(
+    ws: Workspace, run: Run, attempt: Attempt, now: float, *, resolved: bool, page: int | None
+) -> dict[str, Any]:
+    """runs/get on a task run id: the task run; a for-each one lists its iterations (paged on 2.2),
+    with the for-each task itself as its one task."""
+    out = task_metadata(ws, run, attempt, now, resolved=resolved)
+    if run.job.task(attempt.key).for_each is None:
+        return out
+    task = _task_json(ws, run, attempt, ws.timeline(run).tasks[attempt.run_id], now, resolved=resolved)
+    iterations = [
+        _iteration_json(ws, run, attempt, i, segs, now, resolved=resolved)
+        for i, segs in enumerate(ws.iteration_segments(run, attempt, now))
+    ]
+    if _paged(out, {"tasks": [task] if not page else [], "iterations": iterations}, page):
+        out["next_page_token"] = _token(page=(page or 0) + 1)
+    return out
+
+
+def _iteration_json(
+    ws: Workspace, run: Run, attempt: Attempt, index: int, segs: list[Segment], now: float, *, resolved: bool
+) -> dict[str, Any]:
+    task = run.job.task(attempt.key)
+    seg = current(segs, now)
+    params = attempt.iteration_params[index]
+    run_id = attempt.iteration_ids[index]
+    out: dict[str, Any] = {
+        "task_key": f"{attempt.key}_iteration",
+        "run_id": run_id,
+        "state": _state(seg),
+        "status": _status(seg),
+        "attempt_number": 0,
+        **_times(ws, segs, now),
+        "run_page_url": page_url(ws, run.job.job_id, run_id),
+        "notebook_task": _notebook_task(task.notebook_path, params),
+        "job_cluster_key": "job_cluster",
+        "run_if": "ALL_SUCCESS",
+    }
+    if resolved:
+        out["resolved_values"] = {"notebook_task": {"base_parameters": dict(params)}}
+    return out
+
+
+def iteration_metadata(
+    ws: Workspace, run: Run, attempt: Attempt, index: int, now: float, *, resolved: bool = False
+) -> dict[str, Any]:
+    """An iteration of a for-each task run as a ``Run`` (runs/get and get-output's ``metadata``)."""
+    begun = ws.iteration_segments(run, attempt, now)
+    segs = begun[index] if index < len(begun) else [Segment(now, "PENDING", "Waiting for its turn")]
+    item = _iteration_json(ws, run, attempt, index, segs, now, resolved=resolved)
+    return {
+        "job_id": run.job.job_id,
+        "job_run_id": run.run_id,
+        "parent_run_id": attempt.run_id,
+        "number_in_job": item["run_id"],
+        "original_attempt_run_id": item["run_id"],
+        "creator_user_name": CREATOR,
+        "run_name": run.job.name,
+        "run_type": "JOB_RUN",
+        "trigger": run.trigger,
+        "format": "MULTI_TASK",
+        **item,
+    }
+
+
+def task_metadata(
+    ws: Workspace, run: Run, attempt: Attempt, now: float, *, resolved: bool = False
+) -> dict[str, Any]:
     """A task run as a ``Run`` (get-output's ``metadata``, runs/get on a task run id)."""
-    task = _task_json(ws, run, attempt, ws.timeline(run).tasks[attempt.run_id], now)
+    task = _task_json(ws, run, attempt, ws.timeline(run).tasks[attempt.run_id], now, resolved=resolved)
     first = next(a for a in run.attempts if a.key == attempt.key)
     return {
         "job_id": run.job.job_id,
@@ -851,6 +993,8 @@ def html_page(ws: Workspace, path: str) -> str | None:
     if run_id in ws.task_runs and ws.task_runs[run_id][0].job is job:
         owner, attempt = ws.task_runs[run_id]
         return _task_page(ws, owner, attempt, now)
+    if run_id in ws.iteration_runs and ws.iteration_runs[run_id][0].job is job:
+        return _iteration_page(ws, *ws.iteration_runs[run_id], now)
     run = ws.runs.get(run_id)
     return _run_page(ws, run, now) if run is not None and run.job is job else None
 
@@ -901,6 +1045,21 @@ def _run_page(ws: Workspace, run: Run, now: float) -> str:
         + pages.table(("task", "attempt", "task run", "state"), rows)
     )
     return pages.page(f"{job.name} run {run.run_id}", body)
+
+
+def _iteration_page(ws: Workspace, run: Run, attempt: Attempt, index: int, now: float) -> str:
+    data = iteration_metadata(ws, run, attempt, index, now)
+    state = data["state"]
+    params = [(pages.escape(k), pages.escape(v)) for k, v in sorted(attempt.iteration_params[index].items())]
+    job = run.job
+    body = (
+        f"<h1>{pages.escape(job.name)}: task {pages.escape(attempt.key)}, iteration {index}</h1>"
+        f"<p>{pages.escape(state['life_cycle_state'])} {pages.escape(state.get('result_state', ''))} "
+        f"{pages.escape(state['state_message'])}</p>"
+        f"<p>{pages.link(f'/jobs/{job.job_id}/runs/{attempt.run_id}', f'Back to task run {attempt.run_id}')}</p>"
+        + pages.table(("parameter", "value"), params)
+    )
+    return pages.page(f"{job.name} iteration run {data['run_id']}", body)
 
 
 def _task_page(ws: Workspace, run: Run, attempt: Attempt, now: float) -> str:

@@ -10,6 +10,11 @@
 | ``etl-with-checks`` | job parameters (run_date, strict, checks): ingest -> validate -> publish; validate fails when ``strict=true`` (repair it with ``strict=false``) |
 | ``regional-scoring`` | a for-each task over six regions (two at a time), then a condition task on the job parameter ``notify``; ``notify_owners`` runs only when it is ``true``, and its notebook source is not readable (403) |
 | ``wide-batch`` | 120 independent small tasks ``part_001`` ... ``part_120``: more than one 2.2 page |
+| ``store-forecast`` | a for-each task over 150 stores (15 at a time); with ``horizon_days`` over 28 the iteration of ``store_117`` fails (too little history) |
+| ``attribution-daily`` | job parameters (run_date, lookback_days) referred to as ``{{job.parameters...}}`` in task parameters (resolved values); a disabled task ``legacy_export`` |
+| ``gpu-training`` | its cluster fails to start: PENDING, then INTERNAL_ERROR with ``CLUSTER_ERROR`` (a cloud failure) |
+| ``shared-refresh`` | is cancelled by another user while it runs (``USER_CANCELED``) |
+| ``finance-close`` | the token may view it but not run, cancel or repair it (403 ``PERMISSION_DENIED``) |
 
 At speed 1 a run takes 3-5 s. The notebooks are plain functions of their parameters (see ``Task.notebook``);
 each notebook path has a source (``workspace/export``) declaring its parameters as widgets: ``text``
@@ -22,7 +27,7 @@ from __future__ import annotations
 import json
 import zlib
 
-from dbx_magic.sandbox.workspace import Condition, ForEach, Task, Workspace
+from dbx_magic.sandbox.workspace import Condition, ForEach, Phase, Task, Workspace
 
 HISTORY = 5
 """Past successful runs per sample job."""
@@ -104,6 +109,27 @@ def notify_owners(params: dict[str, str]) -> str:
     return json.dumps({"channel": params.get("channel", ""), "notified": True})
 
 
+def forecast_store(params: dict[str, str]) -> str:
+    """Forecast one store's sales; store_117 opened recently and has four weeks of history."""
+    store, horizon = params.get("store", ""), int(params.get("horizon", "28") or 28)
+    if store == "store_117" and horizon > 28:
+        raise ValueError(f"store_117 has 28 days of sales history, too few for a {horizon}-day horizon")
+    return json.dumps({"store": store, "forecast": _figure(store, str(horizon), low=100, high=999)})
+
+
+def load_touches(params: dict[str, str]) -> str:
+    """Load the marketing touches of the window."""
+    rows = _figure(params.get("from_date", ""), params.get("window", ""), low=50_000, high=90_000)
+    return json.dumps(
+        {"from_date": params.get("from_date", ""), "window": params.get("window", ""), "rows": rows}
+    )
+
+
+def attribute(params: dict[str, str]) -> str:
+    """Attribute the conversions to the touches."""
+    return json.dumps({"model": params.get("model", ""), "conversions": 1_284})
+
+
 def process_part(params: dict[str, str]) -> str:
     """Process one part of the batch."""
     return json.dumps(
@@ -112,6 +138,7 @@ def process_part(params: dict[str, str]) -> str:
 
 
 REGIONS = ("emea", "amer", "apac", "latam", "anz", "india")
+STORES = tuple(f"store_{i:03d}" for i in range(1, 151))
 WIDE_TASKS = 120
 
 
@@ -182,6 +209,7 @@ def add_samples(ws: Workspace) -> None:
         ws.add_notebook(path, source)
     _add_first_samples(ws)
     _add_round_two_samples(ws)
+    _add_round_three_samples(ws)
 
 
 def _add_first_samples(ws: Workspace) -> None:
@@ -320,4 +348,91 @@ def _add_round_two_samples(ws: Workspace) -> None:
             for i in range(1, WIDE_TASKS + 1)
         ],
         history=HISTORY,
+    )
+
+
+CLUSTER_FAILED = (
+    "Cluster 1207-081533-gpu4a100 could not start: Azure could not allocate Standard_NC24ads_A100_v4 "
+    "instances in westeurope (AllocationFailed). Try another node type or region, or retry later."
+)
+CANCELLED_BY = "maria.lopez@example.com"
+
+
+def _add_round_three_samples(ws: Workspace) -> None:
+    ws.add_job(
+        "store-forecast",
+        tasks=[
+            Task(
+                "forecast_stores",
+                "/Workspace/Shared/forecast/forecast_store",
+                {"store": "{{input}}", "horizon": "{{job.parameters.horizon_days}}"},
+                duration=0.2,
+                notebook=forecast_store,
+                for_each=ForEach(STORES, concurrency=15),
+            )
+        ],
+        parameters={"horizon_days": "28"},
+        history=HISTORY,
+    )
+    ws.add_job(
+        "attribution-daily",
+        tasks=[
+            Task(
+                "load_touches",
+                "/Workspace/Shared/marketing/load_touches",
+                {"from_date": "{{job.parameters.run_date}}", "window": "{{job.parameters.lookback_days}}d"},
+                duration=0.8,
+                notebook=load_touches,
+            ),
+            Task(
+                "legacy_export",
+                "/Workspace/Shared/marketing/legacy_export",
+                {"target": "sftp://legacy.example.com/attribution"},
+                duration=0.5,
+                disabled=True,
+            ),
+            Task(
+                "attribute",
+                "/Workspace/Shared/marketing/attribute",
+                {"model": "last-touch", "run": "{{job.run_id}}"},
+                ("load_touches",),
+                0.8,
+                attribute,
+            ),
+        ],
+        parameters={"run_date": "2026-11-01", "lookback_days": "30"},
+        history=HISTORY,
+    )
+    ws.add_job(
+        "gpu-training",
+        tasks=[Task("train", "/Workspace/Shared/ml/train_gpu", duration=3.0)],
+        script=[
+            ("PENDING", 4.0, "Waiting for cluster"),
+            Phase("INTERNAL_ERROR", result="FAILED", message=CLUSTER_FAILED, code="CLUSTER_ERROR"),
+        ],
+        history=HISTORY,
+    )
+    ws.add_job(
+        "shared-refresh",
+        tasks=[Task("refresh", "/Workspace/Shared/dashboards/refresh", duration=3.0)],
+        script=[
+            ("PENDING", 1.0, "Waiting for cluster"),
+            ("RUNNING", 2.0),
+            ("TERMINATING", 0.5, "Run cancellation requested."),
+            Phase(
+                "TERMINATED",
+                result="CANCELED",
+                message=f"Run cancelled by {CANCELLED_BY}.",
+                code="USER_CANCELED",
+            ),
+        ],
+        history=HISTORY,
+    )
+    ws.add_job(
+        "finance-close",
+        tasks=[
+            Task("close_books", "/Workspace/Shared/finance/close_books", {"period": "2026-11"}, duration=2.0)
+        ],
+        history=HISTORY,
+        runnable=False,
     )

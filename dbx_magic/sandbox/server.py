@@ -261,6 +261,7 @@ class Sandbox:
         script: Sequence[PhaseLike] | None = None,
         history: int = 0,
         duration: float = 2.0,
+        runnable: bool = True,
     ) -> int:
         """Add a job; returns its id.
 
@@ -273,6 +274,7 @@ class Sandbox:
             script: play these phases instead of the normal life cycle (package docstring).
             history: how many past successful runs (one a day, durations within 10%) to add.
             duration: seconds the default task runs (ignored when ``tasks`` is given).
+            runnable: False: the token may view the job but run-now, cancel and repair get 403.
         """
         if tasks is None:
             tasks = [Task("main", f"/Workspace/Shared/{name}", duration=duration)]
@@ -285,6 +287,7 @@ class Sandbox:
                 queue=queue,
                 script=script,
                 history=history,
+                runnable=runnable,
             )
             return job.job_id
 

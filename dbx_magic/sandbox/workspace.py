@@ -27,6 +27,7 @@ import itertools
 import json
 import math
 import random
+import re
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -53,7 +54,12 @@ _TERMINATION_CODE = {
     "DISABLED": "DISABLED",
     "EXCLUDED": "SKIPPED",
 }
-_SUCCESS_CODES = frozenset({"SUCCESS", "SUCCESS_WITH_FAILURES", "CANCELED", "USER_CANCELED", "SKIPPED"})
+_SUCCESS_CODES = frozenset(
+    {"SUCCESS", "SUCCESS_WITH_FAILURES", "CANCELED", "USER_CANCELED", "SKIPPED", "DISABLED"}
+)
+_CLOUD_CODES = frozenset({"CLUSTER_ERROR", "CLOUD_FAILURE", "CLUSTER_REQUEST_LIMIT_EXCEEDED"})
+PERFORMANCE_TARGETS = ("PERFORMANCE_OPTIMIZED", "STANDARD")
+"""The ``performance_target`` values run-now and repair take."""
 _DEFAULT_MESSAGES = {
     "PENDING": "Waiting for cluster",
     "RUNNING": "In run",
@@ -63,6 +69,8 @@ _DEFAULT_MESSAGES = {
 WORKLOAD_FAILED = "Workload failed, see run output for details"
 NOT_SELECTED = "This task was not selected to run."
 CONDITION_NOT_MET = "Excluded: the condition of an upstream task was not met."
+TASK_DISABLED = "This task is disabled."
+_REFERENCE = re.compile(r"\{\{\s*([\w.]+)\s*\}\}")
 UNSUCCESSFUL = frozenset({"FAILED", "TIMEDOUT", "CANCELED", "UPSTREAM_FAILED", "UPSTREAM_CANCELED"})
 """Final task results that ``rerun_all_failed_tasks`` reruns and that fail a run."""
 _CONDITION_OPS: dict[str, Callable[[Any, Any], bool]] = {
@@ -86,6 +94,8 @@ class Phase:
         result: the ``result_state`` of a final phase.
         message: the ``state_message``; a default one when empty.
         status_state: ``status.state``; by default derived from ``state`` (unknown values verbatim).
+        code: the ``status.termination_details.code`` of a final phase; by default derived from the
+            result (``CLUSTER_ERROR``, ``USER_CANCELED``... served verbatim, unknown ones included).
     """
 
     state: str
@@ -93,6 +103,7 @@ class Phase:
     result: str | None = None
     message: str = ""
     status_state: str | None = None
+    code: str | None = None
 
     @classmethod
     def of(cls, item: PhaseLike) -> Phase:
@@ -138,6 +149,10 @@ class Condition:
     op: str
     right: str
 
+    def operands(self, params: Mapping[str, str]) -> tuple[str, str]:
+        """The left and right operands resolved over these parameters."""
+        return _resolve(self.left, params), _resolve(self.right, params)
+
     def outcome(self, params: Mapping[str, str]) -> str:
         """``"true"`` or ``"false"``: the condition evaluated over these parameters."""
         left, right = _resolve(self.left, params), _resolve(self.right, params)
@@ -167,6 +182,10 @@ class Task:
         source: the notebook's source as ``workspace/export`` serves it; None: one is made up from the
             parameters (unless another task already gave that path a source).
         readable: False: ``workspace/export`` of the notebook is refused (403), as without permission.
+        disabled: the task is disabled: it ends DISABLED at once, and so do the tasks that need it.
+
+    A parameter value may refer to ``{{job.parameters.NAME}}``, ``{{job.id}}``, ``{{job.name}}`` or
+    ``{{job.run_id}}``: the notebook gets it resolved (``runs/get?include_resolved_values=true`` shows it).
     """
 
     key: str
@@ -179,6 +198,7 @@ class Task:
     condition: Condition | None = None
     source: str | None = None
     readable: bool = True
+    disabled: bool = False
 
     @property
     def deps(self) -> list[tuple[str, str | None]]:
@@ -211,6 +231,8 @@ class Job:
     pending: float = 1.0
     terminating: float = 0.4
     runs: list[Run] = field(default_factory=list)
+    runnable: bool = True
+    """False: the token may view the job but not run, cancel or repair it (403)."""
 
     def task(self, key: str) -> Task:
         """The task with this key."""
@@ -259,6 +281,9 @@ class Attempt:
     selected: bool = True
     outcome_value: str | None = None
     iterations: list[TaskOutcome] = field(default_factory=list)
+    resolved: dict[str, str] = field(default_factory=dict)
+    iteration_ids: list[int] = field(default_factory=list)
+    iteration_params: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -292,6 +317,7 @@ class Run:
     admitted: float | None = None
     cancelled: float | None = None
     skipped: str | None = None
+    performance_target: str | None = None
     speed: float = 1.0
     """The workspace's speed when the run started: a later change of speed leaves its timeline alone."""
 
@@ -333,6 +359,8 @@ def termination_type(code: str) -> str:
     """The ``status.termination_details.type`` of a termination code."""
     if code == "INTERNAL_ERROR":
         return "INTERNAL_ERROR"
+    if code in _CLOUD_CODES:
+        return "CLOUD_FAILURE"
     return "SUCCESS" if code in _SUCCESS_CODES else "CLIENT_ERROR"
 
 
@@ -362,12 +390,15 @@ class Workspace:
         self.jobs: dict[int, Job] = {}
         self.runs: dict[int, Run] = {}
         self.task_runs: dict[int, tuple[Run, Attempt]] = {}
+        self.iteration_runs: dict[int, tuple[Run, Attempt, int]] = {}
+        """An iteration's run id -> its run, its for-each attempt, and its index."""
         self.notebooks: dict[str, str | None] = {}
         """Notebook path -> its source (None: not readable)."""
         self.base_url = "http://127.0.0.1"
         """Where run pages are served (the HTTP layer sets it)."""
         self._job_ids = itertools.count(1)
         self._run_ids = itertools.count(1000 if first_run_id is None else first_run_id)
+        self._iteration_ids = itertools.count(900_000_000)  # apart, so other run ids stay as they were
         self.recorder: Callable[[dict[str, Any]], None] | None = None
         """Called with each change a request made (a run started, cancelled, repaired) as a JSON-able
         dict that :meth:`replay` takes back (``Sandbox(data=DIR)`` keeps them in DIR)."""
@@ -404,6 +435,7 @@ class Workspace:
                 idempotency_token=change["token"],
                 queue=change["queue"],
                 only=change["only"],
+                performance_target=change.get("performance_target"),
             )
         elif op == "cancel":
             self.cancel(self.runs[change["run_id"]])
@@ -414,6 +446,7 @@ class Workspace:
                 notebook_params=change["notebook_params"],
                 job_parameters=change["job_parameters"],
                 idempotency_token=change["token"],
+                performance_target=change.get("performance_target"),
             )
 
     def epoch_ms(self, t: float) -> int:
@@ -433,6 +466,7 @@ class Workspace:
         history: int = 0,
         pending: float = 1.0,
         terminating: float = 0.4,
+        runnable: bool = True,
     ) -> Job:
         """Add a job (see :meth:`dbx_magic.sandbox.Sandbox.add_job`) and ``history`` past successful runs."""
         tasks = list(tasks) if tasks else [Task("main", f"/Workspace/Shared/{name}")]
@@ -451,6 +485,7 @@ class Workspace:
             created=self.clock() - 40 * 86400,
             pending=pending,
             terminating=terminating,
+            runnable=runnable,
         )
         self.jobs[job.job_id] = job
         for task in tasks:
@@ -487,6 +522,7 @@ class Workspace:
         idempotency_token: str | None = None,
         queue: bool | None = None,
         only: Sequence[str] | None = None,
+        performance_target: str | None = None,
     ) -> Run:
         """Start a run (or return the run an earlier call with the same token started).
 
@@ -501,6 +537,7 @@ class Workspace:
         run = self._new_run(job, dict(notebook_params or {}), dict(job_parameters or {}), now, only=only)
         run.overriding_parameters = dict(overriding or {})
         run.idempotency_token = idempotency_token
+        run.performance_target = performance_target
         queue_enabled = job.queue if queue is None else queue
         limit = job.max_concurrent_runs
         others = [r for r in job.runs if r is not run and not self._done_by(r, now)]
@@ -521,6 +558,7 @@ class Workspace:
             token=idempotency_token,
             queue=queue,
             only=list(only) if only is not None else None,
+            performance_target=performance_target,
         )
         return run
 
@@ -563,6 +601,7 @@ class Workspace:
         notebook_params: Mapping[str, str] | None = None,
         job_parameters: Mapping[str, str] | None = None,
         idempotency_token: str | None = None,
+        performance_target: str | None = None,
     ) -> Repair:
         """Rerun these tasks of an ended run (checked by the caller) as a new round of attempts."""
         now = self.clock()
@@ -574,7 +613,9 @@ class Workspace:
             notebook_params=dict(notebook_params or {}),
             job_parameters=dict(job_parameters or {}),
             token=idempotency_token,
+            performance_target=performance_target,
         )
+        run.performance_target = performance_target or run.performance_target
         run.notebook_params.update(notebook_params or {})
         run.job_params.update(job_parameters or {})
         if run.notebook_params:
@@ -627,14 +668,19 @@ class Workspace:
 
     def _attempt(self, run: Run, task: Task, round_: int, number: int, selected: bool = True) -> Attempt:
         """Make (and execute) the next attempt of a task with the run's current parameters."""
-        shown = {**task.base_parameters, **run.notebook_params}
+        raw = {**task.base_parameters, **run.notebook_params}
         # Job parameter pushdown: a job-level parameter wins over a task parameter of the same name.
-        params = {**shown, **run.job_parameter_values}
-        shown = {k: params[k] for k in shown}
+        pushed = {**raw, **run.job_parameter_values}
+        params = {k: resolve_references(v, run) for k, v in pushed.items()}
+        shown = {k: pushed[k] for k in raw}
         attempt = Attempt(task.key, next(self._run_ids), number, round_, params, shown, TaskOutcome())
-        attempt.selected = selected
-        if selected:
+        attempt.resolved = {k: params[k] for k in raw}
+        attempt.selected = selected and not task.disabled
+        if attempt.selected:
             _execute_attempt(task, attempt)
+        for index in range(len(attempt.iterations)):
+            attempt.iteration_ids.append(next(self._iteration_ids))
+            self.iteration_runs[attempt.iteration_ids[-1]] = (run, attempt, index)
         run.attempts.append(attempt)
         self.task_runs[attempt.run_id] = (run, attempt)
         return attempt
@@ -726,7 +772,7 @@ class Workspace:
         for i, phase in enumerate(phases):
             final = phase.duration is None or i == len(phases) - 1
             message = phase.message or _DEFAULT_MESSAGES.get(phase.state, "")
-            code = termination_code(phase.result, phase.state) if final else None
+            code = (phase.code or termination_code(phase.result, phase.state)) if final else None
             segments.append(
                 Segment(
                     t, phase.state, message, phase.result if final else None, phase.status_state, final, code
@@ -755,6 +801,10 @@ class Workspace:
         for task in _in_order(job.tasks):
             attempt = by_key.get(task.key)
             if attempt is None:
+                continue
+            if task.disabled:
+                tasks[attempt.run_id] = [gate_segment("DISABLED", start)]
+                results[task.key], ends[task.key] = ("DISABLED", None), start
                 continue
             if not attempt.selected:
                 tasks[attempt.run_id] = [_excluded(start, NOT_SELECTED)]
@@ -817,6 +867,36 @@ class Workspace:
         out["total_iterations"] = total
         return out
 
+    def iteration_segments(self, run: Run, attempt: Attempt, now: float) -> list[list[Segment]]:
+        """Each iteration of a for-each attempt that has begun by ``now``, as its segments."""
+        task = run.job.task(attempt.key)
+        segs = self.timeline(run).tasks[attempt.run_id]
+        running = [s.start for s in segs if s.state == "RUNNING"]
+        if task.for_each is None or not running or not attempt.selected:
+            return []
+        stopped = min((s.start for s in segs if s.state in ("TERMINATING", "TERMINATED")), default=math.inf)
+        k = run.scale / self.speed if attempt.round == 0 else 1.0 / self.speed
+        each, concurrency = task.duration * k, max(task.for_each.concurrency, 1)
+        out = []
+        for i, outcome in enumerate(attempt.iterations):
+            start = running[0] + (i // concurrency) * each
+            if start > now or start >= stopped:
+                continue
+            end, failed = start + each, outcome.error is not None
+            iteration = [Segment(start, "RUNNING", _DEFAULT_MESSAGES["RUNNING"])]
+            if end > stopped + 1e-9:
+                iteration.append(
+                    Segment(
+                        stopped, "TERMINATED", "Run cancelled.", "CANCELED", final=True, code="USER_CANCELED"
+                    )
+                )
+            else:
+                result, code = ("FAILED", "RUN_EXECUTION_ERROR") if failed else ("SUCCESS", "SUCCESS")
+                message = WORKLOAD_FAILED if failed else ""
+                iteration.append(Segment(end, "TERMINATED", message, result, final=True, code=code))
+            out.append(iteration)
+        return out
+
 
 def _count_iterations(
     stats: dict[str, int], task: Task, attempt: Attempt, begin: float, each: float, now: float
@@ -846,6 +926,8 @@ def gate_segment(result: str, at: float) -> Segment:
     """The end of a task that never ran: its upstream failed, was cancelled, or excluded it."""
     if result == "EXCLUDED":
         return _excluded(at, CONDITION_NOT_MET)
+    if result == "DISABLED":
+        return Segment(at, "SKIPPED", TASK_DISABLED, "DISABLED", final=True, code="DISABLED")
     if result == "UPSTREAM_CANCELED":
         return Segment(at, "TERMINATED", "Upstream task(s) canceled.", result, final=True, code="CANCELED")
     return Segment(
@@ -865,6 +947,8 @@ def _gate(task: Task, results: dict[str, tuple[str | None, str | None]]) -> str 
         return "UPSTREAM_FAILED"
     if found & {"CANCELED", "UPSTREAM_CANCELED"}:
         return "UPSTREAM_CANCELED"
+    if "DISABLED" in found:
+        return "DISABLED"
     if "EXCLUDED" in found or any(want is not None and got != want for (_, got), want in seen):
         return "EXCLUDED"
     return None
@@ -1005,6 +1089,20 @@ def _check_tasks(tasks: list[Task]) -> None:
     _in_order(tasks)
 
 
+def resolve_references(value: str, run: Run) -> str:
+    """A parameter value with its ``{{job.parameters.NAME}}``, ``{{job.id}}``, ``{{job.name}}`` and
+    ``{{job.run_id}}`` filled in (other references, ``{{input}}`` among them, stay as they are)."""
+    if "{{" not in value:
+        return value
+    known = {"job.id": str(run.job.job_id), "job.name": run.job.name, "job.run_id": str(run.run_id)}
+    known.update({f"job.parameters.{k}": v for k, v in run.job_parameter_values.items()})
+
+    def fill(match: re.Match[str]) -> str:
+        return known.get(match.group(1), match.group(0))
+
+    return _REFERENCE.sub(fill, value)
+
+
 def _resolve(operand: str, params: Mapping[str, str]) -> str:
     text = operand.strip()
     if text.startswith("{{") and text.endswith("}}"):
@@ -1050,6 +1148,7 @@ def _execute_attempt(task: Task, attempt: Attempt) -> None:
         return
     for item in task.for_each.inputs:
         params = {k: v.replace("{{input}}", item) for k, v in attempt.params.items()}
+        attempt.iteration_params.append({k: params[k] for k in attempt.resolved})
         attempt.iterations.append(_execute(task, params))
     errors = [o for o in attempt.iterations if o.error]
     if errors:
