@@ -127,7 +127,10 @@ def test_the_cli_sandbox_keeps_its_runs_in_its_data_directory(tmp_path: Path):
     proc, host, token = serve()
     try:
         auth = {"Authorization": f"Bearer {token}"}
-        job = requests.get(f"{host}/api/2.2/jobs/list", headers=auth, timeout=10).json()["jobs"][0]["job_id"]
+        listed = requests.get(
+            f"{host}/api/2.2/jobs/list", params={"name": "daily-sales-report"}, headers=auth, timeout=10
+        )
+        job = listed.json()["jobs"][0]["job_id"]
         body = {"job_id": job, "idempotency_token": "cli-1"}
         run_id = requests.post(f"{host}/api/2.2/jobs/run-now", json=body, headers=auth, timeout=10).json()[
             "run_id"
