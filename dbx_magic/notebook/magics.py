@@ -33,7 +33,7 @@ from .args import (
     token,
     usage_errors,
 )
-from .session import NotebookSession
+from .session import NotebookSession, notebook_path, reattach_enabled
 
 __all__ = ["DbxMagics", "load", "unload"]
 
@@ -92,8 +92,6 @@ class DbxMagics(Magics):
     ).tag(config=True)
 
     def __init__(self, shell: Any, session: NotebookSession | None = None) -> None:
-        from .restart import notebook_path
-
         super().__init__(shell)
         self._kernel_shutdown: Any = None
         self.session = session or NotebookSession(
@@ -485,14 +483,14 @@ def load(ipython: Any) -> None:
     the notebook holds (``start_background`` from Python) join the session's board and notices.
     ``%config DbxMagics`` shows their settings. The runs of this notebook that were going when its
     kernel stopped are watched again (said in one line)."""
-    from .restart import reattach, reattach_enabled
-
     magics = DbxMagics(ipython)
     ipython.register_magics(magics)
     ipython.configurables.append(magics)
     ipython.events.register("post_run_cell", magics.session.after_cell)
     magics.follow_kernel_shutdown()
-    if reattach_enabled(magics.reattach):
+    if reattach_enabled(magics.reattach) and magics.session.notebook:  # a kernel that knows its notebook
+        from .restart import reattach
+
         line = reattach(magics.session)
         if line:
             print(magics.session.mask(line))

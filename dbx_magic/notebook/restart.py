@@ -12,12 +12,11 @@ or ``c.DbxMagics.reattach = False`` (an IPython profile's config) turns it off.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DatabricksError, InvalidInput, ResourceDoesNotExist
 from .args import usage_errors
-from .session import NotebookSession
+from .session import NotebookSession, notebook_path, reattach_enabled
 
 if TYPE_CHECKING:
     from ..api.client import DatabricksClient
@@ -27,27 +26,13 @@ if TYPE_CHECKING:
 __all__ = ["history_cell", "notebook_path", "reattach", "reattach_enabled", "resend_cell"]
 
 
-def notebook_path(shell: Any) -> str | None:
-    """The notebook this kernel runs, as its front end tells the kernel: VS Code's
-    ``__vsc_ipynb_file__``, else Jupyter server's ``JPY_SESSION_NAME``; None when neither does."""
-    namespace = getattr(shell, "user_ns", None) or {}
-    found = namespace.get("__vsc_ipynb_file__") or os.environ.get("JPY_SESSION_NAME")
-    return str(found) if found else None
-
-
-def reattach_enabled(configured: bool) -> bool:
-    """Whether ``%load_ext`` re-attaches: ``DBX_MAGIC_REATTACH=0`` (or false, no, off) turns it off."""
-    flag = os.environ.get("DBX_MAGIC_REATTACH", "").strip().lower()
-    return configured and flag not in ("0", "false", "no", "off")
-
-
 # -- re-attaching -------------------------------------------------------------------------------------
 
 
 def reattach(session: NotebookSession) -> str | None:
     """Watch again the runs of this notebook the journal says were going; return the line that says
     so (None when there is nothing to say)."""
-    if not session.notebook:
+    if not session.notebook or not session.journal.path.exists():  # no journal yet: no sqlite3 to import
         return None
     pending = session.journal.entries(notebook=session.notebook, unfinished=True)
     if not pending:

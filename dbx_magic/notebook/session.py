@@ -13,6 +13,7 @@ is raised, so a failed, timed-out or interrupted run is never lost.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from ..run.engine import RunHandle, Watcher
     from ..run.journal import Journal
 
-__all__ = ["NotebookSession", "refuse_secrets"]
+__all__ = ["NotebookSession", "notebook_path", "reattach_enabled", "refuse_secrets"]
 
 T = TypeVar("T")
 
@@ -291,3 +292,17 @@ class NotebookSession:
             raise
         self.publish(out, value)
         return value
+
+
+def notebook_path(shell: Any) -> str | None:
+    """The notebook this kernel runs, as its front end tells the kernel: VS Code's
+    ``__vsc_ipynb_file__``, else Jupyter server's ``JPY_SESSION_NAME``; None when neither does."""
+    namespace = getattr(shell, "user_ns", None) or {}
+    found = namespace.get("__vsc_ipynb_file__") or os.environ.get("JPY_SESSION_NAME")
+    return str(found) if found else None
+
+
+def reattach_enabled(configured: bool) -> bool:
+    """Whether ``%load_ext`` re-attaches: ``DBX_MAGIC_REATTACH=0`` (or false, no, off) turns it off."""
+    flag = os.environ.get("DBX_MAGIC_REATTACH", "").strip().lower()
+    return configured and flag not in ("0", "false", "no", "off")
