@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .notebook.form import RunForm
     from .run.compare import RunComparison, compare_runs
     from .run.engine import RunHandle, Watcher
+    from .run.journal import history
     from .run.launch import start_run
     from .run.models import RunResult
     from .run.polling import PollPolicy
@@ -38,6 +39,7 @@ _LAZY = {
     "compare_runs": "run.compare",
     "RunHandle": "run.engine",
     "Watcher": "run.engine",
+    "history": "run.journal",
     "start_run": "run.launch",
     "RunResult": "run.models",
     "PollPolicy": "run.polling",
@@ -62,6 +64,7 @@ __all__ = [
     "Watcher",
     "__version__",
     "compare_runs",
+    "history",
     "repair_run",
     "run_job_and_wait",
     "run_many",

@@ -128,7 +128,8 @@ def _tour(args: argparse.Namespace) -> int:
 def _sandbox(args: argparse.Namespace) -> int:
     from .sandbox import serve
 
-    return serve(["--port", str(args.port), "--speed", str(args.speed)])
+    data = ["--data", args.data] if args.data else []
+    return serve(["--port", str(args.port), "--speed", str(args.speed), *data])
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -218,6 +219,27 @@ def _cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def _runs(args: argparse.Namespace) -> int:
+    from .run.journal import Journal, age_seconds
+
+    journal = Journal()
+    since = age_seconds(args.since) if args.since else None
+    if args.forget:
+        count = journal.forget(notebook=args.notebook, job=args.job, since=since)
+        print(f"Forgot {count} journal entr{'y' if count == 1 else 'ies'} ({journal.path}).")
+        return 0
+    entries = journal.entries(notebook=args.notebook, job=args.job, since=since)
+    if not entries:
+        print(
+            f"The run journal ({journal.path}) has no runs{' that match' if args.job or args.since or args.notebook else ''}."
+        )
+        return 0
+    for entry in entries:
+        where = f"  ({entry.notebook})" if entry.notebook and not args.notebook else ""
+        print(journal.mask(entry.describe()) + where)
+    return 0
+
+
 def _compare(args: argparse.Namespace) -> int:
     from .api.client import DatabricksClient
     from .run.compare import compare_runs
@@ -249,6 +271,7 @@ def _parser() -> argparse.ArgumentParser:
     sandbox = sub.add_parser("sandbox", help="serve the sandbox workspace on 127.0.0.1 until Ctrl-C")
     sandbox.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     sandbox.add_argument("--speed", type=_positive, default=1.0, help="make runs N times faster")
+    sandbox.add_argument("--data", metavar="DIR", help="keep its token and runs in DIR: they outlive it")
     sandbox.set_defaults(func=_sandbox)
 
     run = sub.add_parser("run", help="run a job of your workspace and wait for it, with text progress")
@@ -345,6 +368,13 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout", type=_positive, default=None, help="seconds to wait; the run goes on after"
     )
     wait.set_defaults(func=_wait)
+
+    runs = sub.add_parser("runs", help="the runs in the run journal, newest first (every notebook's)")
+    runs.add_argument("--job", default=None, help="one job's runs (id or name)")
+    runs.add_argument("--since", default=None, metavar="AGE", help="runs of the last AGE: 7d, 12h, 30m")
+    runs.add_argument("--notebook", default=None, metavar="PATH", help="one notebook's runs")
+    runs.add_argument("--forget", action="store_true", help="delete those entries instead")
+    runs.set_defaults(func=_runs)
 
     cancel = sub.add_parser("cancel", help="cancel a run still going (one that ended is left as it is)")
     cancel.add_argument("run_id", type=_run_id, help="the run id")

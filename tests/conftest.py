@@ -60,6 +60,15 @@ def ordered() -> Iterator[responses.RequestsMock]:
         yield mock
 
 
+@pytest.fixture(autouse=True)
+def dbx_magic_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Every test (and every kernel or process it starts) keeps its run journal in a directory of its
+    own, never in the user's."""
+    home = tmp_path_factory.mktemp("dbx-home")
+    monkeypatch.setenv("DBX_MAGIC_HOME", str(home))
+    return home
+
+
 @pytest.fixture
 def debug_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     caplog.set_level(logging.DEBUG)

@@ -377,7 +377,7 @@ def test_runs_of_a_stopped_sandbox_leave_the_board_and_a_wait_says_why():
     first = session.start_sandbox(speed=50)
     first.add_job("slow-job", duration=600)
     handle = start_background(session.client(), "slow-job", watcher=session.watcher)
-    session.start_sandbox(speed=50)  # %dbx_sandbox again: a new workspace, run ids from 1765 again
+    session.start_sandbox(speed=50, fresh=True)  # %dbx_sandbox --fresh: a new workspace
     try:
         assert all(h is not handle for h in session.handles) and handle not in handle.watcher.active
         with pytest.raises(Exception, match=f"Run {handle.run_id} was in the sandbox, which stopped"):

@@ -594,7 +594,8 @@ def test_a_saved_notebook_reopened_shows_each_runs_final_state(lab: Lab, open_no
     run_setup(page)
     done = run_cell(page, 2)
     expect(done.locator(".dbx-progress .dbx-state-badge")).to_have_text("SUCCESS", timeout=STEP_MS)
-    expect(done.locator(".dbx-progress-snapshot")).to_be_hidden()  # live: one display, not two
+    expect(done.locator(".dbx-progress-snapshot")).to_be_visible()  # at its end, the record: one display
+    expect(done.locator(".widget-box.dbx-progress")).to_have_count(0)  # and no widget
     page.keyboard.press("Control+s")
     expect(page.locator(".jp-mod-dirty")).to_have_count(0, timeout=STEP_MS)
     for kernel in lab.api("GET", "/api/kernels") or []:

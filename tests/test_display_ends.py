@@ -109,7 +109,7 @@ def test_a_form_follows_the_session_when_the_sandbox_is_started_again(clock):
         shell.run_line_magic("dbx_sandbox", "")
         form = RunForm(job="daily-sales-report", session=session)
         first = form.client.host
-        shell.run_line_magic("dbx_sandbox", "")  # the first sandbox stops; a new one starts
+        shell.run_line_magic("dbx_sandbox", "--fresh")  # the first sandbox stops; a new one starts
         assert form.client.host != first and form.client.host == session.sandbox.url
         form.run()
         assert form.wait(timeout=30).ok  # runs on the new sandbox, not against the stopped one

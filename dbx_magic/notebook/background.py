@@ -90,6 +90,7 @@ def own(session: NotebookSession, handle: RunHandle, out: str | None = None) -> 
         if out not in handle.names:
             handle.names.append(out)
         session.names[handle.run_id] = out
+        session.journal.named(handle.client.host, handle.run_id, out)
     return handle
 
 
@@ -138,7 +139,7 @@ def background_cell(
 ) -> None:
     """Launch the run, put its handle under ``out`` and return; the watcher does the rest."""
     holder: list[RunHandle] = []
-    progress = _progress(shell, lambda: holder[0].cancel() if holder else None)
+    progress = _progress(shell, lambda: holder[0].cancel() if holder else None, session)
     channel = notices(session, shell)
     try:
         with usage_errors():  # a job name that matches nothing, say
@@ -151,7 +152,7 @@ def background_cell(
         raise
     holder.append(handle)
     hold(session, out, handle)
-    channel.show_channel()
+    channel.show_channel(session.lives)
     name = handle.job_name or spec.job
     print(
         f"Run {handle.run_id} of {name!r} was launched in the background: `{out}` holds its handle, then its "
@@ -159,42 +160,18 @@ def background_cell(
     )
 
 
-def _progress(shell: Any, cancel: Any) -> Any:
+def _progress(shell: Any, cancel: Any, session: NotebookSession) -> Any:
     """A progress widget with a working Cancel, shown in the cell (None in a terminal: no lines
-    printed from a thread over what the user types; the notice line says the end)."""
+    printed from a thread over what the user types; the notice line says the end). It gives way to
+    a record of the end, put there by display id from the watcher's thread (so it lands in the cell's
+    own output, whichever cell runs by then), or of the watching stopped when the kernel stops."""
     if not has_widget_frontend(shell):
         return None
-    from IPython.display import display
-
     from .widgets import ProgressWidget
 
     widget = ProgressWidget(cancel=cancel)
     widget.hint.value = "<small>In the background: keep working; a notice comes when it ends.</small>"
-    widget.place = display(widget.widget, display_id=True)
-    return _Kept(widget, display(display_id=True))
-
-
-class _Kept:
-    """A background cell's progress widget, and the place under it for its static copy at the end
-    (what a saved notebook shows without the kernel). The copy is put there by display id from the
-    watcher's thread, so it lands in the cell's own output, whichever cell runs by then."""
-
-    def __init__(self, widget: Any, place: Any) -> None:
-        self.widget, self.place = widget, place
-
-    def __call__(self, result: RunResult) -> None:
-        self.widget(result)
-        if result.finished and self.place is not None:
-            self.place.update(self.widget.snapshot())
-
-    def not_started(self, reason: str) -> None:
-        self.widget.not_started(reason)
-
-    def withdraw(self) -> None:
-        self.widget.withdraw()
-
-    def close(self, note: str | None = None) -> None:
-        self.widget.close(note=note)
+    return widget.show(session.lives)
 
 
 def launch_in_session(

@@ -381,6 +381,7 @@ class RunBoard:
         self.body = widgets.VBox([])
         self.widget = widgets.VBox([self.summary, header, self.body, self.message])
         self.widget.add_class("dbx-board")
+        self.live: Any = None
         self.refresh()
         self._thread = threading.Thread(target=self._loop, name="dbx-board", daemon=True)
         self._thread.start()
@@ -395,6 +396,23 @@ class RunBoard:
 
     def __repr__(self) -> str:
         return f"RunBoard({len(self._rows)} runs)"
+
+    def _ipython_display_(self) -> None:
+        """Shown as a live output whose text is the table; when the kernel stops, the table as it last
+        read and what shows the runs again."""
+        from .live import show_widget
+
+        self.live = show_widget(
+            self.session.lives,
+            self.widget,
+            self.plain,
+            "This board was live while its kernel ran: in a new kernel, `%load_ext dbx_magic` watches "
+            "this notebook's runs again and `%dbx_runs` shows them.",
+        )
+
+    def plain(self) -> str:
+        """The board as a table of text (its ``text/plain``)."""
+        return text_board(self.session.handles, self.session.clock.wall(), self.session.mask)
 
     def refresh(self) -> None:
         """Show the runs as they are now (new runs get a row)."""
@@ -448,6 +466,10 @@ class RunBoard:
         while not self._stop.wait(self._tick):
             try:
                 self.refresh()
+                if self.live is not None:
+                    if self.live.settled:
+                        return
+                    self.live.refresh()
             except Exception:  # a frontend gone: stop quietly
                 return
 

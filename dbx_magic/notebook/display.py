@@ -16,33 +16,29 @@ def has_widget_frontend(shell: Any) -> bool:
     return getattr(shell, "kernel", None) is not None
 
 
-def progress_display(shell: Any, *, cancel_on_interrupt: bool = False) -> Callable[[RunResult], Any]:
+def progress_display(
+    shell: Any, *, cancel_on_interrupt: bool = False, lives: Any = None
+) -> Callable[[RunResult], Any]:
     """Show a progress display for a run that blocks the cell; return its ``on_update`` callback.
 
     In a Jupyter kernel this is the progress widget (with no Cancel button: a busy cell gets no
-    clicks, so it points at the kernel's interrupt); elsewhere, text lines.
+    clicks, so it points at the kernel's interrupt), which gives way to a record of the run's end
+    when the watching ends (``lives``: the session's, so the Results button under it goes when the
+    kernel stops); elsewhere, text lines.
     """
     if has_widget_frontend(shell):
-        from IPython.display import display
-
         from .widgets import ProgressWidget
 
-        widget = ProgressWidget(blocking=True, cancel_on_interrupt=cancel_on_interrupt)
-        widget.place = display(widget.widget, display_id=True)
-        return widget
+        return ProgressWidget(blocking=True, cancel_on_interrupt=cancel_on_interrupt).show(lives)
     return TextProgress()
 
 
 def sweep_display(shell: Any, params: list[dict[str, Any]]) -> Callable[[list[RunResult | None]], Any]:
     """Show a sweep's progress (the grid widget in a kernel, summary lines elsewhere)."""
     if has_widget_frontend(shell):
-        from IPython.display import display
-
         from .widgets import SweepWidget
 
-        grid = SweepWidget(params, blocking=True)
-        grid.place = display(grid.widget, display_id=True)
-        return grid
+        return SweepWidget(params, blocking=True).show()
     from .progress import TextSweepProgress
 
     return TextSweepProgress(params)

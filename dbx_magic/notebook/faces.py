@@ -30,7 +30,7 @@ def watch_in_cell(
     what it leaves behind under ``out`` whatever happens, and fail the cell when the run did not succeed."""
     from .display import progress_display
 
-    progress = progress_display(shell, cancel_on_interrupt=cancel_on_interrupt)
+    progress = progress_display(shell, cancel_on_interrupt=cancel_on_interrupt, lives=session.lives)
     try:
         with usage_errors():  # judged from the workspace's answer (a job name that matches nothing, say)
             result = session.settle(out, lambda: call(progress))
@@ -61,6 +61,10 @@ def _goes_on(session: NotebookSession, shell: Any, exc: BaseException) -> bool:
 def _keep_final_state(progress: Any) -> None:
     """Leave a static copy of the display's end in the cell, for the saved notebook (a widget has
     no view once the kernel is gone)."""
+    settle = getattr(progress, "settle", None)
+    if settle is not None:  # a live display: it becomes the record of the end
+        settle()
+        return
     snapshot = getattr(progress, "snapshot", None)
     if snapshot is not None and not getattr(progress, "withdrawn", False):
         from IPython.display import display
@@ -161,7 +165,7 @@ def _launch_only(session: NotebookSession, client: Any, args: Any, spec: Any) ->
     adopted: list[bool] = []
 
     def call() -> RunResult:
-        launched, found = adopt_or_launch(client, spec, on_notice=print)
+        launched, found = adopt_or_launch(client, spec, on_notice=print, journal=session.journal)
         adopted.append(found)
         return launched
 

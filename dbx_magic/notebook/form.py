@@ -310,6 +310,27 @@ class RunForm:
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
 
+    def _ipython_display_(self) -> None:
+        """Shown as a live output whose text says what the form did last; when the kernel stops, that
+        sentence and how to show the form again (no dead button is left)."""
+        from .live import show_widget
+
+        show_widget(
+            self.session.lives,
+            self.widget,
+            self.plain,
+            "This form was live while its kernel ran: run `%dbx_form` again in a new kernel.",
+        )
+
+    def plain(self) -> str:
+        """The form's state as a sentence (its ``text/plain``): the job, the name, its last run."""
+        from .widgets import html_to_text
+
+        said = html_to_text(self.status.value)
+        last = self.progress.plain() if self.progress is not None else ""
+        text = f"dbx-magic run form: job {self.job.value or '(none)'} into `{self.out.value}`"
+        return "\n".join(x for x in (text, said, last) if x)
+
     def __repr__(self) -> str:
         return f"RunForm(job={self.job.value!r}, out={self.out.value!r})"
 

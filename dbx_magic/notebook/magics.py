@@ -12,9 +12,10 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import MagicHelpFormatter, argument, kwds, magic_arguments
-from traitlets import Float, observe
+from traitlets import Bool, Float, observe
 
 from .args import (
     if_running,
@@ -32,7 +33,7 @@ from .args import (
     token,
     usage_errors,
 )
-from .session import NotebookSession
+from .session import NotebookSession, notebook_path, reattach_enabled
 
 __all__ = ["DbxMagics", "load", "unload"]
 
@@ -85,10 +86,17 @@ class DbxMagics(Magics):
         help="Seconds a success notice stays on the page when a background run ends (0: until dismissed; "
         "a failure always stays). Set it with %config DbxMagics.notice_seconds = 60.",
     ).tag(config=True)
+    reattach = Bool(
+        True,
+        help="At %load_ext, watch again the runs of this notebook that were going when its kernel stopped.",
+    ).tag(config=True)
 
     def __init__(self, shell: Any, session: NotebookSession | None = None) -> None:
         super().__init__(shell)
-        self.session = session or NotebookSession(shell.user_ns if shell is not None else None)
+        self._kernel_shutdown: Any = None
+        self.session = session or NotebookSession(
+            shell.user_ns if shell is not None else None, notebook=notebook_path(shell)
+        )
         self._notice_seconds({"new": self.notice_seconds})
 
     @observe("notice_seconds")
@@ -261,17 +269,35 @@ class DbxMagics(Magics):
         default=None,
         help="a job whose active runs to list too (id or quoted name; repeat for more)",
     )
+    @argument("--history", action="store_true", help="this notebook's past runs, from the run journal")
+    @argument("--all", action="store_true", help="with --history: every notebook's runs")
+    @argument(
+        "--since", default=None, metavar="AGE", help="with --history: runs of the last AGE (7d, 12h, 30m)"
+    )
+    @argument("--forget", action="store_true", help="with --history: delete those entries from the journal")
+    @argument("--resend", default=None, metavar="TOKEN", help="send again a launch whose answer never came")
     @argument("--profile", default=None)
     @line_magic
     def dbx_runs(self, line: str) -> Any:
         """The board of this session's runs (from magics, forms, sweeps and Python): job, run link,
         state, elapsed, ETA, result, with Cancel, Watch and Repair; ``--active`` adds the other active
-        runs of the jobs the session touched (after a kernel restart, say). A text table in a terminal."""
+        runs of the jobs the session touched (after a kernel restart, say). A text table in a terminal.
+        ``--history`` lists this notebook's past runs from the run journal (``--all`` every notebook's,
+        ``--job``, ``--since 7d``; ``--forget`` deletes them); ``--resend TOKEN`` sends again a launch
+        whose answer never came, with its token."""
         from .background import runs_cell
+        from .restart import history_cell, resend_cell
 
         with usage_errors():
             self.session.refuse_secrets(line)
-        return runs_cell(self.session, self.shell, parse(self.dbx_runs, line))
+        args = parse(self.dbx_runs, line)
+        if args.resend:
+            return resend_cell(self.session, self.shell, args.resend, args.profile)
+        if args.history:
+            return history_cell(self.session, args)
+        if args.all or args.since or args.forget:
+            raise UsageError("--all, --since and --forget go with --history: `%dbx_runs --history --all`.")
+        return runs_cell(self.session, self.shell, args)
 
     @magic_arguments()
     @_help()
@@ -335,16 +361,24 @@ class DbxMagics(Magics):
     @magic_arguments()
     @_help()
     @argument("--speed", type=speed, default=1.0, help="make the sandbox's runs N times faster")
+    @argument("--fresh", action="store_true", help="replace the sandbox with a new one (its runs go)")
     @argument("--stop", action="store_true", help="stop the sandbox and go back to the configured workspace")
     @line_magic
     def dbx_sandbox(self, line: str) -> None:
-        """Start the embedded sandbox workspace (a Jobs API emulator on loopback) and use it here."""
+        """Start the embedded sandbox workspace (a Jobs API emulator on loopback) and use it here; again,
+        change its speed and keep its runs."""
         args = parse(self.dbx_sandbox, line)
         if args.stop:
             self.session.stop_sandbox()
             print("Sandbox stopped; the magics use your configured workspace again.")
             return
-        sandbox = self.session.start_sandbox(args.speed)
+        old = self.session.sandbox
+        sandbox = self.session.start_sandbox(args.speed, fresh=args.fresh)
+        if sandbox is old:
+            print(
+                f"Sandbox workspace at {sandbox.url} kept with its runs; new runs go at speed {args.speed:g}."
+            )
+            return
         names = ", ".join(repr(name) for name in sandbox.jobs)
         print(f"Sandbox workspace at {sandbox.url}; this kernel's magics now run its jobs: {names}.")
 
@@ -421,16 +455,45 @@ class DbxMagics(Magics):
         """Stop what the magics started (the background watching, the sandbox)."""
         self.session.shutdown()
         self.session.stop_sandbox()
+        kernel = getattr(self.shell, "kernel", None)
+        if kernel is not None and self._kernel_shutdown is not None:
+            kernel.do_shutdown = self._kernel_shutdown
+            self._kernel_shutdown = None
+
+    def follow_kernel_shutdown(self) -> None:
+        """When the kernel is asked to shut down (or restart), the session shuts down first, while its
+        messages still reach the page: every display still live becomes its "watching stopped" record
+        (an exit hook would run after the kernel stopped talking)."""
+        kernel = getattr(self.shell, "kernel", None)
+        original = getattr(kernel, "do_shutdown", None)
+        if kernel is None or original is None or self._kernel_shutdown is not None:
+            return
+        session = self.session
+
+        def do_shutdown(restart: bool) -> Any:
+            session.shutdown()
+            return original(restart)
+
+        self._kernel_shutdown = original
+        kernel.do_shutdown = do_shutdown
 
 
 def load(ipython: Any) -> None:
     """Register the magics with a shell, with a session of their own; after each cell, run handles
     the notebook holds (``start_background`` from Python) join the session's board and notices.
-    ``%config DbxMagics`` shows their settings."""
+    ``%config DbxMagics`` shows their settings. The runs of this notebook that were going when its
+    kernel stopped are watched again (said in one line)."""
     magics = DbxMagics(ipython)
     ipython.register_magics(magics)
     ipython.configurables.append(magics)
     ipython.events.register("post_run_cell", magics.session.after_cell)
+    magics.follow_kernel_shutdown()
+    if reattach_enabled(magics.reattach) and magics.session.notebook:  # a kernel that knows its notebook
+        from .restart import reattach
+
+        line = reattach(magics.session)
+        if line:
+            print(magics.session.mask(line))
 
 
 def unload(ipython: Any) -> None:

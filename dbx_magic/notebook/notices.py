@@ -160,12 +160,16 @@ class Notices:
         where = "page" if self.page else "terminal"
         return f"Notices({where}, {len(self.sent)} sent)"
 
-    def show_channel(self) -> None:
-        """Display the channel (an invisible widget, with the link that asks for browser notifications)."""
+    def show_channel(self, lives: Any = None) -> None:
+        """Display the channel (an invisible widget, with the link that asks for browser notifications);
+        with ``lives`` (the session's), the output is emptied when the kernel stops, so a saved notebook
+        shows nothing there rather than a widget that cannot render."""
         if self.widget is not None:
-            from IPython.display import display
+            from .live import Live
 
-            display(self.widget)
+            live = Live(self.widget, str, on_stop=lambda: {"text/plain": ""})
+            if lives is not None:
+                lives.add(live)
 
     def announce(self, handle: RunHandle, names: list[str] | None = None) -> Notice:
         """Give the notice for this handle's end, on every channel there is."""

@@ -13,28 +13,26 @@ is raised, so a failed, timed-out or interrupted run is never lost.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..clock import SYSTEM, Clock
 from ..errors import DatabricksError, InvalidInput, RunInterrupted
+from .live import Lives
 
 if TYPE_CHECKING:
     from ..api.client import DatabricksClient
     from ..api.config import Config
     from ..api.ratelimit import RateLimiter
     from ..run.engine import RunHandle, Watcher
+    from ..run.journal import Journal
 
-__all__ = ["NotebookSession", "refuse_secrets"]
+__all__ = ["NotebookSession", "notebook_path", "reattach_enabled", "refuse_secrets"]
 
 T = TypeVar("T")
 
-# What a credential looks like, whatever it is called: a personal access token, a JWT (Entra ID and
-# Databricks OAuth tokens), an Authorization header's value.
-_PAT = re.compile(
-    r"\bdapi[0-9a-f]{32}(-\d+)?\b|\beyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]+|\bBearer\s+\S{16,}", re.IGNORECASE
-)
 # A flag naming a credential, and a password given as a parameter. A parameter merely *named* token
 # (a pagination or feature token, say) is a parameter like any other: refused only for a value that
 # looks like a credential (above) or is one this session knows.
@@ -48,10 +46,12 @@ WHERE_TOKENS_GO = (
 def refuse_secrets(texts: tuple[str | None, ...], known: set[str], *, flags: bool = True) -> None:
     """Raise InvalidInput when any text holds a token: a known one, one shaped like a PAT, or a
     ``--token`` flag (``flags``: magic lines and cells, not form values)."""
+    from ..run.journal import credentials
+
     for text in texts:
         if not text:
             continue
-        if (flags and _TOKEN_FLAG.search(text)) or _PAT.search(text) or any(k and k in text for k in known):
+        if (flags and _TOKEN_FLAG.search(text)) or credentials(text) or any(k and k in text for k in known):
             raise InvalidInput(f"Refused: {WHERE_TOKENS_GO}")
 
 
@@ -63,10 +63,16 @@ class NotebookSession:
         clock: The clock every client of the session runs on.
         threaded: The session's watcher polls on a thread of its own (the default); ``False``: it is
             stepped by whoever waits (what a fake clock needs).
+        notebook: The notebook this kernel runs (the path Jupyter or VS Code gives it), if known.
     """
 
     def __init__(
-        self, namespace: dict[str, Any] | None = None, *, clock: Clock = SYSTEM, threaded: bool = True
+        self,
+        namespace: dict[str, Any] | None = None,
+        *,
+        clock: Clock = SYSTEM,
+        threaded: bool = True,
+        notebook: str | None = None,
     ) -> None:
         self.namespace: dict[str, Any] = {} if namespace is None else namespace
         self.clock = clock
@@ -86,10 +92,25 @@ class NotebookSession:
         self._watchers: list[Watcher] = []
         self._own: dict[int, Watcher] = {}  # the watchers of clients on another clock, by client
         self._shut = False
+        self.lives = Lives()
+        """The displays still live: each becomes a record when the session shuts down."""
+        self.notebook = notebook
+        """The notebook this kernel runs, as its front end said (None: not known)."""
+        self._journal: Journal | None = None
 
     def __repr__(self) -> str:
         where = f"sandbox at {self.sandbox.url}" if self.sandbox is not None else "configured workspace"
         return f"NotebookSession({where}, {len(self._clients)} clients)"
+
+    @property
+    def journal(self) -> Journal:
+        """The run journal every client of this session writes to, its entries marked with the notebook
+        (opened on first use: ``%load_ext`` in a kernel that knows no notebook never reads it)."""
+        if self._journal is None:
+            from ..run.journal import Journal
+
+            self._journal = Journal(notebook=self.notebook, secrets=self.secrets, clock=self.clock.wall)
+        return self._journal
 
     @property
     def limiter(self) -> RateLimiter:
@@ -107,7 +128,7 @@ class NotebookSession:
         if self._watcher is None:
             from ..run.engine import Watcher
 
-            self._watcher = Watcher(self.clock, threaded=self.threaded)
+            self._watcher = Watcher(self.clock, threaded=self.threaded, journal=self.journal)
             self.watch_over(self._watcher)
             if self._watcher.threaded:  # the kernel going away names the runs that go on, in its last output
                 import atexit
@@ -125,7 +146,7 @@ class NotebookSession:
 
         watcher = self._own.get(id(client))
         if watcher is None:
-            watcher = self._own[id(client)] = Watcher(client.clock, threaded=False)
+            watcher = self._own[id(client)] = Watcher(client.clock, threaded=False, journal=self.journal)
         self.watch_over(watcher)
         return watcher
 
@@ -173,6 +194,7 @@ class NotebookSession:
         self._shut = True
         from ..run.engine import going_on
 
+        self.lives.stop()  # every display still live says watching stopped, and how to re-attach
         going = [h for w in self._watchers for h in w.shutdown()]
         # With no logging set up, Python's last-resort handler already put the log line in the
         # output (stderr); with logging set up, it went there, so the output gets it too.
@@ -196,15 +218,22 @@ class NotebookSession:
             self._clients[config] = client
         return self._clients[config]
 
-    def start_sandbox(self, speed: float = 1.0, **options: Any) -> Any:
+    def start_sandbox(self, speed: float = 1.0, *, fresh: bool = False, **options: Any) -> Any:
         """Start the embedded sandbox workspace and point this session's magics and forms at it.
 
-        ``options`` go to :class:`~dbx_magic.sandbox.Sandbox`; it runs on the session's clock unless
-        they say otherwise.
+        A sandbox already started here is kept, with its runs, and only its speed changes (for the runs
+        started from then on); ``fresh=True`` replaces it with a new one whose run ids go on after the
+        old one's. ``options`` go to :class:`~dbx_magic.sandbox.Sandbox`; it runs on the session's clock
+        unless they say otherwise.
         """
         from ..api.client import DatabricksClient
         from ..sandbox import Sandbox
 
+        if self.sandbox is not None and not fresh and not options:
+            self.sandbox.speed = speed
+            return self.sandbox
+        if self.sandbox is not None:
+            options.setdefault("first_run_id", self.sandbox.next_run_id)
         self.stop_sandbox()
         options.setdefault("clock", self.clock.monotonic)
         options.setdefault("epoch", self.clock.wall())
@@ -235,15 +264,20 @@ class NotebookSession:
         for secret in self.secrets:
             if secret:
                 text = text.replace(secret, "***")
-        return _PAT.sub("***", text)
+        from ..run.journal import hide_credentials
+
+        return hide_credentials(text)
 
     def refuse_secrets(self, *texts: str | None, flags: bool = True) -> None:
         """Raise InvalidInput when a text holds a token (see :func:`refuse_secrets`)."""
         refuse_secrets(texts, self.secrets, flags=flags)
 
     def publish(self, name: str, value: Any) -> None:
-        """Put ``value`` in the notebook's namespace under ``name``."""
+        """Put ``value`` in the notebook's namespace under ``name`` (a run's name goes in the journal)."""
         self.namespace[name] = value
+        run_id, host = getattr(value, "run_id", None), getattr(getattr(value, "client", None), "host", None)
+        if isinstance(run_id, int) and isinstance(host, str):
+            self.journal.named(host, run_id, name)
 
     def settle(self, out: str, call: Callable[[], T]) -> T:
         """Run ``call``; publish what it returns, or what its error carries, under ``out`` before
@@ -258,3 +292,17 @@ class NotebookSession:
             raise
         self.publish(out, value)
         return value
+
+
+def notebook_path(shell: Any) -> str | None:
+    """The notebook this kernel runs, as its front end tells the kernel: VS Code's
+    ``__vsc_ipynb_file__``, else Jupyter server's ``JPY_SESSION_NAME``; None when neither does."""
+    namespace = getattr(shell, "user_ns", None) or {}
+    found = namespace.get("__vsc_ipynb_file__") or os.environ.get("JPY_SESSION_NAME")
+    return str(found) if found else None
+
+
+def reattach_enabled(configured: bool) -> bool:
+    """Whether ``%load_ext`` re-attaches: ``DBX_MAGIC_REATTACH=0`` (or false, no, off) turns it off."""
+    flag = os.environ.get("DBX_MAGIC_REATTACH", "").strip().lower()
+    return configured and flag not in ("0", "false", "no", "off")

@@ -150,7 +150,10 @@ class Shown:
         its status line)."""
         self.withdrawn = True
         self.widget.layout.display = "none"
-        if self.place is not None:
+        live = getattr(self, "live", None)
+        if live is not None:  # shown as a live output: emptied for good (no record comes after)
+            live.settle({"text/plain": ""})
+        elif self.place is not None:
             self.place.update({"text/plain": ""}, raw=True)
 
 
@@ -243,6 +246,53 @@ class ProgressWidget(Shown):
             [self.header, row, self.bar, self.message, self.tasks, self.hint, self.results_out]
         )
         self.widget.add_class("dbx-progress")
+        self.live: Any = None
+        """The output it is shown in (:meth:`show`); None while it is only a widget."""
+        self._actions: Any = None
+
+    def show(self, lives: Any = None) -> ProgressWidget:
+        """Display it in the cell as a live output that gives way to a static record of the run's end
+        (Results and Repair, when offered, then come in an output under it); ``lives`` (the session's
+        :class:`~dbx_magic.notebook.live.Lives`) turns it into a "watching stopped" record when the
+        kernel stops first."""
+        from .live import STOPPED, Live, record
+
+        def stopped() -> dict[str, str]:
+            self._stop.set()
+            self._stopped, self.hint.value = STOPPED, ""  # "a notice comes when it ends" no longer holds
+            self._render()
+            shot = self.snapshot()
+            return record(
+                f'<div class="dbx-progress dbx-progress-snapshot">{shot.body}</div>', shot.text, STOPPED
+            )
+
+        self.live = Live(self.widget, self.plain, on_stop=stopped)
+        self.place = self.live.handle
+        self._actions = Live(None, str, on_stop=lambda: {"text/plain": ""})  # no dead button is left
+        if lives is not None:
+            lives.add(self.live)
+            lives.add(self._actions)
+        return self
+
+    def plain(self) -> str:
+        """The display's state as a sentence (its ``text/plain``)."""
+        return self.snapshot().text
+
+    def settle(self) -> None:
+        """The watching ended: the live output becomes the record of how it ended."""
+        if self.live is None or self.live.settled:
+            return
+        from .live import record
+
+        shot = self.snapshot()
+        self.live.settle(
+            record(f'<div class="dbx-progress dbx-progress-snapshot">{shot.body}</div>', shot.text)
+        )
+        offered = [b for b in (self.repair_button, self.results_button) if b.layout.display is None]
+        if offered:
+            actions = widgets.VBox([widgets.HBox(offered), self.results_out])
+            actions.add_class("dbx-progress-actions")
+            self._actions.show(actions)
 
     # -- on_update ------------------------------------------------------------------------------
     def __call__(self, result: RunResult) -> None:
@@ -251,7 +301,10 @@ class ProgressWidget(Shown):
         self._render()
         if result.finished:
             self.close()
-        elif self._ticker is None and self._tick is not None:
+            return
+        if self.live is not None:
+            self.live.refresh()
+        if self._ticker is None and self._tick is not None:
             self._ticker = threading.Thread(target=self._tick_loop, name="dbx-progress-tick", daemon=True)
             self._ticker.start()
 
@@ -273,6 +326,8 @@ class ProgressWidget(Shown):
             self._stopped = note
             self.hint.value = f"<small>{html.escape(note)}</small>"
             self._render()
+        if finished or note is not None:
+            self.settle()
 
     def snapshot(self) -> Snapshot:
         """The widget as it reads now, as static HTML (and a line of text): what a saved notebook
@@ -281,11 +336,12 @@ class ProgressWidget(Shown):
         view = self.view()
         body = "".join(
             (
-                f"<div>{self.header.value}</div>",
-                f"<div>{self.state.value} {self.elapsed.value}</div>",
-                f"<div>{self.message.value}</div>" if self.message.value else "",
+                f'<div class="dbx-progress-header">{self.header.value}</div>',
+                f'<div><span class="dbx-progress-state">{self.state.value}</span> '
+                f'<span class="dbx-progress-elapsed">{self.elapsed.value}</span></div>',
+                f'<div class="dbx-progress-message">{self.message.value}</div>' if self.message.value else "",
                 self.tasks.value,
-                f"<div>{self.hint.value}</div>" if self.hint.value else "",
+                f'<div class="dbx-progress-hint">{self.hint.value}</div>',
             )
         )
         return Snapshot(body, view.line if view is not None else html_to_text(self.header.value))
@@ -306,6 +362,7 @@ class ProgressWidget(Shown):
         self.bar.layout.display = "none"
         self.message.value = f"<small>{html.escape(reason)}</small>"
         self.hint.value = ""
+        self.settle()
 
     def _retire_cancel(self) -> None:
         self.cancel_button.disabled = True
@@ -460,16 +517,41 @@ class SweepWidget(Shown):
         self.hint = widgets.HTML(value=f"<small>{hint}</small>" if hint else "")
         self.widget = widgets.VBox([widgets.HBox([self.summary, self.cancel_button]), self.grid, self.hint])
         self.widget.add_class("dbx-sweep")
+        self.live: Any = None
+        self._rows: Any = ()
 
     def __call__(self, results: list[RunResult | None]) -> None:
         from .progress import describe_sweep
 
         view = describe_sweep(results, self._params, int(self._clock.wall() * 1000))
+        self._rows = view.rows
         self.summary.value = f"<b>{html.escape(view.line)}</b>"
         self.grid.value = _sweep_table(view.rows)
         if view.finished:
             self.cancel_button.layout.display = "none"
             self.hint.value = ""
+            if self.live is not None:
+                from .live import record
+
+                body = f'<div class="dbx-sweep-summary">{self.summary.value}</div>{self.grid.value}'
+                self.live.settle(record(f'<div class="dbx-sweep">{body}</div>', self.plain()))
+        elif self.live is not None:
+            self.live.refresh()
+
+    def show(self) -> SweepWidget:
+        """Display it in the cell as a live output that gives way to a static record at the sweep's end."""
+        from .live import Live
+
+        self.live = Live(self.widget, self.plain)
+        self.place = self.live.handle
+        return self
+
+    def plain(self) -> str:
+        """The sweep's state as a sentence, then one line a run (its ``text/plain``)."""
+        return html_to_text(self.summary.value) + "".join(
+            f"\n  #{row.index} {row.params}: {row.state}" + (f" (run {row.run_id})" if row.run_id else "")
+            for row in self._rows
+        )
 
     def _on_cancel(self) -> None:
         if self._cancel_all is None:

@@ -31,6 +31,7 @@ from ..errors import DatabricksError, InvalidInput, ResourceDoesNotExist, RunInt
 from . import stops
 from .cancel import CancelAnswer
 from .checks import check_timeout
+from .journal import Journal
 from .launch import Launch, Notice, adopt_or_launch
 from .models import RunResult
 from .polling import History, PollPolicy, history_from_runs
@@ -128,6 +129,7 @@ class RunHandle:
             clock=watcher.clock,
             include_history=include_history,
             earlier=earlier,
+            journal=watcher.journal,
         )
         run.on_update = self._fan_out
         return run
@@ -504,6 +506,8 @@ class Watcher:
             of its runs steps it (the way to run on a fake clock, where time moves only when slept on).
         give_up_after: Consecutive failed polls of a run before its watching stops (default: none;
             the policy's ``outage`` seconds bound how long a workspace that does not answer is ridden out).
+        journal: The run journal its runs are written to (default: the one in ``DBX_MAGIC_HOME`` or the
+            user data directory; a notebook session gives its own, which knows the notebook).
     """
 
     def __init__(
@@ -513,8 +517,10 @@ class Watcher:
         policy: PollPolicy | None = None,
         threaded: bool = True,
         give_up_after: int | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self.clock = clock or SYSTEM
+        self.journal = journal if journal is not None else Journal(clock=self.clock.wall)
         self.policy = policy
         self.threaded = threaded
         self.give_up_after = give_up_after
@@ -629,7 +635,7 @@ class Watcher:
         ``if_running="wait"``) and return its handle, watched (or, with ``watch=False``, only known:
         ``--no-wait``). ``info`` is the job's :class:`~dbx_magic.run.launch.JobInfo` when already read."""
         self.check_clock(client)
-        launched, adopted = adopt_or_launch(client, spec, info, on_notice=on_notice)
+        launched, adopted = adopt_or_launch(client, spec, info, on_notice=on_notice, journal=self.journal)
         try:
             if not watch:
                 handle = self.add(client, launched.run_id, launched=launched, source=source)

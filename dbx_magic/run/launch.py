@@ -41,6 +41,7 @@ from .checks import (
     task_keys,
 )
 from .declared import Declarations, declared_params
+from .journal import Journal
 from .models import RunResult
 from .params import normalise_params
 
@@ -332,10 +333,17 @@ def launch(
 
 
 def adopt_or_launch(
-    client: DatabricksClient, spec: Launch, info: JobInfo | None = None, *, on_notice: Notice | None = None
+    client: DatabricksClient,
+    spec: Launch,
+    info: JobInfo | None = None,
+    *,
+    on_notice: Notice | None = None,
+    journal: Journal | None = None,
 ) -> tuple[RunResult, bool]:
     """:func:`launch`, saying whether the run returned is one already going (``if_running="wait"``)
-    rather than a new one. What it does besides launching goes to ``on_notice`` (else the log)."""
+    rather than a new one. What it does besides launching goes to ``on_notice`` (else the log); the
+    launch is written to ``journal`` (default: the one in ``DBX_MAGIC_HOME`` or the user data directory)
+    before run-now is sent, and again when its answer comes."""
     try:
         if info is None:
             info = job_info(client, spec.job)
@@ -348,7 +356,7 @@ def adopt_or_launch(
                 return going, True
     except KeyboardInterrupt:
         raise RunInterrupted("Interrupted before the launch: no run was started.") from None
-    return _start(client, spec, info, warnings), False
+    return _start(client, spec, info, warnings, journal or Journal(clock=client.clock.wall)), False
 
 
 def _say(on_notice: Notice | None, text: str) -> None:
@@ -403,20 +411,29 @@ def _runs_going(
     return None
 
 
-def _start(client: DatabricksClient, spec: Launch, info: JobInfo, warnings: tuple[str, ...]) -> RunResult:
+def _start(
+    client: DatabricksClient, spec: Launch, info: JobInfo, warnings: tuple[str, ...], journal: Journal
+) -> RunResult:
     token = spec.idempotency_token
     values = spec.params
     notebook, jobp = ({}, values) if info.uses_job_parameters else (values, {})
     answer: Mapping[str, Any] | None = None
+    # Before the request: a launch whose answer never comes is still known, with its token.
+    journal.launching(client.host, job_id=info.job_id, job_name=info.name, token=token, params=values)
     try:
         answer = _run_now(client, info.job_id, token, notebook, jobp, spec.only, spec.performance_target)
         run_id = int(answer["run_id"])
+        journal.launched(client.host, token, run_id)
         if spec.token_given:
             _check_reuse(client, info, run_id, token, values)
     except KeyboardInterrupt:
         answer = None
     except PermissionDenied as exc:  # a job the credentials may view but not run: say which
         raise exc.refused(f"run job {info.job_id}", f"job {info.job_id} ({info.name!r})") from None
+    except DatabricksError as exc:
+        if exc.follow_up != MAY_HAVE_STARTED and answer is None:
+            journal.refused(client.host, token)  # refused: no run started
+        raise
     if answer is None:  # raised here, not in the except block: nothing of the request is chained
         raise RunInterrupted(
             f"Interrupted while launching job {info.job_id}.",

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..api.client import DatabricksClient
 from ..clock import Clock
@@ -24,6 +24,9 @@ from .checks import positive_id
 from .iterations import with_iterations
 from .models import RunResult, TaskResult, is_finished
 from .polling import History, PollPolicy
+
+if TYPE_CHECKING:
+    from .journal import Journal
 
 __all__ = ["OnUpdate", "WatchedRun", "fetch_outputs"]
 
@@ -46,6 +49,7 @@ class WatchedRun:
             (a repair's watch does).
         earlier: The run as an earlier round left it (a repair's watch): the outputs of the tasks
             the repair does not rerun are taken from it, not read again.
+        journal: The run journal its watching and its end are written to (None: none).
     """
 
     def __init__(
@@ -59,6 +63,7 @@ class WatchedRun:
         on_update: OnUpdate | None = None,
         include_history: bool = False,
         earlier: RunResult | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self.client = client
         self.earlier = earlier
@@ -79,6 +84,9 @@ class WatchedRun:
         self._retry_after: float | None = None
         self._queued = 0.0
         self._setup: float | None = None  # seconds from leaving the queue to RUNNING, once seen
+        self.journal = journal
+        if self.journal is not None and (launched is None or include_history):  # waited on, adopted, repaired
+            self.journal.watching(client.host, self.run_id, again=include_history)
 
     def __repr__(self) -> str:
         state = self.result.result_state or self.result.life_cycle_state or "starting"
@@ -140,6 +148,8 @@ class WatchedRun:
                 result = fetch_outputs(self.client, merged, known=self.earlier)
                 with self._lock:
                     self._result = result
+                if self.journal is not None:
+                    self.journal.ended(self.client.host, result)
             else:
                 result = self.result
         _notify(self.on_update, result)

@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import hmac
 import json
+import os
 import re
 import secrets
 import socket
@@ -27,6 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from dbx_magic.sandbox import api
 from dbx_magic.sandbox.samples import add_samples
+from dbx_magic.sandbox.store import Store
 from dbx_magic.sandbox.workspace import PhaseLike, Task, Workspace
 
 FAULT_KINDS = (
@@ -117,6 +119,9 @@ class Sandbox:
         epoch: the wall-clock time (epoch seconds) that ``clock()`` reads at construction, from which
             every ``start_time``/``end_time`` is computed; default ``time.time()`` (read once). With both
             ``clock`` and ``epoch`` given the sandbox never reads the real time.
+        data: a directory that keeps the token and the runs (see :mod:`dbx_magic.sandbox.store`): a
+            sandbox started again on it has every run, and run ids go on from there.
+        first_run_id: the first run id to give (a new sandbox that must not reuse an old one's ids).
     """
 
     def __init__(
@@ -127,10 +132,13 @@ class Sandbox:
         port: int = 0,
         samples: bool = True,
         epoch: float | None = None,
+        data: str | os.PathLike[str] | None = None,
+        first_run_id: int | None = None,
     ) -> None:
-        self.token = "dsbx-" + secrets.token_hex(16)
+        self.store = Store(data) if data is not None else None
+        self.token = self.store.token() if self.store else "dsbx-" + secrets.token_hex(16)
         self.clock = clock or time.monotonic
-        self.workspace = Workspace(self.clock, speed, epoch)
+        self.workspace = Workspace(self.clock, speed, epoch, first_run_id=first_run_id)
         self.lock = threading.Lock()
         self._logged = threading.Condition(self.lock)
         self._port = port
@@ -141,6 +149,26 @@ class Sandbox:
         self._stopping = threading.Event()
         if samples:
             add_samples(self.workspace)
+        if self.store is not None:
+            self.store.restore(self.workspace)
+
+    @property
+    def speed(self) -> float:
+        """Run durations are divided by it; setting it changes the runs started from then on."""
+        return self.workspace.speed
+
+    @speed.setter
+    def speed(self, value: float) -> None:
+        if not value > 0:
+            raise ValueError(f"speed must be positive, not {value!r}")
+        with self.lock:
+            self.workspace.speed = float(value)
+
+    @property
+    def next_run_id(self) -> int:
+        """The run id the next run (or task run, or repair) will get."""
+        with self.lock:
+            return self.workspace.next_run_id
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> Sandbox:
@@ -634,7 +662,7 @@ def _code(status: int) -> str:
 
 
 def serve(argv: list[str] | None = None) -> int:
-    """Run a sandbox in the foreground until Ctrl-C: ``python -m dbx_magic sandbox [--port N]``.
+    """Run a sandbox in the foreground until Ctrl-C: ``python -m dbx_magic sandbox [--port N] [--data DIR]``.
 
     Args:
         argv: the command-line arguments (default ``sys.argv[1:]``).
@@ -648,10 +676,13 @@ def serve(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
     parser.add_argument("--speed", type=float, default=1.0, help="run durations divided by this")
+    parser.add_argument(
+        "--data", metavar="DIR", help="keep the token and the runs in DIR (they outlive this)"
+    )
     args = parser.parse_args(argv)
     if not args.speed > 0:
         parser.error("--speed must be a positive number")
-    sandbox = Sandbox(speed=args.speed, port=args.port)
+    sandbox = Sandbox(speed=args.speed, port=args.port, data=args.data)
     try:
         sandbox.start()
     except OSError as exc:

@@ -295,6 +295,7 @@ class Repair:
     keys: list[str]
     idempotency_token: str | None = None
     cancelled: float | None = None
+    speed: float = 1.0
 
 
 @dataclass
@@ -317,6 +318,8 @@ class Run:
     cancelled: float | None = None
     skipped: str | None = None
     performance_target: str | None = None
+    speed: float = 1.0
+    """The workspace's speed when the run started: a later change of speed leaves its timeline alone."""
 
     @property
     def job_parameter_values(self) -> dict[str, str]:
@@ -368,9 +371,17 @@ class Workspace:
         clock: monotonic seconds.
         speed: all durations are divided by it.
         epoch: the wall-clock time (epoch seconds) that ``clock()`` reads now; default ``time.time()``.
+        first_run_id: the first run id given (default 1000).
     """
 
-    def __init__(self, clock: Callable[[], float], speed: float = 1.0, epoch: float | None = None) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        speed: float = 1.0,
+        epoch: float | None = None,
+        *,
+        first_run_id: int | None = None,
+    ) -> None:
         if not speed > 0:
             raise ValueError(f"speed must be positive, not {speed!r}")
         self.clock = clock
@@ -386,9 +397,58 @@ class Workspace:
         self.base_url = "http://127.0.0.1"
         """Where run pages are served (the HTTP layer sets it)."""
         self._job_ids = itertools.count(1)
-        self._run_ids = itertools.count(1000)
+        self._run_ids = itertools.count(1000 if first_run_id is None else first_run_id)
         self._timelines: dict[int, tuple[tuple[Any, ...], Timeline]] = {}
         self._iteration_ids = itertools.count(900_000_000)  # apart, so other run ids stay as they were
+        self.recorder: Callable[[dict[str, Any]], None] | None = None
+        """Called with each change a request made (a run started, cancelled, repaired) as a JSON-able
+        dict that :meth:`replay` takes back (``Sandbox(data=DIR)`` keeps them in DIR)."""
+
+    @property
+    def next_run_id(self) -> int:
+        """The id the next run, task run or repair will get (without taking it)."""
+        taken = next(self._run_ids)
+        self._run_ids = itertools.count(taken)
+        return taken
+
+    def _record(self, op: str, now: float, **fields: Any) -> None:
+        if self.recorder is not None:
+            self.recorder({"op": op, "at": now + self._offset, "speed": self.speed, **fields})
+
+    def replay(self, change: Mapping[str, Any]) -> None:
+        """Make again a change :attr:`recorder` was given, at the wall time and speed it was made."""
+        clock, speed, recorder = self.clock, self.speed, self.recorder
+        at = float(change["at"]) - self._offset
+        self.clock, self.speed, self.recorder = (lambda: at), float(change["speed"]), None
+        try:
+            self._replay(change)
+        finally:
+            self.clock, self.speed, self.recorder = clock, speed, recorder
+
+    def _replay(self, change: Mapping[str, Any]) -> None:
+        op = change["op"]
+        if op == "run_now":
+            self.run_now(
+                self.jobs[change["job_id"]],
+                notebook_params=change["notebook_params"],
+                job_parameters=change["job_parameters"],
+                overriding=change["overriding"],
+                idempotency_token=change["token"],
+                queue=change["queue"],
+                only=change["only"],
+                performance_target=change.get("performance_target"),
+            )
+        elif op == "cancel":
+            self.cancel(self.runs[change["run_id"]])
+        elif op == "repair":
+            self.repair(
+                self.runs[change["run_id"]],
+                change["keys"],
+                notebook_params=change["notebook_params"],
+                job_parameters=change["job_parameters"],
+                idempotency_token=change["token"],
+                performance_target=change.get("performance_target"),
+            )
 
     def epoch_ms(self, t: float) -> int:
         """Clock seconds as epoch milliseconds, as the API gives times."""
@@ -488,6 +548,19 @@ class Workspace:
             )
         elif len(others) < limit:
             run.admitted = now
+        self._record(
+            "run_now",
+            now,
+            job_id=job.job_id,
+            run_id=run.run_id,
+            notebook_params=run.notebook_params,
+            job_parameters=run.job_params,
+            overriding=run.overriding_parameters,
+            token=idempotency_token,
+            queue=queue,
+            only=list(only) if only is not None else None,
+            performance_target=performance_target,
+        )
         return run
 
     def cancel(self, run: Run) -> None:
@@ -499,6 +572,7 @@ class Workspace:
                 run.repairs[-1].cancelled = now
             elif run.cancelled is None:
                 run.cancelled = now
+            self._record("cancel", now, run_id=run.run_id)
         self.settle(now)
 
     def cancel_all(self, job: Job | None, *, queued_only: bool) -> list[Run]:
@@ -532,12 +606,22 @@ class Workspace:
     ) -> Repair:
         """Rerun these tasks of an ended run (checked by the caller) as a new round of attempts."""
         now = self.clock()
+        self._record(
+            "repair",
+            now,
+            run_id=run.run_id,
+            keys=list(keys),
+            notebook_params=dict(notebook_params or {}),
+            job_parameters=dict(job_parameters or {}),
+            token=idempotency_token,
+            performance_target=performance_target,
+        )
         run.performance_target = performance_target or run.performance_target
         run.notebook_params.update(notebook_params or {})
         run.job_params.update(job_parameters or {})
         if run.notebook_params:
             run.overriding_parameters["notebook_params"] = dict(run.notebook_params)
-        repair = Repair(next(self._run_ids), now, list(keys), idempotency_token)
+        repair = Repair(next(self._run_ids), now, list(keys), idempotency_token, speed=self.speed)
         number = len(run.repairs) + 1
         counts = {k: sum(a.key == k for a in run.attempts) for k in keys}
         for task in run.job.tasks:
@@ -575,6 +659,7 @@ class Workspace:
             notebook_params=notebook_params,
             job_params=job_params,
             trigger=trigger,
+            speed=self.speed,
         )
         for task in job.tasks:
             self._attempt(run, task, 0, 0, selected=only is None or task.key in only)
@@ -655,12 +740,12 @@ class Workspace:
             attempts = [a for a in run.attempts if a.round == number]
             prior = _latest_results(run, tasks, number)
             if run.job.script is not None:
-                segs = self._scripted(run.job.script, repair.at, 1.0)
+                segs = self._scripted(run.job.script, repair.at, 1.0 / repair.speed)
                 more = {a.run_id: list(segs) for a in attempts}
             else:
-                segs, more = self._laid_out(run, attempts, repair.at, 1.0 / self.speed, prior)
+                segs, more = self._laid_out(run, attempts, repair.at, 1.0 / repair.speed, prior)
             if repair.cancelled is not None:
-                segs, more = self._cut(segs, more, repair.cancelled)
+                segs, more = self._cut(segs, more, repair.cancelled, repair.speed)
             segments, rounds = segments + segs, [*rounds, segs]
             tasks.update(more)
         return Timeline(segments, tasks, rounds)
@@ -687,24 +772,24 @@ class Workspace:
         if run.admitted > run.created:
             head = [Segment(run.created, "QUEUED", queue_message(job))]
         if job.script is not None and not run.history:
-            body = self._scripted(job.script, run.admitted, run.scale)
+            body = self._scripted(job.script, run.admitted, run.scale / run.speed)
             segments, tasks = head + body, {i: head + body for i in ids}
         else:
             attempts = [a for a in run.attempts if a.round == 0]
-            segments, tasks = self._laid_out(run, attempts, run.admitted, run.scale / self.speed, {})
+            segments, tasks = self._laid_out(run, attempts, run.admitted, run.scale / run.speed, {})
             segments = head + segments
             tasks = {k: head + v for k, v in tasks.items()}
         if run.cancelled is not None:
-            segments, tasks = self._cut(segments, tasks, run.cancelled)
+            segments, tasks = self._cut(segments, tasks, run.cancelled, run.speed)
         return segments, tasks
 
     def _cut(
-        self, segments: list[Segment], tasks: dict[int, list[Segment]], at: float
+        self, segments: list[Segment], tasks: dict[int, list[Segment]], at: float, speed: float
     ) -> tuple[list[Segment], dict[int, list[Segment]]]:
-        delay = 0.5 / self.speed
+        delay = 0.5 / speed
         return _cancelled(segments, at, delay), {k: _cancelled(v, at, delay) for k, v in tasks.items()}
 
-    def _scripted(self, phases: list[Phase], start: float, scale: float) -> list[Segment]:
+    def _scripted(self, phases: list[Phase], start: float, k: float) -> list[Segment]:
         segments, t = [], start
         for i, phase in enumerate(phases):
             final = phase.duration is None or i == len(phases) - 1
@@ -717,7 +802,7 @@ class Workspace:
             )
             if final:
                 break
-            t += (phase.duration or 0.0) * scale / self.speed
+            t += (phase.duration or 0.0) * k
         return segments
 
     def _laid_out(
@@ -797,7 +882,8 @@ class Workspace:
         running = [s.start for s in segs if s.state == "RUNNING"]
         if running and attempt.selected:
             stopped = min((s.start for s in segs if s.state in ("TERMINATING", "TERMINATED")), default=now)
-            k = run.scale / self.speed if attempt.round == 0 else 1.0 / self.speed
+            speed = run.speed if attempt.round == 0 else run.repairs[attempt.round - 1].speed
+            k = (run.scale if attempt.round == 0 else 1.0) / speed
             _count_iterations(stats, task, attempt, running[0], task.duration * k, min(now, stopped))
         out = {f"{name}_iterations": value for name, value in stats.items()}
         out["total_iterations"] = total
