@@ -52,8 +52,11 @@ def test_a_run_that_ended_during_an_outage_is_seen_ended_by_the_first_answer_aft
     sb, handle = _running(make_sandbox, clock, duration=200)
     sb.clear_requests()
     sb.inject("jobs/runs/get", "status", count=80, status=503)
+    sb.inject("jobs/runs/get-output", "status", count=1, status=503)  # still shaky when the end is seen
     result = handle.wait(raise_on_failure=False)
     assert result.ok and result.trouble == ""
+    outputs = [r for r in sb.requests if r.path.endswith("runs/get-output")]
+    assert [r.fault for r in outputs] == ["status", None] and not result.warnings  # retried, not lost
     polls = [r for r in sb.requests if r.path.endswith("runs/get")]
     answered = [r for r in polls if r.fault is None]
     last_fault = max(r.timestamp for r in polls if r.fault)

@@ -316,8 +316,11 @@ def _read_outputs(client: DatabricksClient, run_ids: list[int]) -> dict[int, Any
             return exc
 
     deadline = client.deadline
-    if len(run_ids) <= 1:
-        return {run_id: read(run_id) for run_id in run_ids}
+    if not run_ids:
+        return {}
+    # on threads of their own even for one task: a poll made while the workspace was not answering
+    # sends one attempt a request (the watcher backs off itself), but an output read gets the client's
+    # retries (and only the deadline is passed on)
     with ThreadPoolExecutor(min(_OUTPUT_READERS, len(run_ids)), thread_name_prefix="dbx-outputs") as pool:
         return dict(zip(run_ids, pool.map(read, run_ids), strict=True))
 
