@@ -343,7 +343,10 @@ def test_a_no_wait_run_watched_from_the_board_fills_its_name(ip, sandbox, sessio
     handle.resume()
     until(lambda: isinstance(ip.user_ns["later_nw"], RunResult) and ip.user_ns["later_nw"].finished)
     assert ip.user_ns["later_nw"].ok
-    assert any(n.run_id == launched.run_id for n in session.notices.sent)
+    # the name is filled, then the end announced, on the watcher's thread: wait for that too (bounded)
+    until(
+        lambda: session.notices is not None and any(n.run_id == launched.run_id for n in session.notices.sent)
+    )
 
 
 def test_wait_on_a_finished_result_reads_nothing_and_keeps_it(ip, sandbox, session):
@@ -366,6 +369,10 @@ def test_every_name_holding_the_run_gets_its_end(ip, sandbox, session):
     handle.cancel()
     until(lambda: isinstance(ip.user_ns["second_name"], RunResult))
     assert ip.user_ns["first_name"] == "reassigned"
+    # the names are filled, then the end announced, on the watcher's thread: wait for that too (bounded)
+    until(
+        lambda: session.notices is not None and any(n.run_id == handle.run_id for n in session.notices.sent)
+    )
     notice = next(n for n in session.notices.sent if n.run_id == handle.run_id)
     assert "`second_name`" in notice.body and "first_name" not in notice.body
 
