@@ -40,6 +40,22 @@ pytestmark = pytest.mark.browser
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
 STEP_MS = 30_000  # one step (a cell, a state change) gets this long: generous, yet well under a minute
+
+
+def save(page: Page) -> None:
+    """Save the notebook as Ctrl+S does, with the notebook focused; again if a keypress was lost while
+    the page was busy (seen under load), until JupyterLab no longer marks it dirty (bounded)."""
+    for attempt in range(3):
+        page.locator(".jp-NotebookPanel-toolbar").first.click()  # the notebook has the focus
+        page.keyboard.press("Control+s")
+        try:
+            expect(page.locator(".jp-mod-dirty")).to_have_count(0, timeout=STEP_MS // 3)
+            return
+        except AssertionError:
+            if attempt == 2:
+                raise
+
+
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -596,8 +612,7 @@ def test_a_saved_notebook_reopened_shows_each_runs_final_state(lab: Lab, open_no
     expect(done.locator(".dbx-progress .dbx-state-badge")).to_have_text("SUCCESS", timeout=STEP_MS)
     expect(done.locator(".dbx-progress-snapshot")).to_be_visible()  # at its end, the record: one display
     expect(done.locator(".widget-box.dbx-progress")).to_have_count(0)  # and no widget
-    page.keyboard.press("Control+s")
-    expect(page.locator(".jp-mod-dirty")).to_have_count(0, timeout=STEP_MS)
+    save(page)
     for kernel in lab.api("GET", "/api/kernels") or []:
         lab.api("DELETE", f"/api/kernels/{kernel['id']}")
     page.goto(f"{lab.url}/lab/tree/{name}?reset&token={lab.token}")

@@ -25,6 +25,7 @@ from .test_browser import (  # noqa: F401 - fixtures used by name
     lab,
     run_cell,
     run_setup,
+    save,
     screenshot,
     start_cell,
     wait_idle,
@@ -142,8 +143,7 @@ def test_background_run_board_cancel_and_a_notice_once(page: Page, lab: Lab) -> 
     expect(printed.locator(".jp-Cell-outputArea")).to_contain_text("NS: RunResult CANCELED RunResult SUCCESS")
 
     # Saved and reopened: the widgets come back from the kernel, the notices do not fire again.
-    page.keyboard.press("Control+s")
-    expect(page.locator(".jp-mod-dirty")).to_have_count(0, timeout=STEP_MS)
+    save(page)
     page.reload()
     expect(cell(page, len(cells) - 1)).to_be_visible(timeout=STEP_MS)  # (Shift+Enter on the last added one)
     wait_idle(page)

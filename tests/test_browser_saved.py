@@ -26,6 +26,7 @@ from .test_browser import (  # noqa: F401 - fixtures used by name
     open_notebook,
     run_cell,
     run_setup,
+    save,
     screenshot,
     wait_idle,
 )
@@ -68,8 +69,7 @@ def test_a_saved_notebook_reopened_without_its_kernel_tells_the_truth(
     for kernel in lab.api("GET", "/api/kernels") or []:
         lab.api("DELETE", f"/api/kernels/{kernel['id']}")  # as Kernel > Shut Down Kernel does
     expect(cell(page, 4).locator(".jp-Cell-outputArea")).to_contain_text("Watching stopped", timeout=STEP_MS)
-    page.keyboard.press("Control+s")
-    expect(page.locator(".jp-mod-dirty")).to_have_count(0, timeout=STEP_MS)
+    save(page)
 
     page.goto(f"{lab.url}/lab/tree/{name}?reset&token={lab.token}")
     expect(cell(page, len(CELLS) - 1)).to_be_visible(timeout=STEP_MS)  # (Shift+Enter added one more)
