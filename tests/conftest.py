@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -145,6 +146,14 @@ def ipc_kernel(tmp: Path) -> Any:
     from jupyter_client.manager import KernelManager
 
     return KernelManager(kernel_name="python3", transport="ipc", ip=str(tmp / "kernel"))
+
+
+def until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Wait, bounded, for a condition another thread makes true (the watcher's, a worker's)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        threading.Event().wait(0.02)
 
 
 def interrupt_main() -> None:

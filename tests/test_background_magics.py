@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,7 +15,7 @@ from dbx_magic import RunFailed, RunHandle, RunInterrupted, RunResult, WaitTimeo
 from dbx_magic.notebook.form import RunForm
 from dbx_magic.sandbox import Task
 
-from .conftest import interrupt_main, main_thread_waits
+from .conftest import interrupt_main, main_thread_waits, until
 
 
 @pytest.fixture(scope="module")
@@ -48,14 +47,6 @@ def session(ip: InteractiveShell) -> Any:
 
 def run(ip: InteractiveShell, code: str) -> Any:
     return ip.run_cell(code, store_history=False)
-
-
-def until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
-    """Wait for a condition (bounded): the watcher's thread makes it true."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 def test_background_returns_at_once_and_the_name_gets_the_final_result(ip, sandbox, capsys):

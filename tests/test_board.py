@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import html
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,6 +15,8 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from dbx_magic.notebook.board import RunBoard, cut_words
 from dbx_magic.sandbox import Task
+
+from .conftest import until
 
 LONG = (
     "the input table main.sales.transactions holds 3 rows whose amount is negative, which the report "
@@ -48,14 +49,6 @@ def session(ip: InteractiveShell) -> Any:
 
 def run(ip: InteractiveShell, code: str) -> Any:
     return ip.run_cell(code, store_history=False)
-
-
-def until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
-    """Wait for a condition (bounded): the watcher's thread makes it true."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 def walk(widget: Any) -> Iterator[Any]:

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import ast
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,8 @@ from dbx_magic.notebook.session import NotebookSession
 from dbx_magic.run.launch import Launch, job_info
 from dbx_magic.sandbox.workspace import Task
 from dbx_magic.testing import ManualClock, stepped_watcher
+
+from .conftest import until
 
 PACKAGE = Path(dbx_magic.__file__).resolve().parent
 
@@ -247,11 +248,3 @@ def find(widget: Any, css: str) -> Any:
     (found,) = all_with(widget, css)[:1] or [None]
     assert found is not None, f"no .{css}"
     return found
-
-
-def until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
-    """Wait (bounded) for a worker thread to make the condition true."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        threading.Event().wait(0.01)

@@ -19,14 +19,9 @@ from dbx_magic import RunHandle, RunResult
 from dbx_magic.notebook.magics import load, unload
 from dbx_magic.run.journal import Journal
 
+from .conftest import until
+
 NOTEBOOK = "/work/notebooks/report.ipynb"
-
-
-def until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 @pytest.fixture
