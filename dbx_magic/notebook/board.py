@@ -210,19 +210,9 @@ def text_board(handles: list[RunHandle], now_wall: float, mask: Callable[[str], 
 def run_parameters(result: RunResult) -> dict[str, str]:
     """The parameters a run ran with: what the workspace says (every job parameter with its value, or
     the notebook parameters sent), with what this session sent over them."""
-    run = result.run or {}
-    ran: dict[str, str] = {}
-    job_params = run.get("job_parameters")
-    if isinstance(job_params, list):
-        ran = {
-            str(p["name"]): str(p.get("value", p.get("default", "")))
-            for p in job_params
-            if isinstance(p, dict) and "name" in p
-        }
-    overriding = (run.get("overriding_parameters") or {}).get("notebook_params")
-    if isinstance(overriding, dict):
-        ran.update({str(k): str(v) for k, v in overriding.items()})
-    return {**ran, **result.parameters}
+    from ..run.polling import run_parameters as ran_with
+
+    return {**ran_with(result.run or {}), **result.parameters}
 
 
 def _badge(state: str, colour: str) -> str:
