@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import subprocess
 import sys
 import textwrap
@@ -95,15 +96,22 @@ def test_the_rules_see_a_violation(tmp_path: Path, where: str, code: str, found:
 SHARED_INSTANCES = {"SYSTEM", "PYTHON", "NOTEBOOK", "CLI"}
 
 
+@functools.cache
+def our_classes() -> frozenset[str]:
+    """Every class defined at the top of a module of ours (parsed once, not once per module tested)."""
+    return frozenset(
+        n.name for module in MODULES for n in ast.parse(module.read_text()).body if isinstance(n, ast.ClassDef)
+    )
+
+
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_no_module_level_mutable_state(path: Path) -> None:
     """No module-level variable bound to a list, dict or set, and no module-level instance of a class
     of ours (a shared limiter, a current client): what is shared belongs to an object handed over.
     UPPER_CASE tables are constants by convention (never mutated)."""
-    ours = {n.name for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ClassDef)}
-    for module in MODULES:
-        ours |= {n.name for n in ast.parse(module.read_text()).body if isinstance(n, ast.ClassDef)}
-    for node in ast.parse(path.read_text()).body:
+    tree = ast.parse(path.read_text())
+    ours = our_classes() | {n.name for n in ast.walk(tree) if isinstance(n, ast.ClassDef)}
+    for node in tree.body:
         if not isinstance(node, ast.Assign | ast.AnnAssign) or node.value is None:
             continue
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
