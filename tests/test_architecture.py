@@ -100,7 +100,10 @@ SHARED_INSTANCES = {"SYSTEM", "PYTHON", "NOTEBOOK", "CLI"}
 def our_classes() -> frozenset[str]:
     """Every class defined at the top of a module of ours (parsed once, not once per module tested)."""
     return frozenset(
-        n.name for module in MODULES for n in ast.parse(module.read_text()).body if isinstance(n, ast.ClassDef)
+        n.name
+        for module in MODULES
+        for n in ast.parse(module.read_text()).body
+        if isinstance(n, ast.ClassDef)
     )
 
 

@@ -46,6 +46,8 @@ from dbx_magic.run.engine import active_runs
 from dbx_magic.sandbox import Sandbox, Task
 from dbx_magic.testing import ManualClock
 
+from .conftest import BRISK
+
 ROOT = Path(__file__).resolve().parent.parent
 UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # every C0/C1 control but \n and \t
 
@@ -181,7 +183,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         for key, value in env.items():
             mp.setenv(key, value)
         mp.delenv("DATABRICKS_CONFIG_PROFILE", raising=False)
-        session = NotebookSession({})
+        session = NotebookSession({}, policy=BRISK)
         try:
             yield World(sandbox, proxy, session, env, tmp)
         finally:
@@ -342,7 +344,7 @@ def test_the_command_line_prints_no_control_sequence(world: World, case: int, co
     if command == "run":
         argv = ["run", "says-hostile", "-p", f"case={case}"]
     else:
-        failed = run_job_and_wait(world.session.client(), "says-hostile", {"case": str(case)})
+        failed = run_job_and_wait(world.session.client(), "says-hostile", {"case": str(case)}, policy=BRISK)
         argv = ["wait", str(failed.run_id)]
     env = {**os.environ, **world.env, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
@@ -457,7 +459,7 @@ def test_pages_that_go_round_end_the_reading(what: str, tokens: list[Any], endpo
 
 @pytest.fixture(scope="module")
 def finished(world: World) -> RunResult:
-    return run_job_and_wait(world.session.client(), "daily-sales-report")
+    return run_job_and_wait(world.session.client(), "daily-sales-report", policy=BRISK)
 
 
 RAW = [
@@ -517,7 +519,7 @@ EXPORTS = [
 def test_an_export_frames_every_page_the_same_way(
     world: World, what: str, job: str, task: str | None, frames: int
 ) -> None:
-    result = run_job_and_wait(world.session.client(), job)
+    result = run_job_and_wait(world.session.client(), job, policy=BRISK)
     text = result.export(world.tmp / f"{job}-{task}.html", task=task).read_text(encoding="utf-8")
     assert text.count('<iframe class="dbx-export-frame" sandbox="allow-scripts"') == frames
     outside = re.sub(r'srcdoc="[^"]*"', "", text)
@@ -569,7 +571,7 @@ def test_a_quoted_number_runs_the_job_of_that_name(world: World) -> None:
 
     named = world.sandbox.add_job("123", duration=1)
     shell = InteractiveShell.instance()
-    shell.register_magics(DbxMagics(shell, NotebookSession(shell.user_ns)))
+    shell.register_magics(DbxMagics(shell, NotebookSession(shell.user_ns, policy=BRISK)))
     try:
         for line in ('%dbx_run "123" --out by_name', "%dbx_run '123' --out by_name"):
             res = shell.run_cell(line, store_history=False)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ..api.ratelimit import RateLimiter
     from ..run.engine import RunHandle, Watcher
     from ..run.journal import Journal
+    from ..run.polling import PollPolicy
 
 __all__ = ["NotebookSession", "notebook_path", "reattach_enabled", "refuse_secrets"]
 
@@ -64,6 +65,7 @@ class NotebookSession:
         threaded: The session's watcher polls on a thread of its own (the default); ``False``: it is
             stepped by whoever waits (what a fake clock needs).
         notebook: The notebook this kernel runs (the path Jupyter or VS Code gives it), if known.
+        policy: When the session's watcher polls (default: ``PollPolicy()``).
     """
 
     def __init__(
@@ -73,7 +75,9 @@ class NotebookSession:
         clock: Clock = SYSTEM,
         threaded: bool = True,
         notebook: str | None = None,
+        policy: PollPolicy | None = None,
     ) -> None:
+        self.policy = policy
         self.namespace: dict[str, Any] = {} if namespace is None else namespace
         self.clock = clock
         self.threaded = threaded
@@ -128,7 +132,9 @@ class NotebookSession:
         if self._watcher is None:
             from ..run.engine import Watcher
 
-            self._watcher = Watcher(self.clock, threaded=self.threaded, journal=self.journal)
+            self._watcher = Watcher(
+                self.clock, policy=self.policy, threaded=self.threaded, journal=self.journal
+            )
             self.watch_over(self._watcher)
             if self._watcher.threaded:  # the kernel going away names the runs that go on, in its last output
                 import atexit
@@ -146,7 +152,9 @@ class NotebookSession:
 
         watcher = self._own.get(id(client))
         if watcher is None:
-            watcher = self._own[id(client)] = Watcher(client.clock, threaded=False, journal=self.journal)
+            watcher = self._own[id(client)] = Watcher(
+                client.clock, policy=self.policy, threaded=False, journal=self.journal
+            )
         self.watch_over(watcher)
         return watcher
 
