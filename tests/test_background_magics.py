@@ -15,13 +15,14 @@ from dbx_magic import RunFailed, RunHandle, RunInterrupted, RunResult, WaitTimeo
 from dbx_magic.notebook.form import RunForm
 from dbx_magic.sandbox import Task
 
-from .conftest import interrupt_main, main_thread_waits, until
+from .conftest import BRISK, interrupt_main, main_thread_waits, until
 
 
 @pytest.fixture(scope="module")
 def ip() -> Iterator[InteractiveShell]:
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "dbx_magic")
+    shell.magics_manager.registry["DbxMagics"].session.policy = BRISK  # before its watcher is made
     shell.run_line_magic("dbx_sandbox", "--speed 20")
     yield shell
     shell.run_line_magic("unload_ext", "dbx_magic")
@@ -254,7 +255,7 @@ def test_python_runs_with_a_client_of_their_own_join_the_board_and_are_announced
 def test_a_session_shutting_down_names_the_runs_that_go_on(capsys, caplog):
     from dbx_magic.notebook.session import NotebookSession
 
-    session = NotebookSession({})
+    session = NotebookSession({}, policy=BRISK)
     sb = session.start_sandbox(speed=50)
     try:
         sb.add_job("slow-job", duration=600)
@@ -280,7 +281,7 @@ def test_active_after_a_restart_says_how_to_name_a_job_and_then_finds_its_runs(c
     from dbx_magic.notebook.background import runs_cell
     from dbx_magic.notebook.session import NotebookSession
 
-    before = NotebookSession({})  # the kernel before the restart
+    before = NotebookSession({}, policy=BRISK)  # the kernel before the restart
     sb = before.start_sandbox(speed=50)
     try:
         sb.add_job("slow-job", duration=600)
@@ -289,7 +290,7 @@ def test_active_after_a_restart_says_how_to_name_a_job_and_then_finds_its_runs(c
         capsys.readouterr()
         monkeypatch.setenv("DATABRICKS_HOST", sb.url)  # the same workspace, as configured
         monkeypatch.setenv("DATABRICKS_TOKEN", sb.token)
-        after = NotebookSession({})
+        after = NotebookSession({}, policy=BRISK)
         sb.clear_requests()
         runs_cell(after, None, argparse.Namespace(active=True, job=None, profile=None))
         shown = capsys.readouterr().out
@@ -371,7 +372,7 @@ def test_every_name_holding_the_run_gets_its_end(ip, sandbox, session):
 def test_runs_of_a_stopped_sandbox_leave_the_board_and_a_wait_says_why():
     from dbx_magic.notebook.session import NotebookSession
 
-    session = NotebookSession({})
+    session = NotebookSession({}, policy=BRISK)
     first = session.start_sandbox(speed=50)
     first.add_job("slow-job", duration=600)
     handle = start_background(session.client(), "slow-job", watcher=session.watcher)
@@ -395,7 +396,7 @@ def test_a_credential_quoted_by_a_failing_run_is_masked_on_the_board_and_in_the_
     def leaks(_params: Any) -> str:
         raise ValueError(f"could not connect with {planted}")
 
-    session = NotebookSession({})
+    session = NotebookSession({}, policy=BRISK)
     sb = session.start_sandbox(speed=50)
     try:
         sb.add_job("leaky", tasks=[Task("main", "/Shared/leaky", duration=1, notebook=leaks)])
