@@ -636,21 +636,27 @@ def _model(history: History) -> _Model:
 
 
 def _expected_polls(
-    model: _Model, slices: Sequence[tuple[float, float, float, float]], policy: PollPolicy, price: float
+    model: _Model,
+    slices: Sequence[tuple[float, float, float, float]],
+    tops: Sequence[float],
+    floor: float,
+    price: float,
 ) -> float:
     """Polls a run costs on average under the local rule ``sleep = sqrt(2 price / hazard)``.
 
-    The runs that overrun (``_OVERRUN_WEIGHT`` of them) pay for every poll of the window that is
-    denser than the ceiling, not only for those before their end: counted here, they keep a budget
-    from buying dense polling late in the window, where few runs that end in it are left.
+    ``tops`` holds the policy's ceiling for each slice (they do not depend on the price, so the
+    bisection over prices reads them, not computes them again). The runs that overrun
+    (``_OVERRUN_WEIGHT`` of them) pay for every poll of the window that is denser than the ceiling, not
+    only for those before their end: counted here, they keep a budget from buying dense polling late in
+    the window, where few runs that end in it are left.
     """
     total = 0.0
-    for start, length, alive, hazard in slices:
-        top = policy.ceiling(start * 1.1)
-        step = top if hazard <= 0 else min(top, max(policy.floor, math.sqrt(2.0 * price / hazard)))
+    overrun = _OVERRUN_WEIGHT * model.total
+    for (start, length, alive, hazard), top in zip(slices, tops, strict=True):
+        step = top if hazard <= 0 else min(top, max(floor, math.sqrt(2.0 * price / hazard)))
         total += alive * length / step
         if start < model.dense_edge:
-            total += _OVERRUN_WEIGHT * model.total * length * (1.0 / step - 1.0 / top)
+            total += overrun * length * (1.0 / step - 1.0 / top)
     return total
 
 
@@ -670,10 +676,11 @@ def _calibrated(history: History, pace: float, cap: float, floor: float) -> tupl
     reference = max(length / pace + 1.5, _sdk_polls(length) * _SDK_PACE / pace)  # SDK's ramp included
     budget = max(_MIN_POLLS, share * reference - 1.5)
     slices = model.slices()
+    tops = [policy.ceiling(start * 1.1) for start, _, _, _ in slices]
     lo, hi = 1e-8, 1e4
     for _ in range(60):  # bisection on a log scale for the price that spends the budget
         mid = math.sqrt(lo * hi)
-        if _expected_polls(model, slices, policy, mid) > budget * total:
+        if _expected_polls(model, slices, tops, policy.floor, mid) > budget * total:
             lo = mid
         else:
             hi = mid
