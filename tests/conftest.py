@@ -17,17 +17,17 @@ from typing import Any
 import pytest
 import responses
 
-# jsonschema (under nbformat and nbclient) imports its optional IRI checker, rfc3987_syntax, whenever it
-# is installed (the browser extra's jupyter-events brings it), and that module builds 38 grammars at
-# import: about 3 s of CPU in every xdist worker. No schema the suite validates has an IRI format, so
-# the workers go without that one checker (jsonschema skips it when the import fails).
-sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[assignment]
-
 from dbx_magic import DatabricksClient
 from dbx_magic.api.client import RetryPolicy
 from dbx_magic.run.polling import PollPolicy
 from dbx_magic.sandbox import Sandbox
 from dbx_magic.testing import ManualClock
+
+# jsonschema (under nbformat and nbclient) imports its optional IRI checker, rfc3987_syntax, whenever it
+# is installed (the browser extra's jupyter-events brings it), and that module builds 38 grammars at
+# import: about 3 s of CPU in every xdist worker. No schema the suite validates has an IRI format, so
+# the workers go without that one checker (jsonschema skips it when the import fails).
+sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[assignment]
 
 # For tests on the real clock against a fast sandbox, where what is tested is not the pace of polling:
 # the first poll 0.07 s after a launch instead of 1.5 s, none more than 0.5 s apart (the pace itself is
