@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from databricks.sdk.service.jobs import QueueDetailsCodeCode, TerminationCodeCode
 
 from dbx_magic import RunFailed, RunResult, run_job_and_wait
 from dbx_magic.notebook.progress import describe
@@ -15,6 +14,8 @@ from dbx_magic.run.polling import History
 
 
 def test_every_documented_code_has_a_sentence() -> None:
+    from databricks.sdk.service.jobs import QueueDetailsCodeCode, TerminationCodeCode  # a second to import
+
     assert {c.value for c in TerminationCodeCode} - {"SUCCESS"} <= set(TERMINATIONS)
     assert {c.value for c in QueueDetailsCodeCode} <= set(QUEUE_REASONS)
     assert all(code not in words for code, words in TERMINATIONS.items())  # never the bare code

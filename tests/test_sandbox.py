@@ -17,8 +17,6 @@ from typing import Any
 
 import pytest
 import requests
-from databricks.sdk import WorkspaceClient
-from databricks.sdk.errors import InvalidParameterValue, PermissionDenied, ResourceDoesNotExist
 
 from dbx_magic.sandbox import Phase, Sandbox, Task, serve
 
@@ -106,6 +104,8 @@ def fast() -> Iterator[Sandbox]:
 
 
 def test_sdk_lists_and_gets_jobs(fast: Sandbox) -> None:
+    from databricks.sdk import WorkspaceClient  # imported here: a second of CPU in every worker otherwise
+
     w = WorkspaceClient(host=fast.url, token=fast.token)
     assert {job.settings.name for job in w.jobs.list()} == SAMPLES
     assert [job.job_id for job in w.jobs.list(name="ETL-Pipeline")] == [fast.job_id("etl-pipeline")]
@@ -117,6 +117,8 @@ def test_sdk_lists_and_gets_jobs(fast: Sandbox) -> None:
 
 
 def test_sdk_run_now_waits_for_success_and_reads_output(fast: Sandbox) -> None:
+    from databricks.sdk import WorkspaceClient
+
     w = WorkspaceClient(host=fast.url, token=fast.token)
     waiter = w.jobs.run_now(job_id=fast.job_id("daily-sales-report"), notebook_params={"date": "2025-03-01"})
     run = waiter.result(timeout=timedelta(seconds=20))
@@ -130,6 +132,9 @@ def test_sdk_run_now_waits_for_success_and_reads_output(fast: Sandbox) -> None:
 
 
 def test_sdk_errors(fast: Sandbox) -> None:
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.errors import InvalidParameterValue, PermissionDenied, ResourceDoesNotExist
+
     w = WorkspaceClient(host=fast.url, token=fast.token)
     with pytest.raises(ResourceDoesNotExist, match="Job 987654 does not exist"):
         w.jobs.get(987654)

@@ -8,14 +8,15 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import pytest
-from databricks.sdk import WorkspaceClient
-from databricks.sdk.errors import OperationFailed, PermissionDenied
-from databricks.sdk.service.jobs import PerformanceTarget, RunResultState
 
 from dbx_magic.sandbox import Sandbox
 from tests.test_sandbox import Api, FakeClock, error
+
+if TYPE_CHECKING:  # databricks-sdk is imported in the tests that use it: the import costs a second of
+    from databricks.sdk import WorkspaceClient  # CPU in every xdist worker that collects this module
 
 WAIT = timedelta(seconds=60)
 
@@ -166,11 +167,15 @@ def test_a_job_the_token_may_only_view(api: Api, clock: FakeClock) -> None:
 
 @pytest.fixture
 def w(sb: Sandbox, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> WorkspaceClient:
+    from databricks.sdk import WorkspaceClient
+
     monkeypatch.setattr(time, "sleep", clock.advance)  # the SDK's waits move the fake clock
     return WorkspaceClient(host=sb.url, token=sb.token)
 
 
 def test_sdk_get_run_with_iterations_and_resolved_values(w: WorkspaceClient, sb: Sandbox) -> None:
+    from databricks.sdk.service.jobs import RunResultState
+
     run = w.jobs.run_now(job_id=sb.job_id("store-forecast"), job_parameters={"horizon_days": "56"}).result(
         timeout=WAIT
     )
@@ -187,6 +192,8 @@ def test_sdk_get_run_with_iterations_and_resolved_values(w: WorkspaceClient, sb:
 
 
 def test_sdk_repair_run_with_a_performance_target(w: WorkspaceClient, sb: Sandbox) -> None:
+    from databricks.sdk.service.jobs import PerformanceTarget, RunResultState
+
     failed = w.jobs.run_now(
         job_id=sb.job_id("store-forecast"),
         job_parameters={"horizon_days": "56"},
@@ -204,6 +211,8 @@ def test_sdk_repair_run_with_a_performance_target(w: WorkspaceClient, sb: Sandbo
 
 
 def test_sdk_sees_the_cluster_failure_the_cancel_and_the_refusal(w: WorkspaceClient, sb: Sandbox) -> None:
+    from databricks.sdk.errors import OperationFailed, PermissionDenied
+
     with pytest.raises(
         OperationFailed, match="AllocationFailed"
     ):  # the SDK's waiter raises on INTERNAL_ERROR

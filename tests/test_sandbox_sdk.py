@@ -6,15 +6,15 @@ import base64
 import time
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import pytest
-from databricks.sdk import WorkspaceClient
-from databricks.sdk.errors import InvalidParameterValue, InvalidState, NotFound, PermissionDenied
-from databricks.sdk.service.jobs import RunResultState, ViewsToExport
-from databricks.sdk.service.workspace import ExportFormat
 
 from dbx_magic.sandbox import Sandbox
 from tests.test_sandbox import FakeClock
+
+if TYPE_CHECKING:  # databricks-sdk is imported in the tests that use it: the import costs a second of
+    from databricks.sdk import WorkspaceClient  # CPU in every xdist worker that collects this module
 
 WAIT = timedelta(seconds=20)
 
@@ -30,10 +30,15 @@ def sb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
 
 @pytest.fixture
 def w(sb: Sandbox) -> WorkspaceClient:
+    from databricks.sdk import WorkspaceClient
+
     return WorkspaceClient(host=sb.url, token=sb.token)
 
 
 def test_repair_run_waits_for_the_repaired_run(w: WorkspaceClient, sb: Sandbox) -> None:
+    from databricks.sdk.errors import InvalidParameterValue
+    from databricks.sdk.service.jobs import RunResultState
+
     failed = w.jobs.run_now(job_id=sb.job_id("flaky-ingest"), notebook_params={"fail": "true"}).result(
         timeout=WAIT
     )
@@ -58,6 +63,8 @@ def test_repair_run_waits_for_the_repaired_run(w: WorkspaceClient, sb: Sandbox) 
 
 
 def test_repairing_an_active_run_is_invalid_state(w: WorkspaceClient, sb: Sandbox) -> None:
+    from databricks.sdk.errors import InvalidState
+
     waiter = w.jobs.run_now(job_id=sb.job_id("etl-pipeline"))
     with pytest.raises(InvalidState):
         w.jobs.repair_run(run_id=waiter.run_id, rerun_all_failed_tasks=True)
@@ -65,6 +72,8 @@ def test_repairing_an_active_run_is_invalid_state(w: WorkspaceClient, sb: Sandbo
 
 
 def test_run_now_only(w: WorkspaceClient, sb: Sandbox) -> None:
+    from databricks.sdk.service.jobs import RunResultState
+
     run = w.jobs.run_now(job_id=sb.job_id("etl-with-checks"), only=["validate+"]).result(timeout=WAIT)
     assert run.state.result_state == RunResultState.SUCCESS
     got = {t.task_key: t.state.result_state.value for t in run.tasks}
@@ -72,6 +81,8 @@ def test_run_now_only(w: WorkspaceClient, sb: Sandbox) -> None:
 
 
 def test_the_120_task_job_is_read_whole_through_the_pages(w: WorkspaceClient, sb: Sandbox) -> None:
+    from databricks.sdk.service.jobs import RunResultState
+
     job = w.jobs.get(sb.job_id("wide-batch"))
     assert [t.task_key for t in job.settings.tasks] == [f"part_{i:03d}" for i in range(1, 121)]
     run = w.jobs.run_now(job_id=job.job_id).result(timeout=WAIT)  # the waiter reads it through get_run
@@ -83,6 +94,10 @@ def test_the_120_task_job_is_read_whole_through_the_pages(w: WorkspaceClient, sb
 
 
 def test_cancel_all_exports_and_sources(w: WorkspaceClient, sb: Sandbox) -> None:
+    from databricks.sdk.errors import NotFound, PermissionDenied
+    from databricks.sdk.service.jobs import RunResultState, ViewsToExport
+    from databricks.sdk.service.workspace import ExportFormat
+
     job_id = sb.job_id("nightly-backfill")
     first, second = w.jobs.run_now(job_id=job_id), w.jobs.run_now(job_id=job_id)
     w.jobs.cancel_all_runs(job_id=job_id)
