@@ -143,6 +143,32 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return 6 if marks == "notbrowser" else 4
 
 
+# Modules whose tests share a costly module-scoped fixture (a kernel, a notebook executed): one worker
+# takes each of them whole, so that fixture runs once in the run, not once in every worker a test of the
+# module lands on. Every other test is a unit of its own, handed to whichever worker is free.
+WHOLE = {
+    "tests/test_background_notebook.py",
+    "tests/test_board.py",
+    "tests/test_mistakes.py",
+    "tests/test_notebooks.py",
+    "tests/test_saved_notebook.py",
+}
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """The default distribution (``-n`` without ``--dist``), with the modules of WHOLE kept whole."""
+    if config.getoption("dist") != "load":
+        return None  # a --dist asked for on the command line is honoured
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Scheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in WHOLE else nodeid
+
+    return Scheduling(config, log)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Before the workers start, compile once what every process of the run would compile again.
