@@ -155,6 +155,25 @@ WHOLE = {
 }
 
 
+# Tests that take seconds of real time (kernels, processes, sample runs as the docs write them): handed
+# out first, right after the modules of WHOLE, so that none of them starts last and holds up the end.
+LONG = (
+    "tests/test_docs.py::test_the_",
+    "tests/test_restart_notebook.py",
+    "tests/test_polling.py::test_the_benchmark",
+    "tests/test_load.py",
+    "tests/test_readme.py",
+    "tests/test_repair.py::test_the_command_line",
+    "tests/test_terminal.py::test_the_demo",
+    "tests/test_faults.py::test_an_outage_longer_than_the_budget",
+)
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-randomly's shuffle: the same order in every worker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not item.nodeid.startswith(LONG))  # stable: the rest keep their order
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """The default distribution (``-n`` without ``--dist``), with the modules of WHOLE kept whole."""
     if config.getoption("dist") != "load":
