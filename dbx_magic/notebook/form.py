@@ -197,7 +197,7 @@ class RunForm:
         if session is None:
             session = NotebookSession(namespace if namespace is not None else _notebook_namespace())
         elif namespace is not None:
-            session = NotebookSession(namespace, clock=session.clock)
+            session = NotebookSession(namespace, clock=session.clock, policy=session.policy)
         self.session = session
         self._client = client  # None: the session's current one (after %dbx_sandbox, the new sandbox's)
         self.result: RunResult | None = None
