@@ -135,7 +135,7 @@ def sandbox_client(sandbox: Sandbox, clock: ManualClock) -> DatabricksClient:
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto`` (the default in pyproject): most tests wait on the sandbox's runs, kernels and
     processes rather than compute, so six workers overlap those waits on this 2-core machine (the suite
-    without the browser: 68-80 s, against 83 s with four and 105 s with three). The browser tests each
+    without the browser, measured side by side: 68 s with six workers, 83 s with four, 105 s with three). The browser tests each
     drive a Jupyter server and Chromium: with them in the run, four workers, and two for them alone."""
     marks = (config.getoption("markexpr") or "").replace(" ", "")
     if marks == "browser":
