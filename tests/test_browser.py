@@ -11,6 +11,7 @@ test writes its own notebook and opens it in a fresh browser context. Needs Debi
 from __future__ import annotations
 
 import contextlib
+import http.client
 import importlib.util
 import json
 import os
@@ -21,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -170,14 +172,52 @@ def chromium() -> str:
     return path
 
 
+LAB_ERRORS = (urllib.error.URLError, ConnectionError, TimeoutError, http.client.HTTPException)
+
+
+def _lab_answers(proc: subprocess.Popen[bytes], server: Lab) -> bool:
+    """Wait until the server answers (True) or exits (False); fails after 60 s of neither.
+
+    Until it has bound its port, another process may hold that port: a refused connection, or one
+    that speaks another protocol (a kernel's ZeroMQ socket: BadStatusLine), both mean "not yet".
+    """
+    deadline = time.monotonic() + 60
+    while proc.poll() is None:
+        try:
+            server.api("GET", "/api/status")
+            return True
+        except LAB_ERRORS:
+            if time.monotonic() > deadline:
+                pytest.fail(f"JupyterLab did not answer in 60 s:\n{server.log_tail()}", pytrace=False)
+            time.sleep(0.2)
+    return False
+
+
+def _stop_lab(proc: subprocess.Popen[bytes], server: Lab) -> None:
+    """Shut the kernels down through the server, so none outlives it, then stop it by its pid."""
+    with contextlib.suppress(*LAB_ERRORS, OSError):
+        for kernel in server.api("GET", "/api/kernels") or []:
+            server.api("DELETE", f"/api/kernels/{kernel['id']}")
+    os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+
+
 @pytest.fixture(scope="module")
 def lab(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    """JupyterLab on 127.0.0.1 with a token, in temporary dirs; stopped by its pid at the end."""
+    """JupyterLab on 127.0.0.1 with a token, in temporary dirs; stopped by its pid at the end.
+
+    The server's kernels talk over Unix sockets (in a short runtime dir: a socket's path is at most
+    107 bytes), so they take no TCP port. The server's own port is found free, then bound by the
+    server a moment later; another process can take it in between, so a start that lost its port
+    is tried again on another.
+    """
     base = tmp_path_factory.mktemp("jupyterlab")
-    dirs = {
-        name: base / name
-        for name in ("home", "config", "data", "runtime", "ipython", "settings", "workspaces")
-    }
+    runtime = Path(tempfile.mkdtemp(prefix="dbxlab-"))
+    dirs = {name: base / name for name in ("home", "config", "data", "ipython", "settings", "workspaces")}
     for path in dirs.values():
         path.mkdir()
     root = base / "notebooks"
@@ -192,58 +232,47 @@ def lab(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab
         HOME=str(dirs["home"]),
         JUPYTER_CONFIG_DIR=str(dirs["config"]),
         JUPYTER_DATA_DIR=str(dirs["data"]),
-        JUPYTER_RUNTIME_DIR=str(dirs["runtime"]),
+        JUPYTER_RUNTIME_DIR=str(runtime),
         IPYTHONDIR=str(dirs["ipython"]),
         JUPYTERLAB_SETTINGS_DIR=str(dirs["settings"]),
         JUPYTERLAB_WORKSPACES_DIR=str(dirs["workspaces"]),
         JUPYTER_PLATFORM_DIRS="1",
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     )
-    port, token = _free_port(), secrets.token_hex(16)
+    token = secrets.token_hex(16)
     command = [
         sys.executable,
         "-m",
         "jupyterlab",
         "--no-browser",
         "--ip=127.0.0.1",
-        f"--port={port}",
         "--ServerApp.port_retries=0",
         f"--IdentityProvider.token={token}",
         f"--ServerApp.root_dir={root}",
+        "--KernelManager.transport=ipc",
         "--LabApp.news_url=None",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         "--LabApp.expose_app_in_browser=True",  # window.jupyterapp: the toast of the background notices
         "--allow-root",
     ]
-    log = base / "jupyterlab.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(command, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
-    server = Lab(f"http://127.0.0.1:{port}", token, root, log)
+    for attempt in range(3):
+        port = _free_port()
+        log = base / f"jupyterlab-{attempt}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [*command, f"--port={port}"], cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+        server = Lab(f"http://127.0.0.1:{port}", token, root, log)
+        if _lab_answers(proc, server):
+            break
+        if attempt == 2 or "is already in use" not in server.log_tail():
+            shutil.rmtree(runtime, ignore_errors=True)
+            pytest.fail(f"JupyterLab exited with {proc.returncode}:\n{server.log_tail()}", pytrace=False)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"JupyterLab exited with {proc.returncode}:\n{server.log_tail()}", pytrace=False)
-            try:
-                server.api("GET", "/api/status")
-                break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                if time.monotonic() > deadline:
-                    pytest.fail(f"JupyterLab did not answer in 60 s:\n{server.log_tail()}", pytrace=False)
-                time.sleep(0.2)
         yield server
     finally:
-        try:  # shut the kernels down through the server, so none outlives it
-            for kernel in server.api("GET", "/api/kernels") or []:
-                server.api("DELETE", f"/api/kernels/{kernel['id']}")
-        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-            pass
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+        _stop_lab(proc, server)
+        shutil.rmtree(runtime, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

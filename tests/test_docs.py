@@ -26,6 +26,8 @@ from nbclient import NotebookClient
 
 from dbx_magic.sandbox import Sandbox
 
+from .conftest import ipc_kernel
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 FENCE = re.compile(r"(?:^<!-- (?P<mark>[^>]*) -->\n)?^```(?P<lang>[a-z]*)\n(?P<body>.*?)^```$", re.M | re.S)
@@ -68,7 +70,7 @@ def test_the_python_blocks_of_a_page_run_as_written(page, tmp_path):
         cells.append(cell)
     nb = nbformat.v4.new_notebook(cells=cells)
     NotebookClient(
-        nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        nb, km=ipc_kernel(tmp_path), timeout=180, resources={"metadata": {"path": str(tmp_path)}}
     ).execute()
     failures = []
     for cell in nb.cells:

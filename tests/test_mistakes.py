@@ -9,6 +9,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from .conftest import ipc_kernel
+
 MISTAKES = {
     "a flag the magic does not have": "%dbx_run daily-sales-report --bogus",
     "a job the workspace does not have": "%dbx_run no-such-job",
@@ -40,8 +42,8 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> nbformat.NotebookNode:
     tmp = tmp_path_factory.mktemp("mistakes")
     NotebookClient(
         nb,
+        km=ipc_kernel(tmp),
         timeout=120,
-        kernel_name="python3",
         allow_errors=True,
         resources={"metadata": {"path": str(tmp)}},
     ).execute()
