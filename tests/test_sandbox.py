@@ -749,3 +749,25 @@ def test_python_m_sandbox_serves_until_ctrl_c(command: list[str]) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_past_runs_with_the_same_parameters_run_the_notebook_once(api: Api, sb: Sandbox) -> None:
+    # Every sandbox adds five past runs of each sample job (600 task runs for `wide-batch` alone): one
+    # execution per set of parameters makes a sandbox a third cheaper to build, and each run still
+    # shows the output, as its own task run.
+    calls: list[dict[str, str]] = []
+
+    def notebook(params: dict[str, str]) -> str:
+        calls.append(params)
+        return json.dumps({"n": len(calls)})
+
+    job_id = sb.add_job(
+        "counted", tasks=[Task("main", "/Shared/counted", {"day": "mon"}, notebook=notebook)], history=5
+    )
+    runs = api.ok("GET", "jobs/runs/list", job_id=job_id)["runs"]
+    assert len(runs) == 5 and calls == [{"day": "mon"}]
+    task_runs = {api.run(r["run_id"])["tasks"][0]["run_id"] for r in runs}
+    assert len(task_runs) == 5
+    assert {api.output(t)["notebook_output"]["result"] for t in task_runs} == {'{"n": 1}'}
+    api.run_now(job_id)  # a new run runs the notebook again
+    assert len(calls) == 2

@@ -272,7 +272,8 @@ class Sandbox:
             max_concurrent_runs: the concurrency limit (0 skips every run).
             queue: queue runs over the limit (else they are SKIPPED).
             script: play these phases instead of the normal life cycle (package docstring).
-            history: how many past successful runs (one a day, durations within 10%) to add.
+            history: how many past successful runs (one a day, durations within 10%) to add; their
+                tasks' notebooks run once for each set of parameters, not once a run.
             duration: seconds the default task runs (ignored when ``tasks`` is given).
             runnable: False: the token may view the job but run-now, cancel and repair get 403.
         """

@@ -258,9 +258,10 @@ class Segment:
         return self.final and (self.state in TERMINAL_STATES or status == "TERMINATED")
 
 
-@dataclass
+@dataclass(frozen=True)
 class TaskOutcome:
-    """What a task's notebook did: its exit value, or the error it raised."""
+    """What a task's notebook did: its exit value, or the error it raised (never changed: past runs
+    with the same parameters share one)."""
 
     result: str | None = None
     error: str | None = None
@@ -492,9 +493,10 @@ class Workspace:
         for task in tasks:
             self._add_source(task, job.parameters)
         rng = random.Random(name)
+        executed: dict[tuple[str, tuple[tuple[str, str], ...]], Attempt] = {}
         for days_ago in range(history, 0, -1):
             start = self.clock() - days_ago * 86400 + rng.uniform(-600, 600)
-            run = self._new_run(job, {}, {}, start, trigger="PERIODIC")
+            run = self._new_run(job, {}, {}, start, trigger="PERIODIC", executed=executed)
             run.history, run.scale = True, rng.uniform(0.9, 1.1)
             run.admitted = start
         return job
@@ -651,7 +653,13 @@ class Workspace:
         start: float,
         trigger: str = "ONE_TIME",
         only: Sequence[str] | None = None,
+        executed: dict[tuple[str, tuple[tuple[str, str], ...]], Attempt] | None = None,
     ) -> Run:
+        """A new run of ``job`` with an attempt of each task, executed at once.
+
+        ``executed`` (for a job's past runs) maps a task and its parameters to an attempt already
+        executed with them: the notebook is run once for them, not once a run.
+        """
         run = Run(
             run_id=next(self._run_ids),
             job=job,
@@ -662,12 +670,20 @@ class Workspace:
             speed=self.speed,
         )
         for task in job.tasks:
-            self._attempt(run, task, 0, 0, selected=only is None or task.key in only)
+            self._attempt(run, task, 0, 0, selected=only is None or task.key in only, executed=executed)
         job.runs.append(run)
         self.runs[run.run_id] = run
         return run
 
-    def _attempt(self, run: Run, task: Task, round_: int, number: int, selected: bool = True) -> Attempt:
+    def _attempt(
+        self,
+        run: Run,
+        task: Task,
+        round_: int,
+        number: int,
+        selected: bool = True,
+        executed: dict[tuple[str, tuple[tuple[str, str], ...]], Attempt] | None = None,
+    ) -> Attempt:
         """Make (and execute) the next attempt of a task with the run's current parameters."""
         raw = {**task.base_parameters, **run.notebook_params}
         # Job parameter pushdown: a job-level parameter wins over a task parameter of the same name.
@@ -678,7 +694,7 @@ class Workspace:
         attempt.resolved = {k: params[k] for k in raw}
         attempt.selected = selected and not task.disabled
         if attempt.selected:
-            _execute_attempt(task, attempt)
+            _execute_once(task, attempt, executed)
         for index in range(len(attempt.iterations)):
             attempt.iteration_ids.append(next(self._iteration_ids))
             self.iteration_runs[attempt.iteration_ids[-1]] = (run, attempt, index)
@@ -1158,6 +1174,24 @@ def _in_order(tasks: list[Task]) -> list[Task]:
             done.add(task.key)
         pending = [t for t in pending if t.key not in done]
     return ordered
+
+
+def _execute_once(
+    task: Task, attempt: Attempt, executed: dict[tuple[str, tuple[tuple[str, str], ...]], Attempt] | None
+) -> None:
+    """Execute the attempt, or take what an attempt of the same task with the same parameters did."""
+    if executed is None:
+        _execute_attempt(task, attempt)
+        return
+    key = (task.key, tuple(sorted(attempt.params.items())))
+    done = executed.get(key)
+    if done is None:
+        _execute_attempt(task, attempt)
+        executed[key] = attempt
+        return
+    attempt.outcome, attempt.outcome_value = done.outcome, done.outcome_value
+    attempt.iterations = list(done.iterations)
+    attempt.iteration_params = [dict(p) for p in done.iteration_params]
 
 
 def _execute_attempt(task: Task, attempt: Attempt) -> None:
