@@ -169,9 +169,18 @@ LONG = (
 )
 
 
+def uses_the_sdk(nodeid: str) -> bool:
+    """The tests that drive databricks-sdk (named ``test_sdk_*``, and two more): one worker runs them all,
+    so the SDK, a second of CPU to import, is imported once in the run rather than in every worker."""
+    return "::test_sdk_" in nodeid or nodeid.startswith(SDK_TESTS)
+
+
+SDK_TESTS = ("tests/test_sandbox_sdk.py", "tests/test_explain.py::test_every_documented_code_has_a_sentence")
+
+
 @pytest.hookimpl(trylast=True)  # after pytest-randomly's shuffle: the same order in every worker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: not item.nodeid.startswith(LONG))  # stable: the rest keep their order
+    items.sort(key=lambda item: not (item.nodeid.startswith(LONG) or uses_the_sdk(item.nodeid)))  # stable
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
@@ -183,7 +192,9 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     class Scheduling(LoadScopeScheduling):  # type: ignore[misc]
         def _split_scope(self, nodeid: str) -> str:
             module = nodeid.split("::", 1)[0]
-            return module if module in WHOLE else nodeid
+            if module in WHOLE:
+                return module
+            return "databricks-sdk" if uses_the_sdk(nodeid) else nodeid
 
     return Scheduling(config, log)
 
