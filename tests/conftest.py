@@ -134,13 +134,14 @@ def sandbox_client(sandbox: Sandbox, clock: ManualClock) -> DatabricksClient:
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto`` (the default in pyproject): most tests wait on the sandbox's runs, kernels and
-    processes rather than compute, so six workers overlap those waits on this 2-core machine (the suite
-    without the browser, measured side by side: 68 s with six workers, 83 s with four, 105 s with three). The browser tests each
-    drive a Jupyter server and Chromium: with them in the run, four workers, and two for them alone."""
+    processes rather than compute, so eight workers overlap those waits on this 2-core machine (the
+    suite without the browser, measured side by side: 49-58 s with eight workers, 54-56 s with seven,
+    58-61 s with six; 83 s with four). The browser tests each drive a Jupyter server and Chromium: with
+    them in the run, four workers, and two for them alone."""
     marks = (config.getoption("markexpr") or "").replace(" ", "")
     if marks == "browser":
         return 2
-    return 6 if marks == "notbrowser" else 4
+    return 8 if marks == "notbrowser" else 4
 
 
 # Modules whose tests share a costly module-scoped fixture (a kernel, a notebook executed): one worker
