@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import queue
@@ -771,3 +772,18 @@ def test_past_runs_with_the_same_parameters_run_the_notebook_once(api: Api, sb: 
     assert {api.output(t)["notebook_output"]["result"] for t in task_runs} == {'{"n": 1}'}
     api.run_now(job_id)  # a new run runs the notebook again
     assert len(calls) == 2
+
+
+def test_no_two_past_runs_of_a_job_last_the_same_to_the_millisecond() -> None:
+    # Times are whole milliseconds: two past runs 0.2 ms apart in length read the same or not, as the
+    # sandbox's epoch falls. At this epoch two of regional-scoring's did (test_history_has_realistic_durations
+    # failed one run in twenty). Lengths at least 2 ms apart never read the same, whatever the epoch.
+    with Sandbox(clock=FakeClock(), epoch=1_700_000_000.00079) as sandbox:
+        api = Api(sandbox)
+        for name in SAMPLES:
+            runs = api.ok("GET", "jobs/runs/list", job_id=sandbox.job_id(name), completed_only="true")["runs"]
+            assert len({r["run_duration"] for r in runs}) == 5, name
+            ws = sandbox.workspace
+            lengths = sorted(ws.end_time(ws.runs[r["run_id"]]) - ws.runs[r["run_id"]].created for r in runs)
+            assert min(b - a for a, b in itertools.pairwise(lengths)) >= 0.002, name
+        api.session.close()

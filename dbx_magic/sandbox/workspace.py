@@ -494,10 +494,15 @@ class Workspace:
             self._add_source(task, job.parameters)
         rng = random.Random(name)
         executed: dict[tuple[str, tuple[tuple[str, str], ...]], Attempt] = {}
+        scales: list[float] = []
         for days_ago in range(history, 0, -1):
             start = self.clock() - days_ago * 86400 + rng.uniform(-600, 600)
             run = self._new_run(job, {}, {}, start, trigger="PERIODIC", executed=executed)
-            run.history, run.scale = True, rng.uniform(0.9, 1.1)
+            scale = rng.uniform(0.9, 1.1)
+            while any(abs(scale - other) < 0.001 for other in scales):  # no two last the same, to the ms
+                scale = rng.uniform(0.9, 1.1)
+            scales.append(scale)
+            run.history, run.scale = True, scale
             run.admitted = start
         return job
 
