@@ -176,7 +176,10 @@ def uses_the_sdk(nodeid: str) -> bool:
     return "::test_sdk_" in nodeid or nodeid.startswith(SDK_TESTS)
 
 
-SDK_TESTS = ("tests/test_sandbox_sdk.py", "tests/test_explain.py::test_every_documented_code_has_a_sentence")
+SDK_TESTS = (
+    "tests/sandbox/test_sandbox_sdk.py",
+    "tests/test_explain.py::test_every_documented_code_has_a_sentence",
+)
 
 
 @pytest.hookimpl(trylast=True)  # after pytest-randomly's shuffle: the same order in every worker
@@ -222,9 +225,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     compileall.compile_dir(Path(__file__).resolve().parent.parent / "dbx_magic", quiet=1)
     sys.dont_write_bytecode = False
     try:
-        for path in sorted(Path(__file__).parent.glob("test_*.py")):
+        here = Path(__file__).parent
+        for path in sorted(here.rglob("test_*.py")):
             try:
-                importlib.import_module(f"{__package__}.{path.stem}")
+                importlib.import_module(
+                    ".".join((__package__, *path.relative_to(here).with_suffix("").parts))
+                )
             except (Exception, pytest.skip.Exception):  # the worker that collects it will say why
                 continue
     finally:

@@ -6,37 +6,19 @@ databricks-sdk reading all of it unchanged."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import pytest
 
 from dbx_magic.sandbox import Sandbox
-from tests.test_sandbox import Api, FakeClock, error
+
+from .api import Api, FakeClock, error
 
 if TYPE_CHECKING:  # databricks-sdk is imported in the tests that use it: the import costs a second of
     from databricks.sdk import WorkspaceClient  # CPU in every xdist worker that collects this module
 
 WAIT = timedelta(seconds=60)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def sb(clock: FakeClock) -> Iterator[Sandbox]:
-    with Sandbox(clock=clock) as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-def api(sb: Sandbox) -> Iterator[Api]:
-    client = Api(sb)
-    yield client
-    client.session.close()
 
 
 def test_a_second_run_of_a_limited_job_says_why_it_is_queued(api: Api, clock: FakeClock) -> None:

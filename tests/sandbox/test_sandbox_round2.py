@@ -10,32 +10,14 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 
 from dbx_magic.sandbox import Sandbox, Task
-from tests.test_sandbox import Api, FakeClock, error
 
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def sb(clock: FakeClock) -> Iterator[Sandbox]:
-    with Sandbox(clock=clock) as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-def api(sb: Sandbox) -> Iterator[Api]:
-    client = Api(sb)
-    yield client
-    client.session.close()
+from .api import Api, FakeClock, error
 
 
 def by_key(run: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -478,7 +460,7 @@ def test_error_trace_names_no_file_of_this_machine(api: Api, clock: FakeClock) -
     trace = api.output(api.run(run_id)["tasks"][0]["run_id"])["error_trace"]
     assert trace.startswith("Traceback (most recent call last)") and "ValueError: asked to fail" in trace
     assert '"/Workspace/Shared/ingest/flaky_ingest"' in trace
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout
     for secret in (here, sys.prefix, '.py"', os.path.expanduser("~")):
         assert secret not in trace
 

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from dbx_magic.sandbox import Sandbox
-from tests.test_sandbox import FakeClock
+
+from .api import FakeClock
 
 if TYPE_CHECKING:  # databricks-sdk is imported in the tests that use it: the import costs a second of
     from databricks.sdk import WorkspaceClient  # CPU in every xdist worker that collects this module
