@@ -34,6 +34,18 @@ sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[assignment]
 # tested on the fake clock, in test_polling and benchmarks/bench_polling.py).
 BRISK = PollPolicy(pace=0.5, floor=0.02)
 
+
+def brisk_shell(speed: str = "20") -> Any:
+    """IPython's shell with the extension loaded and a sandbox at ``speed``, its runs polled BRISK."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "dbx_magic")
+    shell.magics_manager.registry["DbxMagics"].session.policy = BRISK  # before its watcher is made
+    shell.run_line_magic("dbx_sandbox", f"--speed {speed}")
+    return shell
+
+
 HOST = "https://adb-1234567890123456.7.azuredatabricks.net"
 # Recognisable, obviously fake: the hygiene tests look for it everywhere it must not be.
 TOKEN = "dbx-test-SECRET-token-0123456789"

@@ -15,15 +15,12 @@ from dbx_magic import RunFailed, RunHandle, RunInterrupted, RunResult, WaitTimeo
 from dbx_magic.notebook.form import RunForm
 from dbx_magic.sandbox import Task
 
-from .conftest import BRISK, interrupt_main, main_thread_waits, until
+from .conftest import BRISK, brisk_shell, interrupt_main, main_thread_waits, until
 
 
 @pytest.fixture(scope="module")
 def ip() -> Iterator[InteractiveShell]:
-    shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "dbx_magic")
-    shell.magics_manager.registry["DbxMagics"].session.policy = BRISK  # before its watcher is made
-    shell.run_line_magic("dbx_sandbox", "--speed 20")
+    shell = brisk_shell()
     yield shell
     shell.run_line_magic("unload_ext", "dbx_magic")
 

@@ -16,7 +16,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from dbx_magic.notebook.board import RunBoard, cut_words
 from dbx_magic.sandbox import Task
 
-from .conftest import BRISK, until
+from .conftest import brisk_shell, until
 
 LONG = (
     "the input table main.sales.transactions holds 3 rows whose amount is negative, which the report "
@@ -30,10 +30,7 @@ def refuse(_params: dict[str, str]) -> str:
 
 @pytest.fixture(scope="module")
 def ip() -> Iterator[InteractiveShell]:
-    shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "dbx_magic")
-    shell.magics_manager.registry["DbxMagics"].session.policy = BRISK  # before its watcher is made
-    shell.run_line_magic("dbx_sandbox", "--speed 20")
+    shell = brisk_shell()
     sandbox = shell.magics_manager.registry["DbxMagics"].sandbox
     sandbox.add_job("slow-job", duration=600)
     sandbox.add_job(
