@@ -220,7 +220,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """Before the workers start, compile once what every process of the run would compile again.
 
     Where ``PYTHONDONTWRITEBYTECODE`` is set (as on this project's machines), no process caches its
-    bytecode: each of six workers rewrites the asserts of every test module (2 s of CPU each), and each
+    bytecode: each of eight workers rewrites the asserts of every test module (2 s of CPU each), and each
     of the ~60 kernels and processes the suite starts compiles the package. The controller compiles the
     package, and imports the test modules once with bytecode on so that pytest keeps their rewritten
     code, into ``__pycache__`` (ignored by git), where the workers and their processes read them: 10-20 s
