@@ -498,11 +498,8 @@ class Workspace:
         for days_ago in range(history, 0, -1):
             start = self.clock() - days_ago * 86400 + rng.uniform(-600, 600)
             run = self._new_run(job, {}, {}, start, trigger="PERIODIC", executed=executed)
-            scale = rng.uniform(0.9, 1.1)
-            while any(abs(scale - other) < 0.001 for other in scales):  # no two last the same, to the ms
-                scale = rng.uniform(0.9, 1.1)
-            scales.append(scale)
-            run.history, run.scale = True, scale
+            scales.append(_past_scale(rng, scales))
+            run.history, run.scale = True, scales[-1]
             run.admitted = start
         return job
 
@@ -1179,6 +1176,21 @@ def _in_order(tasks: list[Task]) -> list[Task]:
             done.add(task.key)
         pending = [t for t in pending if t.key not in done]
     return ordered
+
+
+def _past_scale(rng: random.Random, taken: Sequence[float]) -> float:
+    """A past run's length, as a share of the task's (0.9 to 1.1), at least 0.1 % from the others'.
+
+    Times are whole milliseconds: two runs of a few seconds whose lengths differ by a fraction of one
+    read the same or not as the epoch falls. Drawn again (20 times at most: a history of a hundred
+    or more runs must let some come close) while it falls that near another.
+    """
+    scale = rng.uniform(0.9, 1.1)
+    for _ in range(20):
+        if all(abs(scale - other) >= 0.001 for other in taken):
+            break
+        scale = rng.uniform(0.9, 1.1)
+    return scale
 
 
 def _execute_once(

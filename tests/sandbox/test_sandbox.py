@@ -718,3 +718,10 @@ def test_no_two_past_runs_of_a_job_last_the_same_to_the_millisecond() -> None:
             lengths = sorted(ws.end_time(ws.runs[r["run_id"]]) - ws.runs[r["run_id"]].created for r in runs)
             assert min(b - a for a, b in itertools.pairwise(lengths)) >= 0.002, name
         api.session.close()
+
+
+def test_a_history_longer_than_the_spread_allows_is_still_added(sb: Sandbox, api: Api) -> None:
+    # 0.1 % apart in a 20 % range leaves room for about 150 runs: the draw gives up, rather than hang.
+    job_id = sb.add_job("long-history", history=400)
+    assert len(sb.workspace.jobs[job_id].runs) == 400
+    assert api.ok("GET", "jobs/runs/list", job_id=job_id)["has_more"] is True
