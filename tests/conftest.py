@@ -249,15 +249,18 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         sys.dont_write_bytecode = True
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_unconfigure(config: pytest.Config) -> None:
+@pytest.hookimpl(wrapper=True, tryfirst=True)  # the outermost wrapper: after every plugin's own
+def pytest_unconfigure(config: pytest.Config) -> Iterator[None]:
     """A worker leaves at once when its run is over.
 
-    By then it has sent the controller its last report and its exit status, and its fixtures are torn
-    down (kernels and servers stopped). What is left is the interpreter's own shutdown (atexit
-    handlers, the garbage of ~250 tests), about 1.5 s, which the controller waits for, worker by
-    worker, before it prints the summary: 3 s of every run, on this 2-core machine.
+    By then it has sent the controller its last report and its exit status, its fixtures are torn
+    down (kernels and servers stopped) and every plugin has unconfigured. What is left is the
+    interpreter's own shutdown (atexit handlers, the garbage of ~200 tests), about 1.5 s, which the
+    controller waits for, worker by worker, before it prints the summary: 3 s of every run, on this
+    2-core machine. What a thread of a test might still print after that is lost (a worker's output
+    is not shown anyway).
     """
+    yield
     output = getattr(config, "workeroutput", None)
     if output is None:
         return

@@ -64,7 +64,7 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> Any:
         store_widget_state=True,
         resources={"metadata": {"path": str(tmp)}},
     )
-    client.execute()
+    client.execute(cleanup_kc=True)  # the kernel is shut down at the end (the client was given its manager)
     nbformat.write(nb, tmp / "background.ipynb")
     return nb
 

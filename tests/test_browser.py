@@ -195,6 +195,8 @@ def _lab_answers(proc: subprocess.Popen[bytes], server: Lab) -> bool:
 
 def _stop_lab(proc: subprocess.Popen[bytes], server: Lab) -> None:
     """Shut the kernels down through the server, so none outlives it, then stop it by its pid."""
+    if proc.poll() is not None:
+        return  # it has exited (it lost its port)
     with contextlib.suppress(*LAB_ERRORS, OSError):
         for kernel in server.api("GET", "/api/kernels") or []:
             server.api("DELETE", f"/api/kernels/{kernel['id']}")
@@ -255,23 +257,24 @@ def lab(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab
         "--LabApp.expose_app_in_browser=True",  # window.jupyterapp: the toast of the background notices
         "--allow-root",
     ]
-    for attempt in range(3):
-        port = _free_port()
-        log = base / f"jupyterlab-{attempt}.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [*command, f"--port={port}"], cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT
-            )
-        server = Lab(f"http://127.0.0.1:{port}", token, root, log)
-        if _lab_answers(proc, server):
-            break
-        if attempt == 2 or "is already in use" not in server.log_tail():
-            shutil.rmtree(runtime, ignore_errors=True)
-            pytest.fail(f"JupyterLab exited with {proc.returncode}:\n{server.log_tail()}", pytrace=False)
+    proc: subprocess.Popen[bytes] | None = None
     try:
+        for attempt in range(3):
+            port = _free_port()
+            log = base / f"jupyterlab-{attempt}.log"
+            with log.open("wb") as out:
+                proc = subprocess.Popen(
+                    [*command, f"--port={port}"], cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT
+                )
+            server = Lab(f"http://127.0.0.1:{port}", token, root, log)
+            if _lab_answers(proc, server):
+                break
+            if attempt == 2 or "is already in use" not in server.log_tail():
+                pytest.fail(f"JupyterLab exited with {proc.returncode}:\n{server.log_tail()}", pytrace=False)
         yield server
-    finally:
-        _stop_lab(proc, server)
+    finally:  # also when the server never answered, or the wait was interrupted
+        if proc is not None:
+            _stop_lab(proc, server)
         shutil.rmtree(runtime, ignore_errors=True)
 
 

@@ -71,7 +71,7 @@ def test_the_python_blocks_of_a_page_run_as_written(page, tmp_path):
     nb = nbformat.v4.new_notebook(cells=cells)
     NotebookClient(
         nb, km=ipc_kernel(tmp_path), timeout=180, resources={"metadata": {"path": str(tmp_path)}}
-    ).execute()
+    ).execute(cleanup_kc=True)  # the kernel is shut down at the end (the client was given its manager)
     failures = []
     for cell in nb.cells:
         errors = [o for o in cell.outputs if o.output_type == "error"]

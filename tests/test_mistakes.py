@@ -46,7 +46,7 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> nbformat.NotebookNode:
         timeout=120,
         allow_errors=True,
         resources={"metadata": {"path": str(tmp)}},
-    ).execute()
+    ).execute(cleanup_kc=True)  # the kernel is shut down at the end (the client was given its manager)
     return nb
 
 

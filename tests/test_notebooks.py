@@ -38,7 +38,7 @@ def execute(name: str, tmp_path: Path) -> tuple[nbformat.NotebookNode, str]:
         store_widget_state=True,
         resources={"metadata": {"path": str(tmp_path)}},
     )
-    client.execute()
+    client.execute(cleanup_kc=True)  # the kernel is shut down at the end (the client was given its manager)
     saved = tmp_path / name
     nbformat.write(nb, saved)
     return nb, saved.read_text()
