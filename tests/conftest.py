@@ -301,6 +301,18 @@ def ipc_kernel(tmp: Path) -> Any:
     return KernelManager(kernel_name="python3", transport="ipc", ip=str(tmp / "kernel"))
 
 
+def execute_notebook(nb: Any, where: Path, *, timeout: int = 120, **options: Any) -> None:
+    """Execute ``nb`` with nbclient in a fresh kernel (``ipc_kernel(where)``) whose working directory is
+    ``where``; the kernel is shut down at the end (a client given its kernel manager would leave it
+    running). ``options`` go to ``NotebookClient`` (``allow_errors``, ``store_widget_state``)."""
+    from nbclient import NotebookClient
+
+    client = NotebookClient(
+        nb, km=ipc_kernel(where), timeout=timeout, resources={"metadata": {"path": str(where)}}, **options
+    )
+    client.execute(cleanup_kc=True)
+
+
 def until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
     """Wait, bounded, for a condition another thread makes true (the watcher's, a worker's)."""
     deadline = time.monotonic() + timeout

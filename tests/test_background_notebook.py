@@ -8,9 +8,8 @@ from typing import Any
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
-from .conftest import ipc_kernel
+from .conftest import execute_notebook, ipc_kernel
 
 SETUP = (
     "%dbx_sandbox --speed 1\n"
@@ -57,14 +56,7 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> Any:
     tmp = tmp_path_factory.mktemp("background-nb")
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(src, metadata={"tags": tags}) for src, tags in CELLS]
-    client = NotebookClient(
-        nb,
-        km=ipc_kernel(tmp),
-        timeout=120,
-        store_widget_state=True,
-        resources={"metadata": {"path": str(tmp)}},
-    )
-    client.execute(cleanup_kc=True)  # the kernel is shut down at the end (the client was given its manager)
+    execute_notebook(nb, tmp, store_widget_state=True)
     nbformat.write(nb, tmp / "background.ipynb")
     return nb
 

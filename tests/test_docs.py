@@ -22,11 +22,10 @@ from pathlib import Path
 import nbformat
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
-from nbclient import NotebookClient
 
 from dbx_magic.sandbox import Sandbox
 
-from .conftest import ipc_kernel
+from .conftest import execute_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -69,9 +68,7 @@ def test_the_python_blocks_of_a_page_run_as_written(page, tmp_path):
             cell.metadata["tags"] = ["raises-exception"]
         cells.append(cell)
     nb = nbformat.v4.new_notebook(cells=cells)
-    NotebookClient(
-        nb, km=ipc_kernel(tmp_path), timeout=180, resources={"metadata": {"path": str(tmp_path)}}
-    ).execute(cleanup_kc=True)  # the kernel is shut down at the end (the client was given its manager)
+    execute_notebook(nb, tmp_path, timeout=180)
     failures = []
     for cell in nb.cells:
         errors = [o for o in cell.outputs if o.output_type == "error"]

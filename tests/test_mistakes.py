@@ -7,9 +7,8 @@ from typing import Any
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
-from .conftest import ipc_kernel
+from .conftest import execute_notebook
 
 MISTAKES = {
     "a flag the magic does not have": "%dbx_run daily-sales-report --bogus",
@@ -40,13 +39,7 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> nbformat.NotebookNode:
     ]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     tmp = tmp_path_factory.mktemp("mistakes")
-    NotebookClient(
-        nb,
-        km=ipc_kernel(tmp),
-        timeout=120,
-        allow_errors=True,
-        resources={"metadata": {"path": str(tmp)}},
-    ).execute(cleanup_kc=True)  # the kernel is shut down at the end (the client was given its manager)
+    execute_notebook(nb, tmp, allow_errors=True)
     return nb
 
 

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
-from .conftest import ipc_kernel
+from .conftest import execute_notebook
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 # Every sandbox token has this shape; none may reach a saved notebook, widget state included.
@@ -31,14 +30,7 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[nbform
 def execute(name: str, tmp_path: Path) -> tuple[nbformat.NotebookNode, str]:
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
     # store_widget_state=True on purpose: the saved widget state is where a credential would hide.
-    client = NotebookClient(
-        nb,
-        km=ipc_kernel(tmp_path),
-        timeout=180,
-        store_widget_state=True,
-        resources={"metadata": {"path": str(tmp_path)}},
-    )
-    client.execute(cleanup_kc=True)  # the kernel is shut down at the end (the client was given its manager)
+    execute_notebook(nb, tmp_path, timeout=180, store_widget_state=True)
     saved = tmp_path / name
     nbformat.write(nb, saved)
     return nb, saved.read_text()

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
-from .conftest import ipc_kernel
+from .conftest import execute_notebook
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 FENCE = re.compile(r"(?:^<!-- (?P<mark>[^>]*) -->\n)?^```(?P<lang>[a-z]*)\n(?P<body>.*?)^```$", re.M | re.S)
@@ -59,9 +58,7 @@ def test_the_notebook_and_python_blocks_run_as_written(tmp_path):
         cells.append(cell)
     assert len(cells) >= 5, "the README's notebook and Python sections are here"
     nb = nbformat.v4.new_notebook(cells=cells)
-    NotebookClient(
-        nb, km=ipc_kernel(tmp_path), timeout=180, resources={"metadata": {"path": str(tmp_path)}}
-    ).execute(cleanup_kc=True)  # the kernel is shut down at the end (the client was given its manager)
+    execute_notebook(nb, tmp_path, timeout=180)
     failures = []
     for cell in nb.cells:
         errors = [o for o in cell.outputs if o.output_type == "error"]

@@ -10,9 +10,8 @@ from typing import Any
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
-from .conftest import ipc_kernel
+from .conftest import execute_notebook
 
 WIDGET = "application/vnd.jupyter.widget-view+json"
 CELLS = [
@@ -38,13 +37,7 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(src) for src in CELLS]
     nb.cells[3].metadata["tags"] = ["raises-exception"]
-    NotebookClient(
-        nb,
-        km=ipc_kernel(tmp),
-        timeout=120,
-        store_widget_state=False,
-        resources={"metadata": {"path": str(tmp)}},
-    ).execute(cleanup_kc=True)  # the kernel is shut down at the end (the client was given its manager)
+    execute_notebook(nb, tmp, store_widget_state=False)
     path = tmp / "saved.ipynb"
     nbformat.write(nb, path)
     return nb, path
@@ -83,9 +76,8 @@ def test_each_runs_text_plain_is_a_sentence_of_its_last_state(saved):
 
 
 def test_nbconvert_html_shows_the_same_states(saved):
-    from nbconvert import (
-        HTMLExporter,  # what `jupyter nbconvert --to html` runs, without a process of its own
-    )
+    # what `jupyter nbconvert --to html` runs, without a process of its own
+    from nbconvert import HTMLExporter
 
     _, path = saved
     page, _ = HTMLExporter().from_filename(str(path))
