@@ -35,14 +35,14 @@ sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[assignment]
 BRISK = PollPolicy(pace=0.5, floor=0.02)
 
 
-def brisk_shell(speed: str = "20") -> Any:
-    """IPython's shell with the extension loaded and a sandbox at ``speed``, its runs polled BRISK."""
+def brisk_shell() -> Any:
+    """IPython's shell with the extension loaded and a sandbox at speed 20, its runs polled BRISK."""
     from IPython.core.interactiveshell import InteractiveShell
 
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "dbx_magic")
     shell.magics_manager.registry["DbxMagics"].session.policy = BRISK  # before its watcher is made
-    shell.run_line_magic("dbx_sandbox", f"--speed {speed}")
+    shell.run_line_magic("dbx_sandbox", "--speed 20")
     return shell
 
 

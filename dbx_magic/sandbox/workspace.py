@@ -287,6 +287,10 @@ class Attempt:
     iteration_params: list[dict[str, str]] = field(default_factory=list)
 
 
+_Executed = dict[tuple[str, tuple[tuple[str, str], ...]], Attempt]
+"""A task and its parameters -> an attempt already executed with them (a job's past runs share one)."""
+
+
 @dataclass
 class Repair:
     """A repair of a run: a round of attempts of the chosen tasks, from ``at`` on."""
@@ -493,7 +497,7 @@ class Workspace:
         for task in tasks:
             self._add_source(task, job.parameters)
         rng = random.Random(name)
-        executed: dict[tuple[str, tuple[tuple[str, str], ...]], Attempt] = {}
+        executed: _Executed = {}
         scales: list[float] = []
         for days_ago in range(history, 0, -1):
             start = self.clock() - days_ago * 86400 + rng.uniform(-600, 600)
@@ -655,7 +659,7 @@ class Workspace:
         start: float,
         trigger: str = "ONE_TIME",
         only: Sequence[str] | None = None,
-        executed: dict[tuple[str, tuple[tuple[str, str], ...]], Attempt] | None = None,
+        executed: _Executed | None = None,
     ) -> Run:
         """A new run of ``job`` with an attempt of each task, executed at once.
 
@@ -684,7 +688,7 @@ class Workspace:
         round_: int,
         number: int,
         selected: bool = True,
-        executed: dict[tuple[str, tuple[tuple[str, str], ...]], Attempt] | None = None,
+        executed: _Executed | None = None,
     ) -> Attempt:
         """Make (and execute) the next attempt of a task with the run's current parameters."""
         raw = {**task.base_parameters, **run.notebook_params}
@@ -1193,9 +1197,7 @@ def _past_scale(rng: random.Random, taken: Sequence[float]) -> float:
     return scale
 
 
-def _execute_once(
-    task: Task, attempt: Attempt, executed: dict[tuple[str, tuple[tuple[str, str], ...]], Attempt] | None
-) -> None:
+def _execute_once(task: Task, attempt: Attempt, executed: _Executed | None) -> None:
     """Execute the attempt, or take what an attempt of the same task with the same parameters did."""
     if executed is None:
         _execute_attempt(task, attempt)
