@@ -705,6 +705,24 @@ def test_past_runs_with_the_same_parameters_run_the_notebook_once(api: Api, sb: 
     assert len(calls) == 2
 
 
+def test_past_runs_whose_parameters_differ_each_run_the_notebook(api: Api, sb: Sandbox) -> None:
+    # A parameter that refers to the run ({{job.run_id}}) resolves differently in each past run: none
+    # may take another's output.
+    seen: list[str] = []
+
+    def notebook(params: dict[str, str]) -> str:
+        seen.append(params["run"])
+        return json.dumps({"run": params["run"]})
+
+    task = Task("main", "/Shared/own-run", {"run": "{{job.run_id}}"}, notebook=notebook)
+    job_id = sb.add_job("own-run", tasks=[task], history=5)
+    runs = api.ok("GET", "jobs/runs/list", job_id=job_id)["runs"]
+    assert sorted(seen) == sorted(str(r["run_id"]) for r in runs)
+    for r in runs:
+        output = api.output(api.run(r["run_id"])["tasks"][0]["run_id"])["notebook_output"]["result"]
+        assert json.loads(output) == {"run": str(r["run_id"])}
+
+
 def test_no_two_past_runs_of_a_job_last_the_same_to_the_millisecond() -> None:
     # Times are whole milliseconds: two past runs 0.2 ms apart in length read the same or not, as the
     # sandbox's epoch falls. At this epoch two of regional-scoring's did (test_history_has_realistic_durations
