@@ -35,11 +35,24 @@ sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[assignment]
 BRISK = PollPolicy(pace=0.5, floor=0.02)
 
 
-def brisk_shell() -> Any:
-    """IPython's shell with the extension loaded and a sandbox at speed 20, its runs polled BRISK."""
+def fresh_shell() -> Any:
+    """IPython's shell, its namespace emptied as a fresh notebook's is.
+
+    The shell is the process's one instance, shared by every module (and set up again when a worker
+    comes back to a module after another's tests). A handle a test left in its namespace (of an earlier
+    sandbox, whose first run had the same id as the next sandbox's) would otherwise join the next
+    session's board: its watcher is taken in after every cell, as a notebook's own handles are.
+    """
     from IPython.core.interactiveshell import InteractiveShell
 
     shell = InteractiveShell.instance()
+    shell.reset(new_session=False)
+    return shell
+
+
+def brisk_shell() -> Any:
+    """A fresh shell with the extension loaded and a sandbox at speed 20, its runs polled BRISK."""
+    shell = fresh_shell()
     shell.run_line_magic("load_ext", "dbx_magic")
     shell.magics_manager.registry["DbxMagics"].session.policy = BRISK  # before its watcher is made
     shell.run_line_magic("dbx_sandbox", "--speed 20")

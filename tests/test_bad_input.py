@@ -36,6 +36,8 @@ from dbx_magic.run.sweep import run_many
 from dbx_magic.sandbox import Task
 from dbx_magic.testing import ManualClock, stepped_watcher
 
+from .conftest import fresh_shell
+
 JOB = "daily-sales-report"
 FAST = RetryPolicy(attempts=3, backoff=0.01, max_backoff=0.02, jitter=0)
 
@@ -55,7 +57,7 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     clock = ManualClock()  # the magics, their sandbox and every client of the table on fake time
-    shell = InteractiveShell.instance()
+    shell = fresh_shell()
     shell.register_magics(DbxMagics(shell, NotebookSession(shell.user_ns, clock=clock, threaded=False)))
     shell.run_line_magic("dbx_sandbox", "")
     sandbox = shell.magics_manager.registry["DbxMagics"].sandbox

@@ -17,6 +17,8 @@ from dbx_magic.errors import InvalidInput
 from dbx_magic.notebook.magics import DbxMagics, unload
 from dbx_magic.notebook.session import NotebookSession
 
+from .conftest import fresh_shell
+
 CHECKS = "etl-with-checks"
 
 
@@ -88,7 +90,7 @@ def test_no_success_to_compare_with_is_said(sandbox, sandbox_client) -> None:
 
 @pytest.fixture
 def ip(clock: Any) -> Iterator[InteractiveShell]:
-    shell = InteractiveShell.instance()
+    shell = fresh_shell()
     shell.register_magics(DbxMagics(shell, NotebookSession(shell.user_ns, clock=clock, threaded=False)))
     shell.run_line_magic("dbx_sandbox", "")
     yield shell

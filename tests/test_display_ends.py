@@ -10,6 +10,8 @@ from dbx_magic.notebook.form import RunForm
 from dbx_magic.notebook.widgets import ProgressWidget
 from dbx_magic.testing import ManualClock
 
+from .conftest import fresh_shell
+
 
 def running(clock: ManualClock, *, seconds_ago: float = 30.0, expected: float | None = 300.0) -> RunResult:
     start = int((clock.wall() - seconds_ago) * 1000)
@@ -97,12 +99,11 @@ def test_an_unknown_job_typed_in_says_so_and_drops_the_last_jobs_parameters(sand
 
 
 def test_a_form_follows_the_session_when_the_sandbox_is_started_again(clock):
-    from IPython.core.interactiveshell import InteractiveShell
 
     from dbx_magic.notebook.magics import DbxMagics, unload
     from dbx_magic.notebook.session import NotebookSession
 
-    shell = InteractiveShell.instance()
+    shell = fresh_shell()
     session = NotebookSession(shell.user_ns, clock=clock, threaded=False)
     shell.register_magics(DbxMagics(shell, session))
     try:

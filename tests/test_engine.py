@@ -27,7 +27,7 @@ from dbx_magic.run.launch import Launch, job_info
 from dbx_magic.sandbox.workspace import Task
 from dbx_magic.testing import ManualClock, stepped_watcher
 
-from .conftest import until
+from .conftest import fresh_shell, until
 
 PACKAGE = Path(dbx_magic.__file__).resolve().parent
 
@@ -40,7 +40,7 @@ def fails_when_asked(params: dict[str, str]) -> str:
 
 @pytest.fixture
 def ip(clock: ManualClock) -> Iterator[InteractiveShell]:
-    shell = InteractiveShell.instance()
+    shell = fresh_shell()
     shell.register_magics(DbxMagics(shell, NotebookSession(shell.user_ns, clock=clock, threaded=False)))
     shell.run_line_magic("dbx_sandbox", "")
     sb = shell.magics_manager.registry["DbxMagics"].sandbox

@@ -46,7 +46,7 @@ from dbx_magic.run.engine import active_runs
 from dbx_magic.sandbox import Sandbox, Task
 from dbx_magic.testing import ManualClock
 
-from .conftest import BRISK
+from .conftest import BRISK, fresh_shell
 
 ROOT = Path(__file__).resolve().parent.parent
 UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # every C0/C1 control but \n and \t
@@ -565,12 +565,11 @@ def test_an_interrupt_at_any_clock_read_names_a_run_that_exists(world: World, at
 
 
 def test_a_quoted_number_runs_the_job_of_that_name(world: World) -> None:
-    from IPython.core.interactiveshell import InteractiveShell
 
     from dbx_magic.notebook.magics import DbxMagics, unload
 
     named = world.sandbox.add_job("123", duration=1)
-    shell = InteractiveShell.instance()
+    shell = fresh_shell()
     shell.register_magics(DbxMagics(shell, NotebookSession(shell.user_ns, policy=BRISK)))
     try:
         for line in ('%dbx_run "123" --out by_name', "%dbx_run '123' --out by_name"):

@@ -13,7 +13,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
 
 import dbx_magic
 from dbx_magic import DatabricksClient, repair_run, run_job_and_wait
@@ -24,13 +23,15 @@ from dbx_magic.notebook.session import NotebookSession
 from dbx_magic.run.journal import LAUNCHING, Journal, default_path
 from dbx_magic.testing import ManualClock, stepped_watcher
 
+from .conftest import fresh_shell
+
 PAT = "dapi" + "0123456789abcdef" * 2
 SECRET = "hunter2-very-secret-value"
 
 
 @pytest.fixture
 def ip(clock: ManualClock):
-    shell = InteractiveShell.instance()
+    shell = fresh_shell()
     session = NotebookSession(shell.user_ns, clock=clock, threaded=False, notebook="/work/report.ipynb")
     shell.register_magics(DbxMagics(shell, session))
     shell.run_line_magic("dbx_sandbox", "")
@@ -177,7 +178,7 @@ def test_a_journal_that_cannot_be_written_gives_one_warning_and_the_runs_go_on(
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     monkeypatch.setenv("DBX_MAGIC_HOME", str(blocker / "home"))  # cannot be made: a read-only place
-    shell = InteractiveShell.instance()
+    shell = fresh_shell()
     shell.register_magics(
         DbxMagics(shell, NotebookSession(shell.user_ns, clock=clock, threaded=False, notebook="/n.ipynb"))
     )

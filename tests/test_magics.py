@@ -13,7 +13,7 @@ from dbx_magic.notebook.magics import DbxMagics, unload
 from dbx_magic.notebook.session import NotebookSession
 from dbx_magic.testing import ManualClock
 
-from .conftest import InterruptAt
+from .conftest import InterruptAt, fresh_shell
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def make_ip() -> Iterator[Callable[[ManualClock], InteractiveShell]]:
     shells: list[InteractiveShell] = []
 
     def make(clock: ManualClock) -> InteractiveShell:
-        shell = InteractiveShell.instance()
+        shell = fresh_shell()
         shell.register_magics(DbxMagics(shell, NotebookSession(shell.user_ns, clock=clock, threaded=False)))
         shell.run_line_magic("dbx_sandbox", "")
         shell.magics_manager.registry["DbxMagics"].sandbox.add_job("slow-job", duration=600)
@@ -190,7 +190,7 @@ def test_help_lists_the_flags(ip):
 
 
 def test_unload_removes_the_magics_and_stops_the_sandbox():
-    shell = InteractiveShell.instance()
+    shell = fresh_shell()
     shell.run_line_magic("load_ext", "dbx_magic")
     magics = shell.magics_manager.registry["DbxMagics"]
     assert isinstance(magics, DbxMagics)
@@ -206,7 +206,7 @@ def test_without_configuration_the_message_points_at_the_sandbox(monkeypatch, tm
     monkeypatch.delenv("DATABRICKS_HOST", raising=False)
     monkeypatch.delenv("DATABRICKS_TOKEN", raising=False)
     monkeypatch.delenv("DATABRICKS_CONFIG_PROFILE", raising=False)
-    shell = InteractiveShell.instance()
+    shell = fresh_shell()
     shell.run_line_magic("load_ext", "dbx_magic")
     try:
         res = shell.run_cell("%dbx_run 123\n")

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
 
 from dbx_magic import (
     DatabricksClient,
@@ -31,7 +30,7 @@ from dbx_magic.run.sweep import SweepFailed
 from dbx_magic.sandbox import Sandbox
 from dbx_magic.testing import ManualClock
 
-from .conftest import InterruptAt
+from .conftest import InterruptAt, fresh_shell
 
 JOB = "daily-sales-report"
 FAST = RetryPolicy(attempts=6, backoff=0.5, jitter=0.0)
@@ -217,7 +216,7 @@ def test_a_job_named_with_digits_runs_by_name_on_every_face(make_sandbox, clock)
 
 
 def test_a_bad_sandbox_speed_leaves_the_running_sandbox_alone():
-    shell = InteractiveShell.instance()
+    shell = fresh_shell()
     shell.run_line_magic("load_ext", "dbx_magic")
     try:
         shell.run_line_magic("dbx_sandbox", "--speed 50")

@@ -16,6 +16,8 @@ from dbx_magic.errors import InvalidInput, PermissionDenied
 from dbx_magic.notebook.magics import DbxMagics, unload
 from dbx_magic.notebook.session import NotebookSession
 
+from .conftest import fresh_shell
+
 
 def sent(sandbox: Any, endpoint: str) -> list[dict[str, Any]]:
     return [r.body for r in sandbox.requests if r.path.endswith(endpoint)]
@@ -91,7 +93,7 @@ def test_a_value_the_api_does_not_take_is_refused_before_anything_is_sent(
 
 @pytest.fixture
 def ip(clock: Any) -> Iterator[InteractiveShell]:
-    shell = InteractiveShell.instance()
+    shell = fresh_shell()
     shell.register_magics(DbxMagics(shell, NotebookSession(shell.user_ns, clock=clock, threaded=False)))
     shell.run_line_magic("dbx_sandbox", "")
     yield shell

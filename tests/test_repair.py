@@ -15,6 +15,8 @@ from dbx_magic.notebook.magics import DbxMagics, unload
 from dbx_magic.notebook.progress import TextProgress, describe
 from dbx_magic.notebook.session import NotebookSession
 
+from .conftest import fresh_shell
+
 CHECKS = "etl-with-checks"  # ingest -> validate (fails when strict=true) -> publish
 
 
@@ -250,7 +252,7 @@ def test_the_task_table_shows_for_each_progress_and_the_condition(sandbox_client
 
 @pytest.fixture
 def ip(clock) -> Iterator[InteractiveShell]:
-    shell = InteractiveShell.instance()
+    shell = fresh_shell()
     before = shell.magics_manager.registry.get("DbxMagics")
     session = NotebookSession(shell.user_ns, clock=clock, threaded=False)
     shell.register_magics(DbxMagics(shell, session))
